@@ -1,0 +1,261 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the embedded default configuration file.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is the whole of parley's configuration. Its YAML keys are those of
+// shared/spec/parley.yaml plus the few this build adds (log.*).
+type Config struct {
+	SIP       SIP       `yaml:"sip"`
+	RTP       RTP       `yaml:"rtp"`
+	Sessions  Sessions  `yaml:"sessions"`
+	Registrar Registrar `yaml:"registrar"`
+	Admin     Admin     `yaml:"admin"`
+	Store     Store     `yaml:"store"`
+	Users     []User    `yaml:"users"`
+	Routes    []Route   `yaml:"routes"`
+	Services  Services  `yaml:"services"`
+	Log       Log       `yaml:"log"`
+}
+
+// SIP holds the signalling settings.
+type SIP struct {
+	// Listen lists the transports to serve, as scheme://host:port.
+	Listen []string `yaml:"listen"`
+	// Realm is the digest realm and the domain of local users.
+	Realm string `yaml:"realm"`
+	// PublicAddress is announced in Via, Contact and SDP when behind NAT.
+	PublicAddress string `yaml:"public_address"`
+	// Trusted lists networks (CIDR) whose requests are not challenged.
+	Trusted []string `yaml:"trusted"`
+}
+
+// RTP holds the media relay settings.
+type RTP struct {
+	Address string        `yaml:"address"`
+	PortMin int           `yaml:"port_min"`
+	PortMax int           `yaml:"port_max"`
+	Codecs  []string      `yaml:"codecs"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Sessions holds per-call limits and timers.
+type Sessions struct {
+	Expires         int           `yaml:"expires"`
+	MinSE           int           `yaml:"min_se"`
+	MaxDuration     time.Duration `yaml:"max_duration"`
+	MaxCalls        int           `yaml:"max_calls"`
+	MaxCallsPerUser int           `yaml:"max_calls_per_user"`
+	DrainGrace      time.Duration `yaml:"drain_grace"`
+}
+
+// Registrar holds the registration settings.
+type Registrar struct {
+	MinExpires int           `yaml:"min_expires"`
+	MaxExpires int           `yaml:"max_expires"`
+	Qualify    time.Duration `yaml:"qualify"`
+}
+
+// Admin holds the admin HTTP settings.
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Store says where registrations and generated secrets are kept.
+type Store struct {
+	// Path is a directory; empty keeps everything in memory only.
+	Path string `yaml:"path"`
+}
+
+// User is a local account.
+type User struct {
+	Username string `yaml:"username"`
+	// Password is the digest password. Empty asks parley to generate one on
+	// first start and keep it in the store directory.
+	Password    string `yaml:"password"`
+	DisplayName string `yaml:"display_name"`
+}
+
+// Route sends calls for non-local users somewhere else.
+type Route struct {
+	// Match is a regular expression on the dialled user part.
+	Match string `yaml:"match"`
+	// Target is a SIP URI; $1.. expand to the match's groups.
+	Target string `yaml:"target"`
+}
+
+// Services names the numbers of built-in services.
+type Services struct {
+	// Echo is the user part that reaches the echo service; empty disables it.
+	Echo string `yaml:"echo"`
+}
+
+// Log holds logging settings (added by this build).
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Default returns the embedded default configuration, validated.
+func Default() (*Config, error) {
+	return parse(defaultYAML, "default config")
+}
+
+// Load reads the file at path over the built-in defaults and validates it.
+// Keys the file leaves out keep their default value; lists it sets replace
+// the default list.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes data (named name in errors) over the defaults and validates it.
+func Parse(data []byte, name string) (*Config, error) {
+	return parse(data, name)
+}
+
+func parse(data []byte, name string) (*Config, error) {
+	c := &Config{}
+	if err := decodeStrict(defaultYAML, c); err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+	if err := decodeStrict(data, c); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// decodeStrict decodes YAML into c, naming the first unknown or mistyped key
+// by its full path (sip.listen, users[2].password).
+func decodeStrict(data []byte, c *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return err
+	}
+	if len(root.Content) == 0 {
+		return nil // empty file: defaults stand
+	}
+	doc := root.Content[0]
+	if err := checkKeys(doc, reflect.TypeOf(*c), ""); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return explainTypeError(err)
+	}
+	return nil
+}
+
+// checkKeys walks a mapping node against a struct type and reports the first
+// key the struct has no field for.
+func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Tag == "!!null" {
+				return nil
+			}
+			return fmt.Errorf("%s: line %d: want a mapping of keys", orRoot(path), n.Line)
+		}
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			ft, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("%s: line %d: unknown key", join(path, k), n.Content[i].Line)
+			}
+			if err := checkKeys(n.Content[i+1], ft, join(path, k)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, e := range n.Content {
+				if err := checkKeys(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		// A scalar: decode it alone so a mistyped value is named by its key.
+		if n.Tag == "!!null" {
+			return nil
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			return fmt.Errorf("%s: line %d: %q is not a valid %s", orRoot(path), n.Line, n.Value, typeName(t))
+		}
+	}
+	return nil
+}
+
+func typeName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration (like 30s or 4h)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "whole number"
+	case t.Kind() == reflect.Bool:
+		return "boolean"
+	case t.Kind() == reflect.String:
+		return "string"
+	}
+	return t.String()
+}
+
+func explainTypeError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%s", strings.Join(te.Errors, "; "))
+	}
+	return err
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "config"
+	}
+	return path
+}

@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Realm != "parley.lab" || c.RTP.Timeout != 30*time.Second || c.Sessions.DrainGrace != time.Minute {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	ls := c.Listeners()
+	if len(ls) != 2 || ls[0].Network != "udp" || ls[1].Network != "tcp" || ls[0].Addr != "0.0.0.0:5060" {
+		t.Fatalf("listeners = %+v", ls)
+	}
+	for _, u := range c.Users {
+		if u.Password != "" {
+			t.Errorf("default user %s has a fixed password", u.Username)
+		}
+	}
+}
+
+func TestSpecFileIsAccepted(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "spec.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Routes) != 1 || c.Routes[0].Target != "sip:$1@127.0.0.1:5070" {
+		t.Fatalf("routes = %+v", c.Routes)
+	}
+	if c.Registrar.Qualify != 30*time.Second || c.Sessions.MaxDuration != 4*time.Hour {
+		t.Fatalf("durations = %v %v", c.Registrar.Qualify, c.Sessions.MaxDuration)
+	}
+}
+
+func TestBadConfigNamesKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, key string
+	}{
+		{"unknown top key", "sipp: {}\n", "sipp"},
+		{"unknown nested key", "sip:\n  listne: []\n", "sip.listne"},
+		{"unknown user key", "users:\n  - username: a\n    pasword: x\n", "users[0].pasword"},
+		{"bad listen scheme", "sip:\n  listen: [tls://0.0.0.0:5061]\n", "sip.listen[0]"},
+		{"bad trusted", "sip:\n  trusted: [10.0.0.0/33]\n", "sip.trusted[0]"},
+		{"odd port_min", "rtp:\n  port_min: 10001\n", "rtp.port_min"},
+		{"port_max below", "rtp:\n  port_min: 20000\n  port_max: 10000\n", "rtp.port_max"},
+		{"unknown codec", "rtp:\n  codecs: [PCMU, GSM]\n", "rtp.codecs[1]"},
+		{"bad duration", "rtp:\n  timeout: soon\n", "rtp.timeout"},
+		{"bad int", "sessions:\n  max_calls: many\n", "sessions.max_calls"},
+		{"min_se too small", "sessions:\n  min_se: 30\n", "sessions.min_se"},
+		{"expires below min_se", "sessions:\n  expires: 100\n  min_se: 120\n", "sessions.expires"},
+		{"max_expires below min", "registrar:\n  min_expires: 600\n  max_expires: 60\n", "registrar.max_expires"},
+		{"duplicate user", "users:\n  - username: a\n  - username: a\n", "users[1].username"},
+		{"bad route regex", "routes:\n  - match: '(('\n    target: sip:x@h\n", "routes[0].match"},
+		{"bad route target", "routes:\n  - match: x\n    target: http://h\n", "routes[0].target"},
+		{"echo clashes", "users:\n  - username: '600'\nservices:\n  echo: '600'\n", "services.echo"},
+		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"bad admin listen", "admin:\n  listen: nowhere\n", "admin.listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "test.yaml")
+			if err == nil {
+				t.Fatal("accepted a bad config")
+			}
+			if !strings.Contains(err.Error(), tt.key+":") {
+				t.Fatalf("error %q does not name %s", err, tt.key)
+			}
+			var ce *Error
+			if errors.As(err, &ce) && ce.Key != tt.key {
+				t.Fatalf("Error.Key = %q, want %q", ce.Key, tt.key)
+			}
+		})
+	}
+}
+
+func TestFileOverridesDefaults(t *testing.T) {
+	c, err := Parse([]byte("sip:\n  realm: example.test\nusers: []\n"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIP.Realm != "example.test" || len(c.Users) != 0 || len(c.SIP.Listen) != 2 {
+		t.Fatalf("got %+v", c.SIP)
+	}
+}
+
+func TestEmptyFileKeepsDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,242 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Listener is one parsed entry of sip.listen.
+type Listener struct {
+	// Network is udp or tcp.
+	Network string
+	// Addr is host:port.
+	Addr string
+}
+
+// KnownCodecs are the codec names rtp.codecs accepts.
+var KnownCodecs = []string{"PCMU", "PCMA", "G722", "opus", "telephone-event"}
+
+// Error names the key a configuration problem is about.
+type Error struct {
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Key + ": " + e.Reason }
+
+func bad(key, format string, args ...any) error {
+	return &Error{Key: key, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Listeners parses sip.listen. It assumes Validate passed.
+func (c *Config) Listeners() []Listener {
+	out := make([]Listener, 0, len(c.SIP.Listen))
+	for _, l := range c.SIP.Listen {
+		ln, _ := parseListen(l)
+		out = append(out, ln)
+	}
+	return out
+}
+
+// TrustedPrefixes parses sip.trusted. It assumes Validate passed.
+func (c *Config) TrustedPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.SIP.Trusted))
+	for _, t := range c.SIP.Trusted {
+		p, _ := parsePrefix(t)
+		out = append(out, p)
+	}
+	return out
+}
+
+func parseListen(s string) (Listener, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Listener{}, err
+	}
+	network := strings.ToLower(u.Scheme)
+	if network != "udp" && network != "tcp" {
+		return Listener{}, fmt.Errorf("scheme %q: want udp:// or tcp://", u.Scheme)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return Listener{}, fmt.Errorf("want scheme://host:port: %v", err)
+	}
+	if host != "" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		return Listener{}, fmt.Errorf("host %q is not an IP address", host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return Listener{}, fmt.Errorf("port %q is not 0..65535", port)
+	}
+	if u.Path != "" || u.RawQuery != "" {
+		return Listener{}, fmt.Errorf("want only scheme://host:port")
+	}
+	return Listener{Network: network, Addr: u.Host}, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR network nor an IP address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Validate checks every key and returns an *Error naming the first bad one.
+func (c *Config) Validate() error {
+	if len(c.SIP.Listen) == 0 {
+		return bad("sip.listen", "at least one transport is needed")
+	}
+	for i, l := range c.SIP.Listen {
+		if _, err := parseListen(l); err != nil {
+			return bad(fmt.Sprintf("sip.listen[%d]", i), "%q: %v", l, err)
+		}
+	}
+	if c.SIP.Realm == "" || strings.ContainsAny(c.SIP.Realm, "\" \t\r\n") {
+		return bad("sip.realm", "must be a non-empty domain without spaces or quotes")
+	}
+	if a := c.SIP.PublicAddress; a != "" && net.ParseIP(a) == nil {
+		return bad("sip.public_address", "%q is not an IP address", a)
+	}
+	for i, t := range c.SIP.Trusted {
+		if _, err := parsePrefix(t); err != nil {
+			return bad(fmt.Sprintf("sip.trusted[%d]", i), "%v", err)
+		}
+	}
+
+	if net.ParseIP(c.RTP.Address) == nil {
+		return bad("rtp.address", "%q is not an IP address", c.RTP.Address)
+	}
+	if c.RTP.PortMin < 1024 || c.RTP.PortMin > 65534 || c.RTP.PortMin%2 != 0 {
+		return bad("rtp.port_min", "%d: want an even port from 1024 to 65534", c.RTP.PortMin)
+	}
+	if c.RTP.PortMax > 65535 || c.RTP.PortMax < c.RTP.PortMin+1 {
+		return bad("rtp.port_max", "%d: want a port above rtp.port_min (%d), at most 65535", c.RTP.PortMax, c.RTP.PortMin)
+	}
+	if len(c.RTP.Codecs) == 0 {
+		return bad("rtp.codecs", "at least one codec is needed")
+	}
+	for i, name := range c.RTP.Codecs {
+		if canonicalCodec(name) == "" {
+			return bad(fmt.Sprintf("rtp.codecs[%d]", i), "%q: known codecs are %s", name, strings.Join(KnownCodecs, ", "))
+		}
+	}
+	if c.RTP.Timeout < 0 {
+		return bad("rtp.timeout", "must not be negative")
+	}
+
+	s := c.Sessions
+	if s.MinSE < 90 {
+		return bad("sessions.min_se", "%d: RFC 4028 forbids a Min-SE under 90 seconds", s.MinSE)
+	}
+	if s.Expires < s.MinSE {
+		return bad("sessions.expires", "%d: must be at least sessions.min_se (%d)", s.Expires, s.MinSE)
+	}
+	if s.MaxDuration < 0 {
+		return bad("sessions.max_duration", "must not be negative")
+	}
+	if s.MaxCalls < 0 {
+		return bad("sessions.max_calls", "must not be negative (0 means no limit)")
+	}
+	if s.MaxCallsPerUser < 0 {
+		return bad("sessions.max_calls_per_user", "must not be negative (0 means no limit)")
+	}
+	if s.DrainGrace < 0 {
+		return bad("sessions.drain_grace", "must not be negative")
+	}
+
+	r := c.Registrar
+	if r.MinExpires < 1 {
+		return bad("registrar.min_expires", "%d: must be at least 1 second", r.MinExpires)
+	}
+	if r.MaxExpires < r.MinExpires {
+		return bad("registrar.max_expires", "%d: must be at least registrar.min_expires (%d)", r.MaxExpires, r.MinExpires)
+	}
+	if r.Qualify < 0 {
+		return bad("registrar.qualify", "must not be negative (0 turns it off)")
+	}
+
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			return bad("admin.listen", "%q: want host:port", c.Admin.Listen)
+		}
+	}
+
+	seen := map[string]bool{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("users[%d]", i)
+		if !validUser(u.Username) {
+			return bad(key+".username", "%q: want letters, digits or -_.!~*'()&=+$,;?/ and no spaces", u.Username)
+		}
+		if seen[u.Username] {
+			return bad(key+".username", "%q is listed twice", u.Username)
+		}
+		seen[u.Username] = true
+		if strings.ContainsAny(u.Password, "\r\n") {
+			return bad(key+".password", "must be on one line")
+		}
+	}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if _, err := regexp.Compile(r.Match); err != nil || r.Match == "" {
+			return bad(key+".match", "%q is not a regular expression: %v", r.Match, err)
+		}
+		if !strings.HasPrefix(r.Target, "sip:") && !strings.HasPrefix(r.Target, "sips:") {
+			return bad(key+".target", "%q: want a sip: URI", r.Target)
+		}
+	}
+	if e := c.Services.Echo; e != "" {
+		if !validUser(e) {
+			return bad("services.echo", "%q is not a valid user part", e)
+		}
+		if seen[e] {
+			return bad("services.echo", "%q is also a user", e)
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return nil
+}
+
+func canonicalCodec(name string) string {
+	for _, k := range KnownCodecs {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+	}
+	return ""
+}
+
+// validUser accepts the unreserved and user-unreserved characters of RFC 3261
+// §25.1 for a user part (escapes are not needed for account names).
+func validUser(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-_.!~*'()&=+$,;?/", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
