@@ -1,0 +1,64 @@
+// Command parley is a SIP registrar, back-to-back user agent and media
+// relay. See README.md for how to run it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, so tests can call it.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); empty uses the embedded default")
+	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
+	printDefault := fs.Bool("print-default-config", false, "print the embedded default configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *printDefault {
+		_, _ = stdout.Write(defaultConfig())
+		return 0
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "parley: config: %v\n", err)
+		return 1
+	}
+	if *checkOnly {
+		fmt.Fprintf(stdout, "configuration OK\n")
+		return 0
+	}
+	logger := newLogger(cfg.Log, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, logger, stdout); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("parley stopped", "error", err)
+		return 1
+	}
+	logger.Info("parley stopped")
+	return 0
+}
+
+func newLogger(c configLog, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

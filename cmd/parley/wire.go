@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parley-sip/parley/config"
+	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/registrar"
+)
+
+type configLog = config.Log
+
+func defaultConfig() []byte { return config.DefaultYAML() }
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
+}
+
+// serve wires the packages together and runs until ctx ends.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.Store.Path != "" {
+		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
+	}
+	passwords, generated, err := registrar.Passwords(cfg.Store.Path, cfg.Users)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	digest, err := registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(), registrar.WithAuthMetrics(reg))
+	if err != nil {
+		return err
+	}
+	var store registrar.Store
+	if cfg.Store.Path == "" {
+		store = registrar.NewMemoryStore()
+	} else {
+		store, err = registrar.OpenBoltStore(filepath.Join(cfg.Store.Path, "registrations.db"))
+		if err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
+	}
+	regs, err := registrar.New(digest, store,
+		registrar.WithExpires(cfg.Registrar.MinExpires, cfg.Registrar.MaxExpires),
+		registrar.WithLogger(log.With("component", "registrar")),
+		registrar.WithMetrics(reg),
+	)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	defer regs.Close()
+
+	b2b, err := dialog.New(cfg,
+		dialog.WithLogger(log.With("component", "dialog")),
+		dialog.WithRegisterer(reg),
+		dialog.WithAuthenticator(authenticator{digest}),
+		dialog.WithLocator(locator{regs}),
+		dialog.WithHandler(sip.REGISTER, regs.HandleRegister),
+	)
+	if err != nil {
+		return err
+	}
+
+	admin, err := newAdmin(cfg.Admin.Listen, reg, b2b)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errs <- regs.Run(ctx) }()
+	go func() { defer wg.Done(); errs <- b2b.Serve(ctx) }()
+	go func() { defer wg.Done(); errs <- admin.serve(ctx) }()
+
+	select {
+	case <-b2b.Ready():
+		admin.setReady()
+		printWelcome(out, cfg, b2b, passwords, generated)
+		log.Info("parley ready", "admin", cfg.Admin.Listen)
+	case <-ctx.Done():
+	}
+	var first error
+	select {
+	case first = <-errs:
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if first == nil && err != nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	if errors.Is(first, context.Canceled) {
+		first = nil
+	}
+	return first
+}
+
+// authenticator adapts the registrar's Digest to dialog.Authenticator.
+type authenticator struct{ d *registrar.Digest }
+
+func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Response, bool) {
+	id, res, ok := a.d.Authenticate(req, code)
+	return id.User, res, ok
+}
+
+func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
+
+// locator adapts the registrar to dialog.Locator.
+type locator struct{ r *registrar.Registrar }
+
+func (l locator) Lookup(user string) []dialog.Contact {
+	bs := l.r.Lookup(user)
+	out := make([]dialog.Contact, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, dialog.Contact{URI: b.Contact, Dest: b.Source, Transport: b.Transport})
+	}
+	return out
+}
+
+// printWelcome tells a newcomer how to point a softphone at parley.
+func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[string]string, generated []string) {
+	addr := b2b.Addr("udp")
+	if addr == "" {
+		addr = b2b.Addr("tcp")
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = guessLANAddress()
+	}
+	if cfg.SIP.PublicAddress != "" {
+		host = cfg.SIP.PublicAddress
+	}
+	fmt.Fprintf(w, "\nparley is running.\n\nTo register a softphone (Linphone, Zoiper, MicroSIP, baresip):\n")
+	fmt.Fprintf(w, "  SIP server / proxy: %s:%s (UDP or TCP)\n  domain / realm:     %s\n", host, port, cfg.SIP.Realm)
+	users := make([]string, 0, len(pw))
+	for u := range pw {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	gen := map[string]bool{}
+	for _, g := range generated {
+		gen[g] = true
+	}
+	for _, u := range users {
+		note := ""
+		if gen[u] {
+			note = "  (generated"
+			if cfg.Store.Path != "" {
+				note += ", kept in " + filepath.Join(cfg.Store.Path, "passwords.yaml")
+			}
+			note += ")"
+		}
+		fmt.Fprintf(w, "  user %-8s password %s%s\n", u, pw[u], note)
+	}
+	if cfg.Services.Echo != "" {
+		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)
+	}
+	if cfg.Admin.Listen != "" {
+		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
+	}
+	fmt.Fprintln(w)
+}
+
+func guessLANAddress() string {
+	c, err := net.Dial("udp", "192.0.2.1:9")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// admin serves /metrics, /healthz and /readyz.
+type admin struct {
+	ln    net.Listener
+	srv   *http.Server
+	ready chan struct{}
+	once  sync.Once
+}
+
+func newAdmin(addr string, reg *prometheus.Registry, b2b *dialog.Server) (*admin, error) {
+	a := &admin{ready: make(chan struct{})}
+	if addr == "" {
+		return a, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	a.ln = ln
+	a.srv = &http.Server{Handler: adminMux(reg, b2b, a.ready), ReadHeaderTimeout: 5 * time.Second}
+	return a, nil
+}
+
+func (a *admin) setReady() { a.once.Do(func() { close(a.ready) }) }
+
+func (a *admin) serve(ctx context.Context) error {
+	if a.srv == nil {
+		<-ctx.Done()
+		return nil
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = a.srv.Shutdown(sctx)
+	}()
+	if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
+}
+

@@ -1,0 +1,134 @@
+package dialog
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// role says which side of a call a leg faces.
+type role uint8
+
+const (
+	roleCaller role = iota // the leg parley answers (UAS side)
+	roleCallee             // the leg parley places (UAC side)
+)
+
+func (r role) String() string {
+	if r == roleCaller {
+		return "caller"
+	}
+	return "callee"
+}
+
+// leg is one dialog of a call: parley's half of the dialog with one phone.
+// Its fields are guarded by the owning Call's mu.
+type leg struct {
+	call *Call
+	role role
+
+	callID    string
+	localTag  string
+	remoteTag string
+	// local and remote are the From/To addresses of this dialog as parley
+	// sees them (local is parley's side).
+	local, remote sip.Uri
+	localName     string
+	remoteName    string
+	// target is the remote Contact; routes the route set (RFC 3261 §12.1).
+	target sip.Uri
+	routes []sip.Uri
+	// dest and transport are the next hop: where the phone's requests came
+	// from, or where its INVITE went, so a phone behind NAT is reached on the
+	// path it uses (RFC 3581).
+	dest      string
+	transport string
+
+	localCSeq  uint32
+	remoteCSeq uint32
+
+	// confirmed is set once the dialog has its final 2xx and ACK.
+	confirmed bool
+
+	// Caller side: a 2xx waiting for its ACK, retransmitted over UDP.
+	okTx     sip.ServerTransaction
+	okRes    *sip.Response
+	okTimer  *time.Timer
+	okCSeq   uint32
+	okWait   time.Duration
+	okSent   time.Time
+	ackedFor func(ack *sip.Request) // runs when the awaited ACK arrives
+
+	// Callee side: the ACK last sent for a 2xx, resent when the 2xx is.
+	lastAck *sip.Request
+}
+
+// key is the call table key for requests arriving on this leg.
+func (l *leg) key() string { return l.callID + "\x00" + l.localTag }
+
+// Call is one session through parley: a caller leg and, once placed, a
+// callee leg, with one state machine.
+type Call struct {
+	// ID names the call in logs, metrics and the admin API.
+	ID string
+
+	mu       sync.Mutex
+	state    State
+	caller   *leg
+	callee   *leg
+	from, to string // user parts, for logs and limits
+	start    time.Time
+	answer   time.Time
+	end      time.Time
+	result   string
+	reason   string
+	log      *slog.Logger
+	// cancelled is closed when the caller CANCELs before the answer.
+	cancelled  chan struct{}
+	cancelOnce sync.Once
+	// aborted is closed when parley itself gives up a call being set up
+	// (shutdown, admin hangup).
+	aborted   chan struct{}
+	abortOnce sync.Once
+	// decided is closed once the second leg is settled: answered, failed
+	// or cancelled.
+	decided chan struct{}
+}
+
+// other returns the leg on the far side of l.
+func (c *Call) other(l *leg) *leg {
+	if l == c.caller {
+		return c.callee
+	}
+	return c.caller
+}
+
+// Snapshot is a copy of a call's public facts, safe to read anywhere.
+type Snapshot struct {
+	ID     string    `json:"id"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	State  string    `json:"state"`
+	Start  time.Time `json:"start"`
+	Answer time.Time `json:"answer,omitzero"`
+	Result string    `json:"result,omitempty"`
+}
+
+// Snapshot returns the call's current facts.
+func (c *Call) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newTag() string { return sip.GenerateTagN(16) }

@@ -1,0 +1,382 @@
+package dialog
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// move changes a call's state, keeping the gauge in step.
+func (s *Server) move(c *Call, to State) {
+	c.mu.Lock()
+	s.moveLocked(c, to)
+	c.mu.Unlock()
+}
+
+func (s *Server) moveLocked(c *Call, to State) {
+	from := c.state
+	if from == to {
+		return
+	}
+	if !canMove(from, to) {
+		c.log.Warn("illegal state change refused", "from", from.String(), "to", to.String())
+		return
+	}
+	c.state = to
+	if from != Idle {
+		s.m.calls.WithLabelValues(from.String()).Dec()
+	}
+	if to != Closed {
+		s.m.calls.WithLabelValues(to.String()).Inc()
+	}
+	c.log.Debug("call state", "from", from.String(), "to", to.String())
+}
+
+// awaitAck records a 2xx sent on leg l that waits for its ACK, and over
+// UDP retransmits it (RFC 3261 §13.3.1.4) until the ACK comes or 64*T1
+// passes, after which the call is hung up. Call with c.mu held.
+func (s *Server) awaitAck(l *leg, tx sip.ServerTransaction, res *sip.Response, cseq uint32, onAck func(*sip.Request)) {
+	l.okTx, l.okRes, l.okCSeq, l.ackedFor = tx, res, cseq, onAck
+	l.okSent = time.Now()
+	if l.transport != "udp" {
+		return
+	}
+	l.okWait = sip.T1
+	l.okTimer = time.AfterFunc(l.okWait, func() { s.retransmitOK(l) })
+}
+
+func (s *Server) retransmitOK(l *leg) {
+	c := l.call
+	c.mu.Lock()
+	if l.okRes == nil {
+		c.mu.Unlock()
+		return
+	}
+	if time.Since(l.okSent) >= 64*sip.T1 {
+		l.okRes, l.ackedFor = nil, nil
+		c.mu.Unlock()
+		c.log.Info("no ACK for 2xx; hanging up", "leg", l.role.String())
+		s.endCall(c, nil, resultFailed, "no ACK")
+		return
+	}
+	tx, res := l.okTx, l.okRes
+	l.okWait = min(2*l.okWait, sip.T2)
+	l.okTimer.Reset(l.okWait)
+	c.mu.Unlock()
+	if err := tx.Respond(res); err != nil {
+		c.log.Debug("2xx retransmission failed", "error", err)
+	}
+}
+
+// onAck takes the ACK for a 2xx parley sent and passes it on.
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	if l == nil {
+		s.log.Debug("ACK for no dialog dropped", "call_id", callIDOf(req))
+		return
+	}
+	c := l.call
+	c.mu.Lock()
+	if l.okRes == nil || req.CSeq().SeqNo != l.okCSeq {
+		c.mu.Unlock()
+		return // a retransmitted ACK
+	}
+	if l.okTimer != nil {
+		l.okTimer.Stop()
+		l.okTimer = nil
+	}
+	fn := l.ackedFor
+	l.okRes, l.okTx, l.ackedFor = nil, nil, nil
+	l.confirmed = true
+	if ct := req.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	c.mu.Unlock()
+	if fn != nil {
+		fn(req)
+	}
+}
+
+// ackLeg sends the ACK for the 2xx to the INVITE with CSeq cseq on leg l,
+// carrying the body of the ACK that came from the other side, if any.
+func (s *Server) ackLeg(c *Call, l *leg, cseq uint32, from *sip.Request) {
+	c.mu.Lock()
+	ack := s.newRequest(l, sip.ACK, cseq)
+	if from != nil {
+		copyBody(ack, from)
+	} else {
+		ack.SetBody(nil)
+	}
+	l.lastAck = ack
+	l.confirmed = true
+	c.mu.Unlock()
+	if err := s.client.WriteRequest(ack, prebuilt); err != nil {
+		c.log.Info("ACK not sent", "leg", l.role.String(), "error", err)
+	}
+}
+
+// ackAndBye acknowledges a 2xx from a branch that lost the race and ends
+// that dialog at once (RFC 3261 §13.2.2.4).
+func (s *Server) ackAndBye(c *Call, f *fork, res *sip.Response) {
+	l := *f.leg
+	l.remoteTag = tagOf(res.To().Params)
+	if ct := res.Contact(); ct != nil {
+		l.target = *ct.Address.Clone()
+	}
+	l.routes = reversed(recordRoutes(res))
+	ack := s.newRequest(&l, sip.ACK, f.req.CSeq().SeqNo)
+	ack.SetBody(nil)
+	_ = s.client.WriteRequest(ack, prebuilt)
+	l.localCSeq++
+	bye := s.newRequest(&l, sip.BYE, l.localCSeq)
+	bye.SetBody(nil)
+	s.send(c, bye)
+}
+
+// onBye ends a call from either side.
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	if l == nil {
+		s.reply(req, tx, ErrNoDialog)
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	s.endCall(l.call, l, resultAnswered, "BYE from "+l.role.String())
+}
+
+// onCancel answers a CANCEL that matched no transaction (sipgo handles the
+// ones that do).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(req, tx, ErrNoDialog)
+}
+
+// endCall hangs up an established call: BYE to every leg but the one the
+// hangup came from, then the call is closed.
+func (s *Server) endCall(c *Call, from *leg, result, reason string) {
+	c.mu.Lock()
+	if c.state >= Terminating {
+		c.mu.Unlock()
+		return
+	}
+	if c.answer.IsZero() && result == resultAnswered {
+		result = resultFailed
+	}
+	s.moveLocked(c, Terminating)
+	var byes []*sip.Request
+	for _, l := range []*leg{c.caller, c.callee} {
+		if l == nil || l == from {
+			continue
+		}
+		if l.okTimer != nil {
+			l.okTimer.Stop()
+			l.okTimer = nil
+		}
+		l.okRes, l.ackedFor = nil, nil
+		if l.role == roleCallee && !l.confirmed && l.remoteTag != "" {
+			// A callee hung up before the caller's ACK came: it still
+			// needs its ACK before the BYE (RFC 3261 §15).
+			ack := s.newRequest(l, sip.ACK, 1)
+			ack.SetBody(nil)
+			_ = s.client.WriteRequest(ack, prebuilt)
+		}
+		if l.role == roleCallee && l.remoteTag == "" {
+			continue
+		}
+		l.localCSeq++
+		bye := s.newRequest(l, sip.BYE, l.localCSeq)
+		bye.SetBody(nil)
+		byes = append(byes, bye)
+	}
+	c.mu.Unlock()
+	for _, b := range byes {
+		s.send(c, b)
+	}
+	s.closeCall(c, result, reason)
+}
+
+// closeCall removes a call from the table and records how it ended.
+func (s *Server) closeCall(c *Call, result, reason string) {
+	c.mu.Lock()
+	if c.state == Closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.state != Terminating {
+		s.moveLocked(c, Terminating)
+	}
+	s.moveLocked(c, Closed)
+	c.end = time.Now()
+	c.result, c.reason = result, reason
+	legs := []*leg{c.caller, c.callee}
+	c.mu.Unlock()
+	for _, l := range legs {
+		if l != nil {
+			s.calls.removeLeg(l)
+		}
+	}
+	s.calls.release(c, c.from)
+	s.m.callsTotal.WithLabelValues(result).Inc()
+	args := []any{"result", result, "reason", reason}
+	if !c.answer.IsZero() {
+		args = append(args, "duration_s", c.end.Sub(c.answer).Round(time.Millisecond).Seconds())
+	}
+	c.log.Info("call ended", args...)
+}
+
+// send starts a non-INVITE client transaction and reads it to its end in
+// a goroutine the Server owns.
+func (s *Server) send(c *Call, req *sip.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
+	cancel()
+	if err != nil {
+		c.log.Info("request not sent", "method", string(req.Method), "error", err)
+		return
+	}
+	s.goOwned(func() {
+		defer tx.Terminate()
+		for {
+			select {
+			case res := <-tx.Responses():
+				if res.StatusCode >= 200 {
+					c.log.Debug("request answered", "method", string(req.Method), "status", res.StatusCode)
+					return
+				}
+			case <-tx.Done():
+				c.log.Debug("request got no answer", "method", string(req.Method), "error", tx.Err())
+				return
+			}
+		}
+	})
+}
+
+// relayInDialog passes a request inside a dialog (re-INVITE, UPDATE, INFO,
+// MESSAGE, NOTIFY, REFER, OPTIONS) to the other leg and its response back.
+func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	if l == nil {
+		s.reply(req, tx, ErrNoDialog)
+		return
+	}
+	c := l.call
+	c.mu.Lock()
+	other := c.other(l)
+	if other == nil || other.remoteTag == "" || c.state >= Terminating {
+		c.mu.Unlock()
+		s.reply(req, tx, ErrNoDialog)
+		return
+	}
+	// RFC 3261 §12.2.2: a CSeq lower than the last one is an error.
+	if seq := req.CSeq().SeqNo; l.remoteCSeq != 0 && seq <= l.remoteCSeq {
+		c.mu.Unlock()
+		s.reply(req, tx, &sipError{Code: 500, Reason: "Server Internal Error", Warning: "CSeq out of order"})
+		return
+	}
+	l.remoteCSeq = req.CSeq().SeqNo
+	if req.IsInvite() && (l.okRes != nil || other.okRes != nil) {
+		c.mu.Unlock()
+		s.reply(req, tx, ErrPendingRequest)
+		return
+	}
+	if ct := req.Contact(); ct != nil && (req.IsInvite() || req.Method == sip.UPDATE) {
+		l.target = *ct.Address.Clone()
+	}
+	other.localCSeq++
+	cseq := other.localCSeq
+	out := s.newRequest(other, req.Method, cseq)
+	c.mu.Unlock()
+	copyHeaders(out, req, "Event", "Subscription-State", "Refer-To", "Referred-By", "Info-Package", "Recv-Info", "Subject")
+	copyBody(out, req)
+
+	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
+	otx, err := s.client.TransactionRequest(ctx, out, prebuilt)
+	cancel()
+	if err != nil {
+		s.reply(req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
+		return
+	}
+	defer otx.Terminate()
+	for {
+		select {
+		case res := <-otx.Responses():
+			if res.StatusCode < 200 {
+				if res.StatusCode > 100 && req.IsInvite() {
+					r := s.response(req, res.StatusCode, res.Reason, l.localTag)
+					copyBody(r, res)
+					_ = tx.Respond(r)
+				}
+				continue
+			}
+			s.relayFinal(c, l, other, req, tx, res, cseq)
+			return
+		case <-otx.Done():
+			se := &sipError{Code: 408, Reason: "Request Timeout"}
+			if !strings.Contains(errText(otx.Err()), "timeout") {
+				se = &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(otx.Err())}
+			}
+			s.reply(req, tx, se)
+			return
+		}
+	}
+}
+
+// relayFinal answers an in-dialog request with the other leg's final
+// response.
+func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, cseq uint32) {
+	out := s.response(req, res.StatusCode, res.Reason, l.localTag)
+	copyHeaders(out, res, "Retry-After", "Unsupported", "Allow", "Accept")
+	copyBody(out, res)
+	ok := res.StatusCode < 300
+	if ok && (req.IsInvite() || req.Method == sip.UPDATE) {
+		ln := s.listenerFor(l.transport)
+		out.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+		c.mu.Lock()
+		if ct := res.Contact(); ct != nil {
+			other.target = *ct.Address.Clone()
+		}
+		c.mu.Unlock()
+	}
+	if ok && req.IsInvite() {
+		c.mu.Lock()
+		s.awaitAck(l, tx, out, req.CSeq().SeqNo, func(ack *sip.Request) {
+			s.ackLeg(c, other, cseq, ack)
+		})
+		c.mu.Unlock()
+	}
+	_ = tx.Respond(out)
+	if res.StatusCode == 481 || res.StatusCode == 408 {
+		// RFC 3261 §12.2.1.2: the dialog is gone on the other side.
+		s.endCall(c, other, resultAnswered, "in-dialog request answered "+res.Reason)
+	}
+}
+
+// HangupAll ends every call: BYE to established calls, a final error to
+// calls still being set up.
+func (s *Server) hangupAll(reason string) {
+	for _, c := range s.calls.all() {
+		s.hangup(c, reason)
+	}
+}
+
+func (s *Server) hangup(c *Call, reason string) {
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	if st == Establishing {
+		c.abortOnce.Do(func() { close(c.aborted) })
+		return
+	}
+	s.endCall(c, nil, resultAnswered, reason)
+}
+
+// Hangup ends the call with the given ID, reporting whether it existed.
+func (s *Server) Hangup(id string) bool {
+	c := s.calls.get(id)
+	if c == nil {
+		return false
+	}
+	s.hangup(c, "hung up by admin")
+	return true
+}

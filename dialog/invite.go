@@ -1,0 +1,501 @@
+package dialog
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// target is one place the second leg of a call is sent.
+type target struct {
+	uri       sip.Uri // Request-URI
+	to        sip.Uri // To address
+	dest      string  // next hop ip:port
+	transport string  // udp or tcp
+}
+
+// fork is one branch of a call's second leg.
+type fork struct {
+	leg *leg
+	req *sip.Request
+	tx  sip.ClientTransaction
+
+	// guarded by the call's mu
+	provisional  bool
+	cancelWanted bool
+	cancelled    bool
+}
+
+type forkEvent struct {
+	f   *fork
+	res *sip.Response
+	err error
+}
+
+// onInvite takes a new call, or passes a re-INVITE to the other leg.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if hasToTag(req) {
+		s.relayInDialog(req, tx)
+		return
+	}
+	if s.draining.Load() {
+		s.reply(req, tx, ErrServerBusy)
+		return
+	}
+	user := req.From().Address.User
+	if s.auth != nil {
+		u, res, ok := s.auth.Authenticate(req, 407)
+		if !ok {
+			_ = tx.Respond(res)
+			return
+		}
+		user = u
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		s.reply(req, tx, ErrTooManyHops)
+		return
+	}
+	contact := req.Contact()
+	if contact == nil {
+		s.reply(req, tx, badRequest("INVITE has no Contact header"))
+		return
+	}
+
+	c := &Call{
+		ID:        newID(),
+		from:      user,
+		to:        req.Recipient.User,
+		start:     time.Now(),
+		cancelled: make(chan struct{}),
+		aborted:   make(chan struct{}),
+		decided:   make(chan struct{}),
+	}
+	c.log = s.log.With("call", c.ID)
+	c.caller = &leg{
+		call:       c,
+		role:       roleCaller,
+		callID:     callIDOf(req),
+		localTag:   newTag(),
+		remoteTag:  tagOf(req.From().Params),
+		local:      *req.To().Address.Clone(),
+		localName:  req.To().DisplayName,
+		remote:     *req.From().Address.Clone(),
+		remoteName: req.From().DisplayName,
+		target:     *contact.Address.Clone(),
+		routes:     recordRoutes(req),
+		dest:       req.Source(),
+		transport:  strings.ToLower(req.Transport()),
+		remoteCSeq: req.CSeq().SeqNo,
+	}
+	if !s.calls.admit(c, user, s.cfg.Sessions.MaxCalls, s.cfg.Sessions.MaxCallsPerUser) {
+		c.log.Info("call refused: limit reached", "from", user, "to", c.to)
+		s.reply(req, tx, ErrServerBusy)
+		return
+	}
+	s.calls.addLeg(c.caller)
+	s.move(c, Establishing)
+	c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
+	tx.OnCancel(func(*sip.Request) { c.cancelOnce.Do(func() { close(c.cancelled) }) })
+	_ = tx.Respond(s.response(req, 100, "Trying", ""))
+
+	targets, err := s.resolve(req)
+	if err != nil {
+		s.failCall(c, req, tx, err)
+		return
+	}
+	s.placeCall(c, req, tx, user, targets)
+}
+
+// resolve finds where a call goes: a registered user's contacts, a route,
+// or nowhere (404, or 480 for a local user with no registration).
+func (s *Server) resolve(req *sip.Request) ([]target, error) {
+	user := req.Recipient.User
+	if user == "" {
+		return nil, ErrNotFound
+	}
+	local := s.auth != nil && s.auth.IsUser(user)
+	if local || s.loc != nil {
+		var contacts []Contact
+		if s.loc != nil {
+			contacts = s.loc.Lookup(user)
+		}
+		var out []target
+		for _, ct := range contacts {
+			var u sip.Uri
+			if err := sip.ParseUri(ct.URI, &u); err != nil {
+				continue
+			}
+			t := target{uri: u, to: sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm}, dest: ct.Dest, transport: strings.ToLower(ct.Transport)}
+			if t.transport == "" {
+				t.transport = uriTransport(u)
+			}
+			if t.dest == "" {
+				t.dest = uriDest(u)
+			}
+			if s.listenerFor(t.transport) == nil {
+				continue
+			}
+			out = append(out, t)
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		if local {
+			return nil, ErrNotRegistered
+		}
+	}
+	for _, r := range s.routes {
+		m := r.re.FindStringSubmatchIndex(user)
+		if m == nil {
+			continue
+		}
+		raw := string(r.re.ExpandString(nil, r.target, user, m))
+		var u sip.Uri
+		if err := sip.ParseUri(raw, &u); err != nil {
+			return nil, &sipError{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
+		}
+		t := target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
+		if s.listenerFor(t.transport) == nil {
+			return nil, &sipError{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
+		}
+		return []target{t}, nil
+	}
+	return nil, ErrNotFound
+}
+
+func uriTransport(u sip.Uri) string {
+	if v, ok := u.UriParams.Get("transport"); ok && v != "" {
+		return strings.ToLower(v)
+	}
+	return "udp"
+}
+
+func uriDest(u sip.Uri) string {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(port))
+}
+
+// placeCall sends the second leg to every target and relays what comes
+// back, until one answers, all fail, the caller cancels or it rings too
+// long. It returns once the caller has its final response.
+func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target) {
+	from := req.From()
+	base := leg{
+		call:      c,
+		role:      roleCallee,
+		callID:    newID() + newID() + "@parley",
+		localTag:  newTag(),
+		local:     sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm},
+		localName: from.DisplayName,
+		localCSeq: 1,
+	}
+	events := make(chan forkEvent, 4)
+	var forks []*fork
+	var lastErr error
+	for _, t := range targets {
+		l := base
+		l.target, l.remote, l.dest, l.transport = t.uri, t.to, t.dest, t.transport
+		out := s.newRequest(&l, sip.INVITE, 1)
+		if mf := req.MaxForwards(); mf != nil {
+			v := sip.MaxForwardsHeader(mf.Val() - 1)
+			out.ReplaceHeader(&v)
+		}
+		copyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
+		copyBody(out, req)
+		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
+		ctx2tx, err := s.client.TransactionRequest(ctx, out, prebuilt)
+		cancel()
+		if err != nil {
+			c.log.Info("second leg not sent", "dest", t.dest, "error", err)
+			lastErr = err
+			continue
+		}
+		f := &fork{leg: &l, req: out, tx: ctx2tx}
+		forks = append(forks, f)
+		s.goOwned(func() { s.watchFork(c, f, events) })
+	}
+	if len(forks) == 0 {
+		s.failCall(c, req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)})
+		return
+	}
+
+	ring := time.NewTimer(s.ringTimeout)
+	defer ring.Stop()
+	var best *sip.Response
+	pending := len(forks)
+	for pending > 0 {
+		select {
+		case e := <-events:
+			if e.res == nil {
+				pending--
+				lastErr = e.err
+				continue
+			}
+			code := e.res.StatusCode
+			switch {
+			case code < 200:
+				if code > 100 {
+					s.relayProvisional(c, req, tx, e.res)
+				}
+			case code < 300:
+				s.answer(c, req, tx, forks, e.f, e.res)
+				return
+			default:
+				pending--
+				best = betterFinal(best, e.res)
+			}
+		case <-c.cancelled:
+			s.decide(c, forks, nil)
+			// sipgo has answered the CANCEL with 200 and the INVITE with 487.
+			c.log.Info("call cancelled by caller")
+			s.m.response(string(sip.INVITE), 487)
+			s.closeCall(c, resultCancelled, "cancelled by caller")
+			return
+		case <-c.aborted:
+			s.decide(c, forks, nil)
+			s.failCall(c, req, tx, ErrServerBusy)
+			return
+		case <-ring.C:
+			s.decide(c, forks, nil)
+			s.failCall(c, req, tx, &sipError{Code: 480, Reason: "No Answer", Warning: "no answer within ring timeout"})
+			return
+		}
+	}
+	s.decide(c, forks, nil)
+	if best != nil {
+		s.failCall(c, req, tx, finalFor(best))
+		return
+	}
+	se := &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)}
+	if errors.Is(lastErr, sip.ErrTransactionTimeout) {
+		se = &sipError{Code: 408, Reason: "Request Timeout", Warning: "callee did not answer"}
+	}
+	s.failCall(c, req, tx, se)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no destination reachable"
+	}
+	return err.Error()
+}
+
+// betterFinal picks the final response to give the caller when every
+// branch failed (RFC 3261 §16.7 step 6, simplified): 6xx wins, then the
+// lowest class, preferring specific answers over 408/503 timeouts.
+func betterFinal(cur, next *sip.Response) *sip.Response {
+	if cur == nil {
+		return next
+	}
+	rank := func(r *sip.Response) int {
+		switch c := r.StatusCode; {
+		case c >= 600:
+			return 0
+		case c == 408 || c == 503 || c == 500:
+			return 900 + c
+		default:
+			return c
+		}
+	}
+	if rank(next) < rank(cur) {
+		return next
+	}
+	return cur
+}
+
+// finalFor maps a callee's failure to what the caller hears. Challenges for
+// credentials parley does not have are not passed on.
+func finalFor(res *sip.Response) *sipError {
+	switch res.StatusCode {
+	case 401, 407:
+		return &sipError{Code: 403, Reason: "Forbidden", Warning: "callee asked for credentials"}
+	case 487:
+		return errStatus(487, "Request Terminated")
+	}
+	se := &sipError{Code: res.StatusCode, Reason: res.Reason}
+	if ra := res.GetHeader("Retry-After"); ra != nil {
+		se.RetryAfter, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(ra.Value(), ";", 2)[0]))
+	}
+	return se
+}
+
+// watchFork reads one branch's responses and hands them to placeCall
+// until the call is decided; after that it cleans up on its own: it sends a
+// CANCEL that had to wait for a provisional response, and ACKs and hangs
+// up a 2xx that lost the race.
+func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
+	for {
+		select {
+		case res := <-f.tx.Responses():
+			final := res.StatusCode >= 200
+			c.mu.Lock()
+			if !final && !f.provisional {
+				f.provisional = true
+				if f.cancelWanted && !f.cancelled {
+					f.cancelled = true
+					c.mu.Unlock()
+					s.sendCancel(c, f)
+					c.mu.Lock()
+				}
+			}
+			c.mu.Unlock()
+			select {
+			case events <- forkEvent{f: f, res: res}:
+			case <-c.decided:
+				if res.StatusCode >= 200 && res.StatusCode < 300 && !s.isWinner(c, f) {
+					s.ackAndBye(c, f, res)
+				}
+			}
+			if final {
+				return
+			}
+		case <-f.tx.Done():
+			select {
+			case events <- forkEvent{f: f, err: f.tx.Err()}:
+			case <-c.decided:
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) isWinner(c *Call, f *fork) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.callee == f.leg
+}
+
+// decide marks the call's second leg as settled and cancels every branch
+// but the winner (RFC 3261 §9.1: a CANCEL waits for a provisional response).
+func (s *Server) decide(c *Call, forks []*fork, winner *fork) {
+	c.mu.Lock()
+	select {
+	case <-c.decided:
+	default:
+		close(c.decided)
+	}
+	var now []*fork
+	for _, f := range forks {
+		if f == winner || f.cancelled {
+			continue
+		}
+		if f.provisional {
+			f.cancelled = true
+			now = append(now, f)
+		} else {
+			f.cancelWanted = true
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range now {
+		s.sendCancel(c, f)
+	}
+}
+
+// sendCancel CANCELs a branch's INVITE (RFC 3261 §9.1).
+func (s *Server) sendCancel(c *Call, f *fork) {
+	inv := f.req
+	cancel := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	cancel.AppendHeader(inv.Via().Clone())
+	copyHeaders(cancel, inv, "Route")
+	mf := sip.MaxForwardsHeader(70)
+	cancel.AppendHeader(&mf)
+	cancel.AppendHeader(sip.HeaderClone(inv.From()))
+	cancel.AppendHeader(sip.HeaderClone(inv.To()))
+	cid := sip.CallIDHeader(f.leg.callID)
+	cancel.AppendHeader(&cid)
+	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	cancel.SetBody(nil)
+	s.route(cancel, f.leg, s.listenerFor(f.leg.transport))
+	s.send(c, cancel)
+}
+
+// relayProvisional passes a 18x to the caller on the caller's early dialog.
+func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+	out := s.response(req, res.StatusCode, res.Reason, c.caller.localTag)
+	ln := s.listenerFor(c.caller.transport)
+	out.AppendHeader(s.contact(ln, s.advertise(ln, c.caller.dest)))
+	copyBody(out, res)
+	_ = tx.Respond(out)
+}
+
+// answer completes the call with the winning branch's 2xx.
+func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, forks []*fork, win *fork, res *sip.Response) {
+	callee := win.leg
+	c.mu.Lock()
+	callee.remoteTag = tagOf(res.To().Params)
+	if ct := res.Contact(); ct != nil {
+		callee.target = *ct.Address.Clone()
+	}
+	callee.routes = reversed(recordRoutes(res))
+	c.callee = callee
+	c.mu.Unlock()
+	s.decide(c, forks, win)
+	s.calls.addLeg(callee)
+
+	// The callee retransmits its 2xx until it sees our ACK; answer each
+	// retransmission with the ACK we sent, once we have sent one.
+	win.tx.OnRetransmission(func(*sip.Response) {
+		c.mu.Lock()
+		ack := callee.lastAck
+		c.mu.Unlock()
+		if ack != nil {
+			_ = s.client.WriteRequest(ack, prebuilt)
+		}
+	})
+
+	select {
+	case <-c.cancelled:
+		// The caller's CANCEL crossed the callee's 2xx: the caller already
+		// has its 487, so the callee is acknowledged and hung up.
+		s.ackLeg(c, callee, 1, nil)
+		c.log.Info("answer crossed caller's CANCEL; hanging up callee")
+		s.m.response(string(sip.INVITE), 487)
+		s.endCall(c, nil, resultCancelled, "cancelled by caller")
+		return
+	default:
+	}
+
+	caller := c.caller
+	ok := s.response(req, res.StatusCode, res.Reason, caller.localTag)
+	ln := s.listenerFor(caller.transport)
+	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
+	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	copyBody(ok, res)
+
+	c.mu.Lock()
+	c.answer = time.Now()
+	s.moveLocked(c, Active)
+	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, func(ack *sip.Request) {
+		s.ackLeg(c, callee, 1, ack)
+	})
+	c.mu.Unlock()
+	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())
+	c.log.Info("call answered", "setup_ms", c.answer.Sub(c.start).Milliseconds())
+	if err := tx.Respond(ok); err != nil {
+		c.log.Info("2xx to caller failed", "error", err)
+	}
+}
+
+// failCall gives the caller a final error and closes the call.
+func (s *Server) failCall(c *Call, req *sip.Request, tx sip.ServerTransaction, err error) {
+	se := asSIPError(err)
+	res := s.response(req, se.Code, se.Reason, c.caller.localTag)
+	if se.RetryAfter > 0 {
+		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(se.RetryAfter)))
+	}
+	if se.Warning != "" {
+		res.AppendHeader(sip.NewHeader("Warning", "399 parley \""+strings.ReplaceAll(se.Warning, "\"", "'")+"\""))
+	}
+	_ = tx.Respond(res)
+	c.log.Info("call failed", "status", se.Code, "reason", se.Reason, "detail", se.Warning)
+	s.closeCall(c, resultFor(se.Code), strconv.Itoa(se.Code)+" "+se.Reason)
+}

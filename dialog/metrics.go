@@ -1,0 +1,100 @@
+package dialog
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the B2BUA's Prometheus collectors. Labels are bounded: SIP
+// methods outside the known set are counted as "other".
+type metrics struct {
+	calls      *prometheus.GaugeVec
+	callsTotal *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	responses  *prometheus.CounterVec
+	setup      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "parley_calls",
+			Help: "Calls in progress, by session state.",
+		}, []string{"state"}),
+		callsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_calls_total",
+			Help: "Calls ended, by result.",
+		}, []string{"result"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_sip_requests_total",
+			Help: "SIP requests received, by method.",
+		}, []string{"method"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_sip_responses_total",
+			Help: "SIP responses sent by parley, by request method and status code.",
+		}, []string{"method", "code"}),
+		setup: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "parley_call_setup_seconds",
+			Help:    "Time from a call's INVITE to its answer.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+	}
+	for _, s := range stateNames[Establishing:Closed] {
+		m.calls.WithLabelValues(s)
+	}
+	for _, r := range []string{resultAnswered, resultBusy, resultCancelled, resultNotFound, resultUnavailable, resultRejected, resultFailed} {
+		m.callsTotal.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup)
+	}
+	return m
+}
+
+// Call results, the values of parley_calls_total's result label.
+const (
+	resultAnswered    = "answered"
+	resultBusy        = "busy"
+	resultCancelled   = "cancelled"
+	resultNotFound    = "not_found"
+	resultUnavailable = "unavailable"
+	resultRejected    = "rejected"
+	resultFailed      = "failed"
+)
+
+// resultFor names the result of a call that failed with a final status.
+func resultFor(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return resultAnswered
+	case code == 486 || code == 600:
+		return resultBusy
+	case code == 487:
+		return resultCancelled
+	case code == 404 || code == 604:
+		return resultNotFound
+	case code == 480 || code == 408:
+		return resultUnavailable
+	case code == 401 || code == 403 || code == 407 || code == 488 || code == 603 || code == 503:
+		return resultRejected
+	}
+	return resultFailed
+}
+
+var knownMethods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "REGISTER": true, "OPTIONS": true,
+	"UPDATE": true, "INFO": true, "PRACK": true, "SUBSCRIBE": true, "NOTIFY": true, "REFER": true,
+	"MESSAGE": true, "PUBLISH": true,
+}
+
+func methodLabel(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "other"
+}
+
+func (m *metrics) response(method string, code int) {
+	m.responses.WithLabelValues(methodLabel(method), strconv.Itoa(code)).Inc()
+}

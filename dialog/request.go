@@ -1,0 +1,135 @@
+package dialog
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// prebuilt tells sipgo's client that a request is complete as it is.
+func prebuilt(*sipgo.Client, *sip.Request) error { return nil }
+
+// newRequest builds a request on leg l (RFC 3261 §12.2.1.1): the remote
+// target as Request-URI, the route set, the dialog's tags and Call-ID, and
+// parley's own Via and Contact. It is sent to the leg's next hop.
+func (s *Server) newRequest(l *leg, method sip.RequestMethod, cseq uint32) *sip.Request {
+	req := sip.NewRequest(method, *l.target.Clone())
+	ln := s.listenerFor(l.transport)
+	host := s.advertise(ln, l.dest)
+	via := &sip.ViaHeader{
+		ProtocolName:    "SIP",
+		ProtocolVersion: "2.0",
+		Transport:       strings.ToUpper(l.transport),
+		Host:            host,
+		Port:            ln.port(),
+		Params:          sip.NewParams(),
+	}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	via.Params.Add("rport", "")
+	req.AppendHeader(via)
+	for _, r := range l.routes {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	from := &sip.FromHeader{DisplayName: l.localName, Address: *l.local.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", l.localTag)
+	req.AppendHeader(from)
+	to := &sip.ToHeader{DisplayName: l.remoteName, Address: *l.remote.Clone(), Params: sip.NewParams()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(l.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
+	if method != sip.ACK && method != sip.CANCEL && method != sip.BYE {
+		req.AppendHeader(s.contact(ln, host))
+	}
+	if method == sip.INVITE || method == sip.UPDATE {
+		req.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	}
+	req.AppendHeader(sip.NewHeader("User-Agent", "parley"))
+	s.route(req, l, ln)
+	return req
+}
+
+// route sets where a request built for leg l goes: its next hop, over the
+// listener's own socket for UDP so replies come back to the port parley
+// announced.
+func (s *Server) route(req *sip.Request, l *leg, ln *listener) {
+	req.SetTransport(strings.ToUpper(l.transport))
+	req.SetDestination(l.dest)
+	if ln.udp != nil {
+		req.Laddr = sip.Addr{IP: ln.addr.IP, Port: ln.addr.Port}
+	}
+}
+
+// contact is parley's Contact for messages sent over ln.
+func (s *Server) contact(ln *listener, host string) *sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "parley", Host: host, Port: ln.port()}
+	if ln.network == "tcp" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
+}
+
+// response builds a response to req on a leg whose local tag is tag.
+func (s *Server) response(req *sip.Request, code int, reason string, tag string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if code > 100 && tag != "" {
+		if to := res.To(); to != nil {
+			to.Params.Add("tag", tag)
+		}
+	}
+	return res
+}
+
+// copyBody moves a message body and its Content-Type onto another message.
+func copyBody(dst, src sip.Message) {
+	body := src.Body()
+	if len(body) == 0 {
+		dst.SetBody(nil)
+		return
+	}
+	copyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
+	dst.SetBody(body)
+}
+
+// copyHeaders copies end-to-end headers a B2BUA should pass between legs.
+func copyHeaders(dst, src sip.Message, names ...string) {
+	for _, n := range names {
+		for _, h := range src.GetHeaders(n) {
+			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
+}
+
+// recordRoutes returns the Record-Route URIs of m in order.
+func recordRoutes(m sip.Message) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range m.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			out = append(out, *rr.Address.Clone())
+			continue
+		}
+		// A header with several comma-separated values is parsed into
+		// several headers; an unparsed one is skipped.
+	}
+	return out
+}
+
+func reversed(u []sip.Uri) []sip.Uri {
+	out := make([]sip.Uri, len(u))
+	for i := range u {
+		out[len(u)-1-i] = u[i]
+	}
+	return out
+}
+
+func tagOf(params sip.HeaderParams) string {
+	t, _ := params.Get("tag")
+	return t
+}

@@ -1,0 +1,388 @@
+package dialog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-sip/parley/config"
+)
+
+// Authenticator checks a request's digest credentials. cmd/parley plugs in
+// the registrar's implementation.
+type Authenticator interface {
+	// Authenticate checks the Authorization (code 401) or
+	// Proxy-Authorization (code 407) header of req. When ok is false, res is
+	// the challenge or refusal to send.
+	Authenticate(req *sip.Request, code int) (user string, res *sip.Response, ok bool)
+	// IsUser reports whether user is a local account.
+	IsUser(user string) bool
+}
+
+// Contact is one place a registered user can be reached.
+type Contact struct {
+	// URI is the Contact URI the phone registered; it becomes the
+	// Request-URI.
+	URI string
+	// Dest is the "ip:port" the phone registered from (RFC 3581), where
+	// requests are sent so they reach it behind NAT.
+	Dest string
+	// Transport is "udp" or "tcp".
+	Transport string
+}
+
+// Locator finds where a local user is registered.
+type Locator interface {
+	Lookup(user string) []Contact
+}
+
+// Option configures a Server.
+type Option func(*Server) error
+
+// WithLogger sets the logger; sipgo's logs go to it too.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server) error { s.log = l; return nil }
+}
+
+// WithRegisterer registers the Server's metrics on reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Server) error { s.reg = reg; return nil }
+}
+
+// WithAuthenticator sets who checks credentials. Without one, every request
+// is accepted (for tests).
+func WithAuthenticator(a Authenticator) Option {
+	return func(s *Server) error { s.auth = a; return nil }
+}
+
+// WithLocator sets where registered users are looked up.
+func WithLocator(l Locator) Option {
+	return func(s *Server) error { s.loc = l; return nil }
+}
+
+// WithHandler serves method with h, for requests outside any dialog (for
+// example REGISTER, served by the registrar).
+func WithHandler(method sip.RequestMethod, h sipgo.RequestHandler) Option {
+	return func(s *Server) error { s.extra[method] = h; return nil }
+}
+
+// WithRingTimeout sets how long a call may ring before parley gives up with
+// 408 (RFC 3261 Timer C is its upper bound).
+func WithRingTimeout(d time.Duration) Option {
+	return func(s *Server) error {
+		if d <= 0 {
+			return errors.New("ring timeout must be positive")
+		}
+		s.ringTimeout = d
+		return nil
+	}
+}
+
+// listener is one bound SIP transport.
+type listener struct {
+	network string // "udp" or "tcp"
+	addr    *net.UDPAddr
+	taddr   *net.TCPAddr
+	udp     *net.UDPConn
+	tcp     *net.TCPListener
+}
+
+func (l *listener) ip() net.IP {
+	if l.udp != nil {
+		return l.addr.IP
+	}
+	return l.taddr.IP
+}
+
+func (l *listener) port() int {
+	if l.udp != nil {
+		return l.addr.Port
+	}
+	return l.taddr.Port
+}
+
+type route struct {
+	re     *regexp.Regexp
+	target string
+}
+
+// Server is parley's SIP front: listeners, request handlers and the B2BUA.
+type Server struct {
+	cfg         *config.Config
+	log         *slog.Logger
+	reg         prometheus.Registerer
+	auth        Authenticator
+	loc         Locator
+	extra       map[sip.RequestMethod]sipgo.RequestHandler
+	ringTimeout time.Duration
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	m      *metrics
+	calls  *table
+	routes []route
+
+	listeners []*listener
+	ready     chan struct{}
+	draining  atomic.Bool
+
+	// wg counts goroutines the Server starts outside sipgo's own handlers
+	// (second-leg transactions, BYEs); Serve waits for them.
+	wg sync.WaitGroup
+	// base is the context calls derive from; it ends when Serve returns.
+	baseMu sync.Mutex
+	base   context.Context
+}
+
+// New builds a Server for cfg. It binds nothing until Serve.
+func New(cfg *config.Config, opts ...Option) (*Server, error) {
+	s := &Server{
+		cfg:         cfg,
+		log:         slog.Default(),
+		extra:       map[sip.RequestMethod]sipgo.RequestHandler{},
+		ringTimeout: 120 * time.Second,
+		calls:       newTable(),
+		ready:       make(chan struct{}),
+		base:        context.Background(),
+	}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	for i, r := range cfg.Routes {
+		re, err := regexp.Compile(r.Match)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].match: %w", i, err)
+		}
+		s.routes = append(s.routes, route{re: re, target: r.Target})
+	}
+	s.m = newMetrics(s.reg)
+
+	sipLog := s.log.With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("parley"),
+		sipgo.WithUserAgentHostname(cfg.SIP.Realm),
+		sipgo.WithUserAgentParser(newLenientParser()),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return nil, err
+	}
+	s.ua = ua
+	s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		return nil, err
+	}
+	s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(sipLog), sipgo.WithClientHostname(cfg.SIP.Realm))
+	if err != nil {
+		return nil, err
+	}
+	s.routeHandlers()
+	return s, nil
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Drain makes the Server refuse new calls with 503 from now on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// ActiveCalls returns the number of calls in progress.
+func (s *Server) ActiveCalls() int { return s.calls.len() }
+
+// Calls returns a snapshot of every call in progress.
+func (s *Server) Calls() []Snapshot {
+	calls := s.calls.all()
+	out := make([]Snapshot, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.Snapshot())
+	}
+	return out
+}
+
+// Addr returns the bound address of the first listener of network ("udp"
+// or "tcp"), or "" if there is none. Useful when a port was given as 0.
+func (s *Server) Addr(network string) string {
+	for _, l := range s.listeners {
+		if l.network == network {
+			return net.JoinHostPort(l.ip().String(), fmt.Sprint(l.port()))
+		}
+	}
+	return ""
+}
+
+// Serve binds every configured listener, serves until ctx ends, then hangs
+// up every call, closes the listeners and waits for its goroutines.
+func (s *Server) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.baseMu.Lock()
+	s.base = ctx
+	s.baseMu.Unlock()
+
+	for _, l := range s.cfg.Listeners() {
+		ln, err := bind(l)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+
+	var serving sync.WaitGroup
+	for _, ln := range s.listeners {
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			var err error
+			if ln.udp != nil {
+				err = s.srv.ServeUDP(ln.udp)
+			} else {
+				err = s.srv.ServeTCP(ln.tcp)
+			}
+			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("SIP listener stopped", "network", ln.network, "error", err)
+				cancel()
+			}
+		}()
+		s.log.Info("SIP listening", "network", ln.network, "addr", net.JoinHostPort(ln.ip().String(), fmt.Sprint(ln.port())))
+	}
+	close(s.ready)
+
+	<-ctx.Done()
+	s.hangupAll("shutdown")
+	s.wg.Wait()
+	s.closeListeners()
+	serving.Wait()
+	return s.ua.Close()
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		if ln.udp != nil {
+			ln.udp.Close()
+		} else {
+			ln.tcp.Close()
+		}
+	}
+}
+
+// udpReadBuffer is the socket receive buffer asked for on UDP listeners, so
+// bursts at high call rates are not dropped by the kernel (RcvbufErrors).
+const udpReadBuffer = 8 << 20
+
+func bind(l config.Listener) (*listener, error) {
+	switch l.Network {
+	case "udp":
+		addr, err := net.ResolveUDPAddr("udp", l.Addr)
+		if err != nil {
+			return nil, err
+		}
+		network := "udp6"
+		if addr.IP == nil || addr.IP.To4() != nil {
+			network = "udp4"
+		}
+		conn, err := net.ListenUDP(network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("sip.listen udp://%s: %w", l.Addr, err)
+		}
+		_ = conn.SetReadBuffer(udpReadBuffer)
+		_ = conn.SetWriteBuffer(udpReadBuffer)
+		return &listener{network: "udp", addr: conn.LocalAddr().(*net.UDPAddr), udp: conn}, nil
+	case "tcp":
+		addr, err := net.ResolveTCPAddr("tcp", l.Addr)
+		if err != nil {
+			return nil, err
+		}
+		network := "tcp6"
+		if addr.IP == nil || addr.IP.To4() != nil {
+			network = "tcp4"
+		}
+		ln, err := net.ListenTCP(network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("sip.listen tcp://%s: %w", l.Addr, err)
+		}
+		return &listener{network: "tcp", taddr: ln.Addr().(*net.TCPAddr), tcp: ln}, nil
+	}
+	return nil, fmt.Errorf("sip.listen: unsupported transport %q", l.Network)
+}
+
+// listenerFor returns the listener to send over for network.
+func (s *Server) listenerFor(network string) *listener {
+	for _, l := range s.listeners {
+		if l.network == network {
+			return l
+		}
+	}
+	return nil
+}
+
+// advertise returns the host parley puts in Via and Contact for messages
+// sent to dest over ln: sip.public_address if set, else the bound address,
+// else the local address the kernel would use towards dest.
+func (s *Server) advertise(ln *listener, dest string) string {
+	if s.cfg.SIP.PublicAddress != "" {
+		return s.cfg.SIP.PublicAddress
+	}
+	if ip := ln.ip(); ip != nil && !ip.IsUnspecified() {
+		return ip.String()
+	}
+	host, _, err := net.SplitHostPort(dest)
+	if err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return host
+		}
+		// A UDP "connect" sends nothing; it only asks the kernel for a route.
+		if c, err := net.Dial("udp", net.JoinHostPort(host, "9")); err == nil {
+			local := c.LocalAddr().(*net.UDPAddr).IP.String()
+			c.Close()
+			return local
+		}
+	}
+	return "127.0.0.1"
+}
+
+func (s *Server) onStrayResponse(res *sip.Response) {
+	// Retransmitted final responses of finished client transactions end
+	// up here; they need nothing more.
+	s.log.Debug("stray response", "status", res.StatusCode, "call_id", callIDOf(res))
+}
+
+func callIDOf(m sip.Message) string {
+	if h := m.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// context returns the context calls derive from.
+func (s *Server) context() context.Context {
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
+	return s.base
+}
+
+// goOwned runs f in a goroutine that Serve waits for.
+func (s *Server) goOwned(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
