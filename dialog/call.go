@@ -80,7 +80,8 @@ type Call struct {
 	state    State
 	caller   *leg
 	callee   *leg
-	from, to string // user parts, for logs and limits
+	from, to string // user parts, for logs
+	account  string // the local account the call counts against, if any
 	start    time.Time
 	answer   time.Time
 	end      time.Time

@@ -216,7 +216,7 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 			s.calls.removeLeg(l)
 		}
 	}
-	s.calls.release(c, c.from)
+	s.calls.release(c, c.account)
 	s.m.callsTotal.WithLabelValues(result).Inc()
 	args := []any{"result", result, "reason", reason}
 	if !c.answer.IsZero() {

@@ -92,7 +92,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		transport:  strings.ToLower(req.Transport()),
 		remoteCSeq: req.CSeq().SeqNo,
 	}
-	if !s.calls.admit(c, user, s.cfg.Sessions.MaxCalls, s.cfg.Sessions.MaxCallsPerUser) {
+	// The per-user limit counts local accounts only: a trusted peer (a
+	// SIPp rig, a trunk) may put any user in From.
+	if s.auth != nil && s.auth.IsUser(user) {
+		c.account = user
+	}
+	if !s.calls.admit(c, c.account, s.cfg.Sessions.MaxCalls, s.cfg.Sessions.MaxCallsPerUser) {
 		c.log.Info("call refused: limit reached", "from", user, "to", c.to)
 		s.reply(req, tx, ErrServerBusy)
 		return

@@ -302,8 +302,7 @@ func bind(l config.Listener) (*listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sip.listen udp://%s: %w", l.Addr, err)
 		}
-		_ = conn.SetReadBuffer(udpReadBuffer)
-		_ = conn.SetWriteBuffer(udpReadBuffer)
+		growBuffers(conn, udpReadBuffer)
 		return &listener{network: "udp", addr: conn.LocalAddr().(*net.UDPAddr), udp: conn}, nil
 	case "tcp":
 		addr, err := net.ResolveTCPAddr("tcp", l.Addr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,5 +25,10 @@ func adminMux(reg *prometheus.Registry, b2b *dialog.Server, ready <-chan struct{
 			http.Error(w, "not ready: SIP listeners not bound yet", http.StatusServiceUnavailable)
 		}
 	})
+	// Profiling, for finding what limits parley under load; the admin
+	// listener is on loopback by default.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }

@@ -238,4 +238,3 @@ func (a *admin) serve(ctx context.Context) error {
 	}
 	return nil
 }
-
