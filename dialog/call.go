@@ -98,6 +98,11 @@ type Call struct {
 	// decided is closed once the second leg is settled: answered, failed
 	// or cancelled.
 	decided chan struct{}
+	// closed is closed when the call is.
+	closed chan struct{}
+	// svc is the media session of a call answered by a built-in service.
+	svc       ServiceSession
+	svcAnswer []byte
 }
 
 // other returns the leg on the far side of l.

@@ -210,7 +210,12 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	c.end = time.Now()
 	c.result, c.reason = result, reason
 	legs := []*leg{c.caller, c.callee}
+	svc := c.svc
+	close(c.closed)
 	c.mu.Unlock()
+	if svc != nil {
+		_ = svc.Close()
+	}
 	for _, l := range legs {
 		if l != nil {
 			s.calls.removeLeg(l)
@@ -262,6 +267,11 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c := l.call
 	c.mu.Lock()
+	if c.svc != nil && c.state < Terminating {
+		c.mu.Unlock()
+		s.answerForService(c, l, req, tx)
+		return
+	}
 	other := c.other(l)
 	if other == nil || other.remoteTag == "" || c.state >= Terminating {
 		c.mu.Unlock()
@@ -379,4 +389,21 @@ func (s *Server) Hangup(id string) bool {
 	}
 	s.hangup(c, "hung up by admin")
 	return true
+}
+
+// answerForService answers an in-dialog request on a call a built-in
+// service answered: a re-INVITE gets the session's unchanged answer (same
+// o= version, RFC 3264 §8), anything else a plain 200.
+func (s *Server) answerForService(c *Call, l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	res := s.response(req, 200, "OK", l.localTag)
+	if req.IsInvite() {
+		ln := s.listenerFor(l.transport)
+		res.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		c.mu.Lock()
+		res.SetBody(c.svcAnswer)
+		s.awaitAck(l, tx, res, req.CSeq().SeqNo, nil)
+		c.mu.Unlock()
+	}
+	_ = tx.Respond(res)
 }

@@ -74,6 +74,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		cancelled: make(chan struct{}),
 		aborted:   make(chan struct{}),
 		decided:   make(chan struct{}),
+		closed:    make(chan struct{}),
 	}
 	c.log = s.log.With("call", c.ID)
 	c.caller = &leg{
@@ -108,6 +109,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	tx.OnCancel(func(*sip.Request) { c.cancelOnce.Do(func() { close(c.cancelled) }) })
 	_ = tx.Respond(s.response(req, 100, "Trying", ""))
 
+	if svc, ok := s.services[req.Recipient.User]; ok {
+		s.serve(c, req, tx, svc)
+		return
+	}
 	targets, err := s.resolve(req)
 	if err != nil {
 		s.failCall(c, req, tx, err)

@@ -124,6 +124,7 @@ type Server struct {
 	auth        Authenticator
 	loc         Locator
 	extra       map[sip.RequestMethod]sipgo.RequestHandler
+	services    map[string]Service
 	ringTimeout time.Duration
 
 	ua     *sipgo.UserAgent
@@ -151,6 +152,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		cfg:         cfg,
 		log:         slog.Default(),
 		extra:       map[sip.RequestMethod]sipgo.RequestHandler{},
+		services:    map[string]Service{},
 		ringTimeout: 120 * time.Second,
 		calls:       newTable(),
 		ready:       make(chan struct{}),

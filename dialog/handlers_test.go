@@ -1,0 +1,128 @@
+package dialog
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func parseFile(t testing.TB, name string) *sip.Request {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := newLenientParser().ParseSIP(data)
+	if err != nil {
+		t.Fatalf("%s: lenient parser refused it: %v", name, err)
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		t.Fatalf("%s is not a request", name)
+	}
+	return req
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		file    string
+		problem string // "" when valid
+	}{
+		{"invite_ok.sip", ""},
+		{"invite_bad_from.sip", "From"},
+		{"invite_bad_to.sip", "To"},
+		{"invite_cseq_mismatch.sip", "CSeq method"},
+		{"invite_bad_maxfwd.sip", "Max-Forwards"},
+		{"invite_bad_contact.sip", "Contact"},
+		{"invite_no_from_tag.sip", "tag"},
+		{"invite_no_callid.sip", "Call-ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			err := validate(parseFile(t, tt.file))
+			if tt.problem == "" {
+				if err != nil {
+					t.Fatalf("valid request refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("malformed request accepted")
+			}
+			se := asSIPError(err)
+			if se.Code != 400 || !strings.Contains(se.Warning, tt.problem) {
+				t.Fatalf("got %d %q, want 400 naming %s", se.Code, se.Warning, tt.problem)
+			}
+		})
+	}
+}
+
+// The default sipgo parser drops a message with a malformed From; the
+// lenient one keeps it so parley can answer 400.
+func TestLenientParserKeepsMalformedHeaders(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "invite_bad_from.sip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sip.NewParser().ParseSIP(data); err == nil {
+		t.Fatal("sipgo's own parser accepted a bad From; this test no longer shows why the lenient parser exists")
+	}
+	req := parseFile(t, "invite_bad_from.sip")
+	if req.From() != nil {
+		t.Fatal("a malformed From parsed as valid")
+	}
+	if req.GetHeader("From") == nil {
+		t.Fatal("the malformed From was lost; a response could not echo it")
+	}
+	if req.Via() == nil || req.CSeq() == nil || req.CallID() == nil {
+		t.Fatal("good headers lost")
+	}
+}
+
+func TestLenientParserKeepsCommaLists(t *testing.T) {
+	raw := "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bK-1, SIP/2.0/UDP 5.6.7.8:5060;branch=z9hG4bK-2\r\n" +
+		"From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+	msg, err := newLenientParser().ParseSIP([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(msg.GetHeaders("Via")); n != 2 {
+		t.Fatalf("got %d Via headers, want 2", n)
+	}
+}
+
+func TestUnsupportedRequire(t *testing.T) {
+	got := unsupported(parseFile(t, "options_require.sip"))
+	if strings.Join(got, ",") != "100rel,foo" {
+		t.Fatalf("unsupported = %v", got)
+	}
+	if got := unsupported(parseFile(t, "invite_ok.sip")); len(got) != 0 {
+		t.Fatalf("no Require, but unsupported = %v", got)
+	}
+}
+
+func FuzzParseAndValidate(f *testing.F) {
+	entries, _ := os.ReadDir("testdata")
+	for _, e := range entries {
+		if data, err := os.ReadFile(filepath.Join("testdata", e.Name())); err == nil {
+			f.Add(data)
+		}
+	}
+	p := newLenientParser()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := p.ParseSIP(data)
+		if err != nil {
+			return
+		}
+		if req, ok := msg.(*sip.Request); ok {
+			if validate(req) == nil {
+				_ = unsupported(req)
+				_ = recordRoutes(req)
+				_ = hasToTag(req)
+			}
+		}
+	})
+}

@@ -1,0 +1,82 @@
+package dialog
+
+import (
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Service is a built-in callee, such as the echo service: parley answers
+// the call itself and the service handles its media.
+type Service interface {
+	// Start answers an SDP offer and starts the media session.
+	Start(offer []byte) (answer []byte, sess ServiceSession, err error)
+}
+
+// ServiceSession is one running service call.
+type ServiceSession interface {
+	// Done is closed when the session ends on its own (media timeout).
+	Done() <-chan struct{}
+	// Close stops the session and frees what it holds.
+	Close() error
+}
+
+// WithService makes calls to user reach svc.
+func WithService(user string, svc Service) Option {
+	return func(s *Server) error {
+		if user != "" && svc != nil {
+			s.services[user] = svc
+		}
+		return nil
+	}
+}
+
+// serve answers a call to a built-in service.
+func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc Service) {
+	offer := req.Body()
+	if len(offer) == 0 {
+		s.failCall(c, req, tx, &sipError{Code: 488, Reason: "Not Acceptable Here", Warning: "this service needs an SDP offer in the INVITE"})
+		return
+	}
+	answer, sess, err := svc.Start(offer)
+	if err != nil {
+		s.failCall(c, req, tx, serviceError(err))
+		return
+	}
+	caller := c.caller
+	ok := s.response(req, 200, "OK", caller.localTag)
+	ln := s.listenerFor(caller.transport)
+	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
+	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ok.SetBody(answer)
+
+	c.mu.Lock()
+	c.svc, c.svcAnswer = sess, answer
+	c.answer = time.Now()
+	s.moveLocked(c, Active)
+	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, nil)
+	c.mu.Unlock()
+	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())
+	c.log.Info("call answered by service", "service", c.to)
+	_ = tx.Respond(ok)
+
+	s.goOwned(func() {
+		select {
+		case <-sess.Done():
+			s.endCall(c, nil, resultAnswered, "media timeout")
+		case <-c.closed:
+		}
+	})
+}
+
+// serviceError maps a service's failure to a response. Errors that carry a
+// SIP status keep it; anything else is a 500.
+func serviceError(err error) error {
+	type statusErr interface{ SIPStatus() (int, string) }
+	if se, ok := err.(statusErr); ok {
+		code, reason := se.SIPStatus()
+		return &sipError{Code: code, Reason: reason, Warning: err.Error()}
+	}
+	return &sipError{Code: 500, Reason: "Server Internal Error", Warning: err.Error()}
+}

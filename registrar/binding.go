@@ -1,0 +1,74 @@
+package registrar
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Binding is one contact registered for a user: where to send requests for
+// the address-of-record, and how the REGISTER reached us.
+type Binding struct {
+	// User is the user part of the address-of-record.
+	User string `json:"user"`
+	// Contact is the Contact URI as the phone sent it, with its URI
+	// parameters but without the header's parameters (expires, q, ...).
+	Contact string `json:"contact"`
+	// Source is the "ip:port" the REGISTER came from (RFC 3581): send
+	// requests there, not to the Contact host, to cross the phone's NAT.
+	Source string `json:"source"`
+	// Transport is "udp" or "tcp" (lowercase), the transport the REGISTER
+	// used.
+	Transport string `json:"transport"`
+	// Expires is when the binding lapses.
+	Expires time.Time `json:"expires"`
+	// CallID and CSeq are those of the REGISTER that last wrote the binding;
+	// RFC 3261 §10.3 step 7 orders updates by them.
+	CallID string `json:"call_id"`
+	CSeq   uint32 `json:"cseq"`
+	// Q is the contact's ;q= preference, 1 when absent.
+	Q float64 `json:"q"`
+	// UserAgent is the User-Agent header of the REGISTER, if any.
+	UserAgent string `json:"user_agent,omitempty"`
+
+	key string // contactKey(Contact), cached for comparisons
+}
+
+// live reports whether the binding has not expired at now.
+func (b *Binding) live(now time.Time) bool { return now.Before(b.Expires) }
+
+// contactKey is the form two Contact URIs are compared in (RFC 3261 §10.3
+// step 6 asks for the URI comparison of §19.1.4): scheme and host are
+// case-insensitive, the rest is compared as written. This is stricter than
+// §19.1.4 about parameter order, which only costs a phone that reorders its
+// own URI parameters a duplicate binding until the old one expires.
+func contactKey(u *sip.Uri) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(scheme(u)))
+	b.WriteByte(':')
+	if u.User != "" {
+		b.WriteString(u.User)
+		b.WriteByte('@')
+	}
+	b.WriteString(strings.ToLower(u.Host))
+	if u.Port > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(u.Port))
+	}
+	if u.UriParams.Length() > 0 {
+		b.WriteByte(';')
+		b.WriteString(u.UriParams.ToString(';'))
+	}
+	return b.String()
+}
+
+// keyOf parses a stored Contact string back into its comparison key.
+func keyOf(contact string) string {
+	var u sip.Uri
+	if err := sip.ParseUri(contact, &u); err != nil {
+		return contact
+	}
+	return contactKey(&u)
+}

@@ -1,0 +1,315 @@
+package registrar
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Identity is who sent a request.
+type Identity struct {
+	// User is the authenticated user name, or for a trusted request the user
+	// part of From.
+	User string
+	// Trusted is true when the request came from a trusted network and was
+	// not challenged.
+	Trusted bool
+}
+
+// Digest authenticates SIP requests with HTTP digest (RFC 3261 §22 with the
+// algorithms of RFC 7616 and RFC 8760). It is safe for concurrent use.
+type Digest struct {
+	realm      string
+	users      map[string]userKeys
+	trusted    []netip.Prefix
+	algorithms []string
+	nonces     nonces
+	now        func() time.Time
+	metricsReg prometheus.Registerer
+	failures   *prometheus.CounterVec
+}
+
+// userKeys holds H(username:realm:password) for each algorithm, computed
+// once so a REGISTER costs two hashes, not three.
+type userKeys struct {
+	md5, sha256 string
+}
+
+// NewDigest builds the authenticator for realm. users maps user name to
+// password; requests whose source address lies in one of trusted are not
+// challenged.
+func NewDigest(realm string, users map[string]string, trusted []netip.Prefix, opts ...DigestOption) (*Digest, error) {
+	if realm == "" {
+		return nil, ErrNoRealm
+	}
+	d := &Digest{
+		realm:      realm,
+		users:      make(map[string]userKeys, len(users)),
+		trusted:    append([]netip.Prefix(nil), trusted...),
+		algorithms: DefaultAlgorithms(),
+		nonces:     nonces{lifetime: DefaultNonceLifetime},
+		now:        time.Now,
+		failures:   newAuthFailures(),
+	}
+	for u, pw := range users {
+		if pw == "" {
+			return nil, fmt.Errorf("%w: user %q has an empty password", ErrBadOption, u)
+		}
+		d.users[u] = userKeys{
+			md5:    hashJoin(md5.New(), u, realm, pw),
+			sha256: hashJoin(sha256.New(), u, realm, pw),
+		}
+	}
+	for _, o := range opts {
+		if err := o(d); err != nil {
+			return nil, err
+		}
+	}
+	if d.nonces.secret == nil {
+		d.nonces.secret = make([]byte, 32)
+		if _, err := rand.Read(d.nonces.secret); err != nil {
+			return nil, fmt.Errorf("registrar: nonce secret: %w", err)
+		}
+	}
+	if d.metricsReg != nil {
+		if err := d.metricsReg.Register(d.failures); err != nil {
+			return nil, fmt.Errorf("registrar: register %s: %w", metricAuthFailures, err)
+		}
+	}
+	return d, nil
+}
+
+// Realm returns the digest realm, which is also the local domain.
+func (d *Digest) Realm() string { return d.realm }
+
+// IsUser reports whether user is a local account.
+func (d *Digest) IsUser(user string) bool {
+	_, ok := d.users[user]
+	return ok
+}
+
+// IsTrusted reports whether a request from source ("ip:port" or "ip") comes
+// from a trusted network.
+func (d *Digest) IsTrusted(source string) bool {
+	if len(d.trusted) == 0 {
+		return false
+	}
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(source); err == nil {
+		addr = ap.Addr()
+	} else if a, err := netip.ParseAddr(source); err == nil {
+		addr = a
+	} else {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range d.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticate checks the Authorization (code 401) or Proxy-Authorization
+// (code 407) header of req.
+//
+// With ok true, id is the authenticated user, or for a request from a
+// trusted network the From user with Trusted set. With ok false, res is the
+// complete response to send: a 401/407 challenge offering every configured
+// algorithm (stale=true when a correct answer used an expired nonce), or 400
+// for malformed credentials or a digest uri that is not the Request-URI.
+func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip.Response, ok bool) {
+	if code != 407 {
+		code = 401
+	}
+	if d.IsTrusted(req.Source()) {
+		user := ""
+		if f := req.From(); f != nil {
+			user = f.Address.User
+		}
+		return Identity{User: user, Trusted: true}, nil, true
+	}
+	cred := d.credentials(req, code)
+	if cred == nil {
+		return Identity{}, d.challenge(req, code, false), false
+	}
+	if err := d.checkFields(req, cred); err != nil {
+		return Identity{}, sip.NewResponseFromRequest(req, err.Code, err.Reason, nil), false
+	}
+	keys, known := d.users[cred.Username]
+	alg := canonicalAlgorithm(cred.Algorithm)
+	if !d.offers(alg) {
+		return Identity{}, d.challenge(req, code, false), false
+	}
+	state := d.nonces.check(cred.Nonce, d.now())
+	if state == nonceBad {
+		// Not our nonce: a forgery, or what a phone holds across our
+		// restart. Either way the answer proves nothing; challenge again.
+		return Identity{}, d.challenge(req, code, false), false
+	}
+	if !known || !d.responseOK(req, cred, alg, keys) {
+		d.failures.WithLabelValues(methodLabel(req.Method)).Inc()
+		return Identity{}, d.challenge(req, code, false), false
+	}
+	if state == nonceStale {
+		// RFC 7616 §3.3: stale only when the digest was right for the old
+		// nonce, so the client retries without asking its user.
+		return Identity{}, d.challenge(req, code, true), false
+	}
+	return Identity{User: cred.Username}, nil, true
+}
+
+// credentials returns the first digest credentials of req for our realm, or
+// nil when there are none (which calls for a challenge, not an error).
+func (d *Digest) credentials(req *sip.Request, code int) *digest.Credentials {
+	name := "Authorization"
+	if code == 407 {
+		name = "Proxy-Authorization"
+	}
+	var first *digest.Credentials
+	for _, h := range req.GetHeaders(name) {
+		v := h.Value()
+		if !digest.IsDigest(v) {
+			continue
+		}
+		c, err := digest.ParseCredentials(v)
+		if err != nil {
+			// Keep something so checkFields can answer 400.
+			if first == nil {
+				first = &digest.Credentials{Realm: d.realm}
+			}
+			continue
+		}
+		if c.Realm == d.realm {
+			return c
+		}
+	}
+	return first
+}
+
+// checkFields enforces what RFC 7616 §3.4 requires of an answer to our
+// challenge (we always send qop=auth) and RFC 7616 §3.4.6 / RFC 2617
+// §3.2.2.5: the digest uri must be the Request-URI, else 400.
+func (d *Digest) checkFields(req *sip.Request, c *digest.Credentials) *sipError {
+	switch {
+	case c.Username == "" || c.Nonce == "" || c.URI == "" || c.Response == "":
+		return errBadRequest("Incomplete Authorization")
+	case !strings.EqualFold(c.QOP, "auth"):
+		return errBadRequest("Authorization Needs qop=auth")
+	case c.Nc <= 0 || c.Cnonce == "":
+		return errBadRequest("Authorization Needs nc and cnonce")
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(c.URI, &u); err != nil || !sameURI(&u, &req.Recipient) {
+		return errBadRequest("Authorization URI Mismatch")
+	}
+	return nil
+}
+
+func (d *Digest) offers(alg string) bool {
+	for _, a := range d.algorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// responseOK recomputes the qop=auth response of RFC 7616 §3.4.1 with the
+// stored H(A1) and compares it in constant time.
+func (d *Digest) responseOK(req *sip.Request, c *digest.Credentials, alg string, keys userKeys) bool {
+	ha1 := keys.md5
+	if alg == AlgorithmSHA256 {
+		ha1 = keys.sha256
+	}
+	want, err := digest.Digest(&digest.Challenge{
+		Realm:     d.realm,
+		Nonce:     c.Nonce,
+		Algorithm: alg,
+		QOP:       []string{"auth"},
+	}, digest.Options{
+		Method: string(req.Method),
+		URI:    c.URI,
+		Count:  c.Nc,
+		Cnonce: c.Cnonce,
+		A1:     ha1,
+	})
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(c.Response))) == 1
+}
+
+// challenge builds a 401/407 with one WWW-Authenticate (or
+// Proxy-Authenticate) header per algorithm, in the configured order, all
+// with the same nonce.
+func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response {
+	reason, name := "Unauthorized", "WWW-Authenticate"
+	if code == 407 {
+		reason, name = "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	nonce := d.nonces.issue(d.now())
+	for _, alg := range d.algorithms {
+		ch := digest.Challenge{
+			Realm:     d.realm,
+			Nonce:     nonce,
+			Algorithm: alg,
+			QOP:       []string{"auth"},
+			Stale:     stale,
+		}
+		res.AppendHeader(sip.NewHeader(name, ch.String()))
+	}
+	return res
+}
+
+// canonicalAlgorithm maps the algorithm parameter to our names; absent
+// means MD5 (RFC 7616 §3.3).
+func canonicalAlgorithm(a string) string {
+	switch strings.ToUpper(a) {
+	case "", AlgorithmMD5:
+		return AlgorithmMD5
+	case AlgorithmSHA256:
+		return AlgorithmSHA256
+	}
+	return a
+}
+
+// sameURI compares two SIP URIs loosely after RFC 3261 §19.1.4: scheme and
+// host case-insensitively, user and port exactly. Parameters are ignored,
+// because clients disagree on whether the digest uri carries them.
+func sameURI(a, b *sip.Uri) bool {
+	return strings.EqualFold(scheme(a), scheme(b)) &&
+		a.User == b.User &&
+		strings.EqualFold(strings.Trim(a.Host, "[]"), strings.Trim(b.Host, "[]")) &&
+		a.Port == b.Port
+}
+
+func scheme(u *sip.Uri) string {
+	if u.Scheme == "" {
+		return "sip"
+	}
+	return u.Scheme
+}
+
+func hashJoin(h hash.Hash, parts ...string) string {
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{':'})
+		}
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

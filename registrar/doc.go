@@ -1,0 +1,32 @@
+// Package registrar owns SIP registration for parley's local users: digest
+// authentication of requests (RFC 3261 §22, RFC 7616, RFC 8760), REGISTER
+// processing as RFC 3261 §10.3 describes it, and the location service that
+// maps an address-of-record to the contacts a phone registered, with the
+// address and transport the REGISTER really came from (RFC 3581) so a call
+// reaches a phone behind NAT over the same path.
+//
+// The in-memory location map is authoritative: lookups and updates never
+// touch the disk. A [Store] keeps a copy that survives a restart; the
+// [Registrar] writes to it from its own goroutine (see [Registrar.Run]) in
+// batches, never once per REGISTER.
+//
+// The package does not route calls, send OPTIONS keep-alives or know about
+// dialogs: the dialog package asks [Registrar.Lookup] for contacts and uses
+// [Digest.Authenticate] to challenge INVITEs.
+//
+// # Choices worth knowing
+//
+//   - Nonces are stateless: a timestamp sealed with an HMAC under a secret
+//     the process draws at start (or [WithSecret]). A nonce is good for
+//     [WithNonceLifetime] (5 minutes by default); after that a correct answer
+//     earns a fresh challenge with stale=true. Nonce counts are not tracked,
+//     so an answer can be replayed within the lifetime; REGISTER replays are
+//     caught by the Call-ID/CSeq ordering of §10.3, and parley is meant for
+//     networks where that is an acceptable trade for speed.
+//   - Both challenges are offered side by side (RFC 8760), MD5 first by
+//     default because SIPp 3.6 aborts on a leading SHA-256 challenge; see
+//     [DefaultAlgorithms] and [WithAlgorithms].
+//   - An unknown user name in credentials is answered exactly like a wrong
+//     password (a fresh 401/407, counted as a failure), so responses do not
+//     reveal which accounts exist.
+package registrar

@@ -1,0 +1,206 @@
+package registrar
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// location is the authoritative in-memory location service: user →
+// bindings, newest first. Every method is safe for concurrent use.
+type location struct {
+	mu    sync.RWMutex
+	users map[string][]Binding
+	count int // bindings held, expired or not (the sweeper trims them)
+
+	// onCount is called with the new count under mu whenever it changes.
+	onCount func(int)
+}
+
+func newLocation(onCount func(int)) *location {
+	return &location{users: map[string][]Binding{}, onCount: onCount}
+}
+
+// load puts stored bindings back, dropping expired ones. Within a user the
+// stored order (newest first) is kept.
+func (l *location) load(bs []Binding, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range bs {
+		if !b.live(now) || b.User == "" {
+			continue
+		}
+		b.key = keyOf(b.Contact)
+		l.users[b.User] = append(l.users[b.User], b)
+		l.count++
+	}
+	l.onCount(l.count)
+}
+
+// lookup returns copies of user's unexpired bindings, newest first.
+func (l *location) lookup(user string, now time.Time) []Binding {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	cur := l.users[user]
+	out := make([]Binding, 0, len(cur))
+	for _, b := range cur {
+		if b.live(now) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// snapshot returns a copy of user's bindings for the store.
+func (l *location) snapshot(user string) []Binding {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return slices.Clone(l.users[user])
+}
+
+// contactUpdate is one Contact of a REGISTER, already validated.
+type contactUpdate struct {
+	key     string // contactKey of the URI
+	contact string // the URI as sent
+	expires int    // seconds, already bounded; 0 removes
+	q       float64
+}
+
+// registerUpdate is everything a REGISTER asks of one address-of-record.
+type registerUpdate struct {
+	user      string
+	wildcard  bool // Contact: * with Expires: 0
+	contacts  []contactUpdate
+	callID    string
+	cseq      uint32
+	source    string
+	transport string
+	userAgent string
+}
+
+// apply performs RFC 3261 §10.3 steps 6-7 atomically: either every contact
+// is processed or, on a Call-ID/CSeq ordering violation, nothing changes.
+// It returns the user's live bindings afterwards, how many were live before,
+// and whether anything changed.
+func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before int, changed bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cur := l.users[u.user]
+
+	// Step 7: for an existing binding with the same Call-ID, only a higher
+	// CSeq may change it; otherwise the whole request fails. Checked before
+	// anything is touched so a failure leaves the bindings as they were.
+	outOfOrder := func(b *Binding) bool { return b.CallID == u.callID && u.cseq <= b.CSeq }
+	for i := range cur {
+		b := &cur[i]
+		if !b.live(now) {
+			continue
+		}
+		before++
+		if u.wildcard && outOfOrder(b) {
+			return nil, 0, false, errOutOfOrder
+		}
+		for _, c := range u.contacts {
+			if c.key == b.key && outOfOrder(b) {
+				return nil, 0, false, errOutOfOrder
+			}
+		}
+	}
+
+	next := make([]Binding, 0, len(cur)+len(u.contacts))
+	if !u.wildcard {
+		// Dead bindings go now rather than at the next sweep.
+		for _, b := range cur {
+			if b.live(now) {
+				next = append(next, b)
+			}
+		}
+		for _, c := range u.contacts {
+			i := slices.IndexFunc(next, func(b Binding) bool { return b.key == c.key })
+			if i >= 0 {
+				next = slices.Delete(next, i, i+1)
+			}
+			if c.expires == 0 {
+				continue
+			}
+			b := Binding{
+				User:      u.user,
+				Contact:   c.contact,
+				Source:    u.source,
+				Transport: u.transport,
+				Expires:   now.Add(time.Duration(c.expires) * time.Second),
+				CallID:    u.callID,
+				CSeq:      u.cseq,
+				Q:         c.q,
+				UserAgent: u.userAgent,
+				key:       c.key,
+			}
+			next = slices.Insert(next, 0, b)
+		}
+	}
+	changed = u.wildcard && len(cur) > 0 || len(u.contacts) > 0
+	if changed {
+		l.count += len(next) - len(cur)
+		if len(next) == 0 {
+			delete(l.users, u.user)
+		} else {
+			l.users[u.user] = next
+		}
+		l.onCount(l.count)
+	} else {
+		next = cur
+	}
+	bs = make([]Binding, 0, len(next))
+	for _, b := range next {
+		if b.live(now) {
+			bs = append(bs, b)
+		}
+	}
+	return bs, before, changed, nil
+}
+
+// sweep removes expired bindings and returns the users it changed. It finds
+// them under the read lock first, so a sweep that finds nothing (the usual
+// case, once a second) never blocks registrations.
+func (l *location) sweep(now time.Time) []string {
+	var stale []string
+	l.mu.RLock()
+	for user, bs := range l.users {
+		for i := range bs {
+			if !bs[i].live(now) {
+				stale = append(stale, user)
+				break
+			}
+		}
+	}
+	l.mu.RUnlock()
+	if len(stale) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var changed []string
+	for _, user := range stale {
+		bs := l.users[user]
+		kept := bs[:0:0]
+		for _, b := range bs {
+			if b.live(now) {
+				kept = append(kept, b)
+			}
+		}
+		if len(kept) == len(bs) {
+			continue // refreshed since the read pass
+		}
+		l.count -= len(bs) - len(kept)
+		if len(kept) == 0 {
+			delete(l.users, user)
+		} else {
+			l.users[user] = kept
+		}
+		changed = append(changed, user)
+	}
+	if len(changed) > 0 {
+		l.onCount(l.count)
+	}
+	return changed
+}

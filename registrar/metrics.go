@@ -1,0 +1,51 @@
+package registrar
+
+import (
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metric names, kept here so the lint test sees every one.
+const (
+	metricRegistrations = "parley_registrations"
+	metricAuthFailures  = "parley_auth_failures_total"
+)
+
+// newAuthFailures counts answers to a challenge that were wrong. What counts
+// and what does not:
+//
+//   - counted: a wrong response digest, a user name that is not an account
+//     (answered like a wrong password), and a stale nonce whose answer was
+//     also wrong;
+//   - not counted: a request without credentials (that is how every client
+//     starts), credentials for another realm, a stale nonce answered
+//     correctly (the client knows the password, it only held an old nonce),
+//     a nonce sealed with another secret (what every phone holds after a
+//     restart), and malformed credentials (400, a broken client rather than a
+//     guess at a password).
+//
+// The only label is the method, bounded to REGISTER, INVITE and other.
+func newAuthFailures() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metricAuthFailures,
+		Help: "Digest answers that were wrong: bad password or unknown user.",
+	}, []string{"method"})
+}
+
+func newRegistrationsGauge() prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: metricRegistrations,
+		Help: "Registered contact bindings that have not expired.",
+	})
+}
+
+// methodLabel keeps the method label bounded.
+func methodLabel(m sip.RequestMethod) string {
+	switch m {
+	case sip.REGISTER:
+		return "REGISTER"
+	case sip.INVITE:
+		return "INVITE"
+	}
+	return "other"
+}

@@ -1,0 +1,96 @@
+package registrar
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option configures a Registrar. It returns an error for a value it cannot
+// use.
+type Option func(*Registrar) error
+
+// Defaults for the options below.
+const (
+	DefaultMinExpires = 60
+	DefaultMaxExpires = 3600
+	// defaultExpires is what RFC 3261 §10.2.1.1 suggests a registrar assume
+	// when neither an expires parameter nor an Expires header is present.
+	defaultExpires = 3600
+	// DefaultFlushDelay is how long a change waits for others to join its
+	// write to the Store.
+	DefaultFlushDelay = 100 * time.Millisecond
+	// DefaultSweepInterval is how often expired bindings are removed.
+	DefaultSweepInterval = time.Second
+)
+
+// WithExpires bounds the registration interval in seconds: a shorter
+// non-zero request is refused with 423 Interval Too Brief, a longer one is
+// shortened to max.
+func WithExpires(min, max int) Option {
+	return func(r *Registrar) error {
+		if min < 1 || max < min {
+			return fmt.Errorf("%w: min %d, max %d", ErrBadExpires, min, max)
+		}
+		r.minExpires, r.maxExpires = min, max
+		return nil
+	}
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Registrar) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrBadOption)
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// WithMetrics registers parley_registrations on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(r *Registrar) error {
+		if reg == nil {
+			return fmt.Errorf("%w: nil prometheus.Registerer", ErrBadOption)
+		}
+		r.metricsReg = reg
+		return nil
+	}
+}
+
+// WithClock replaces time.Now for expiry arithmetic (tests).
+func WithClock(now func() time.Time) Option {
+	return func(r *Registrar) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrBadOption)
+		}
+		r.now = now
+		return nil
+	}
+}
+
+// WithFlushDelay sets how long Run lets changes gather before writing them
+// to the Store in one batch.
+func WithFlushDelay(d time.Duration) Option {
+	return func(r *Registrar) error {
+		if d < 0 {
+			return fmt.Errorf("%w: flush delay %v is negative", ErrBadOption, d)
+		}
+		r.flushDelay = d
+		return nil
+	}
+}
+
+// WithSweepInterval sets how often Run removes expired bindings.
+func WithSweepInterval(d time.Duration) Option {
+	return func(r *Registrar) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: sweep interval %v must be positive", ErrBadOption, d)
+		}
+		r.sweepEvery = d
+		return nil
+	}
+}
