@@ -45,6 +45,10 @@ type SIP struct {
 	PublicAddress string `yaml:"public_address"`
 	// Trusted lists networks (CIDR) whose requests are not challenged.
 	Trusted []string `yaml:"trusted"`
+	// AuthAlgorithms lists the digest algorithms challenged with, in order
+	// (added by this build). MD5 leads by default because SIPp 3.6 and many
+	// desk phones read only the first challenge.
+	AuthAlgorithms []string `yaml:"auth_algorithms"`
 }
 
 // RTP holds the media relay settings.

@@ -49,6 +49,8 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"unknown nested key", "sip:\n  listne: []\n", "sip.listne"},
 		{"unknown user key", "users:\n  - username: a\n    pasword: x\n", "users[0].pasword"},
 		{"bad listen scheme", "sip:\n  listen: [tls://0.0.0.0:5061]\n", "sip.listen[0]"},
+		{"bad algorithm", "sip:\n  auth_algorithms: [SHA-512]\n", "sip.auth_algorithms[0]"},
+		{"no algorithm", "sip:\n  auth_algorithms: []\n", "sip.auth_algorithms"},
 		{"bad trusted", "sip:\n  trusted: [10.0.0.0/33]\n", "sip.trusted[0]"},
 		{"odd port_min", "rtp:\n  port_min: 10001\n", "rtp.port_min"},
 		{"port_max below", "rtp:\n  port_min: 20000\n  port_max: 10000\n", "rtp.port_max"},

@@ -112,6 +112,15 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if len(c.SIP.AuthAlgorithms) == 0 {
+		return bad("sip.auth_algorithms", "at least one of MD5, SHA-256 is needed")
+	}
+	for i, a := range c.SIP.AuthAlgorithms {
+		if a != "MD5" && a != "SHA-256" {
+			return bad(fmt.Sprintf("sip.auth_algorithms[%d]", i), "%q: want MD5 or SHA-256", a)
+		}
+	}
+
 	if net.ParseIP(c.RTP.Address) == nil {
 		return bad("rtp.address", "%q is not an IP address", c.RTP.Address)
 	}

@@ -48,7 +48,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	if err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
-	digest, err := registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(), registrar.WithAuthMetrics(reg))
+	digest, err := registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(),
+		registrar.WithAuthMetrics(reg), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...))
 	if err != nil {
 		return err
 	}
