@@ -83,6 +83,9 @@ func (s *Server) wrap(h sipgo.RequestHandler) sipgo.RequestHandler {
 
 // validate checks what every request needs before parley acts on it.
 func validate(req *sip.Request) error {
+	if h := req.GetHeader(malformedHeader); h != nil {
+		return badRequest("malformed header line %q", h.Value())
+	}
 	if req.From() == nil {
 		return badRequest("missing or malformed From header")
 	}

@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,33 @@ func FuzzParseAndValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMarkMalformedLines(t *testing.T) {
+	udp := sip.TransportReadProps{Transport: "UDP"}
+	good, err := os.ReadFile(filepath.Join("testdata", "invite_ok.sip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := markMalformedLines(udp, good); &out[0] != &good[0] {
+		t.Fatal("a good datagram was copied")
+	}
+	bad := []byte(strings.Replace(string(good), "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nThis line is not a header\r\n", 1))
+	out, _ := markMalformedLines(udp, bad)
+	req, err := newLenientParser().ParseSIP(out)
+	if err != nil {
+		t.Fatalf("marked datagram does not parse: %v\n%s", err, out)
+	}
+	verr := validate(req.(*sip.Request))
+	if verr == nil || !strings.Contains(asSIPError(verr).Warning, "This line is not a header") {
+		t.Fatalf("validate = %v", verr)
+	}
+	// A body line without a colon is not a header line.
+	withBody := []byte(strings.Replace(string(good), "Content-Length: 0\r\n\r\n", "Content-Length: 9\r\n\r\nv=0\r\nxyz\r\n", 1))
+	if out, _ := markMalformedLines(udp, withBody); !bytes.Equal(out, withBody) {
+		t.Fatal("body lines were marked")
+	}
+	if out, _ := markMalformedLines(sip.TransportReadProps{Transport: "TCP"}, bad); !bytes.Equal(out, bad) {
+		t.Fatal("TCP stream chunk was rewritten")
+	}
 }

@@ -106,7 +106,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.calls.addLeg(c.caller)
 	s.move(c, Establishing)
 	c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
-	tx.OnCancel(func(*sip.Request) { c.cancelOnce.Do(func() { close(c.cancelled) }) })
+	tx.OnCancel(func(*sip.Request) {
+		// sipgo answers a matching CANCEL itself (200, and 487 to the
+		// INVITE), so it is counted here.
+		s.m.requests.WithLabelValues("CANCEL").Inc()
+		s.m.response("CANCEL", 200)
+		c.cancelOnce.Do(func() { close(c.cancelled) })
+	})
 	_ = tx.Respond(s.response(req, 100, "Trying", ""))
 
 	if svc, ok := s.services[req.Recipient.User]; ok {

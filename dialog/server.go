@@ -181,7 +181,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(markMalformedLines),
+		),
 	)
 	if err != nil {
 		return nil, err

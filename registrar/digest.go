@@ -287,14 +287,19 @@ func canonicalAlgorithm(a string) string {
 	return a
 }
 
-// sameURI compares two SIP URIs loosely after RFC 3261 §19.1.4: scheme and
-// host case-insensitively, user and port exactly. Parameters are ignored,
-// because clients disagree on whether the digest uri carries them.
-func sameURI(a, b *sip.Uri) bool {
-	return strings.EqualFold(scheme(a), scheme(b)) &&
-		a.User == b.User &&
-		strings.EqualFold(strings.Trim(a.Host, "[]"), strings.Trim(b.Host, "[]")) &&
-		a.Port == b.Port
+// sameURI compares the digest uri with the Request-URI loosely after RFC
+// 3261 §19.1.4: scheme and host case-insensitively, port exactly.
+// Parameters are ignored, because clients disagree on whether the digest uri
+// carries them, and so is a digest uri without a user part: SIPp 3.6 always
+// sends uri="sip:host:port" for an INVITE to sip:user@host:port, as do some
+// desk phones. The response hash covers the uri as sent, so this loosening
+// only decides which uris are acceptable to hash, not whether the password
+// is right.
+func sameURI(digestURI, reqURI *sip.Uri) bool {
+	return strings.EqualFold(scheme(digestURI), scheme(reqURI)) &&
+		(digestURI.User == reqURI.User || digestURI.User == "") &&
+		strings.EqualFold(strings.Trim(digestURI.Host, "[]"), strings.Trim(reqURI.Host, "[]")) &&
+		digestURI.Port == reqURI.Port
 }
 
 func scheme(u *sip.Uri) string {

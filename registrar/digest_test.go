@@ -257,3 +257,30 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+func TestSameURI(t *testing.T) {
+	tests := []struct {
+		digest, req string
+		ok          bool
+	}{
+		{"sip:1002@parley.lab", "sip:1002@parley.lab", true},
+		{"sip:1002@PARLEY.lab;transport=udp", "sip:1002@parley.lab", true},
+		{"sip:127.0.0.1:5060", "sip:9002@127.0.0.1:5060", true}, // SIPp 3.6
+		{"sip:1003@parley.lab", "sip:1002@parley.lab", false},
+		{"sip:127.0.0.1:5061", "sip:9002@127.0.0.1:5060", false},
+		{"sips:1002@parley.lab", "sip:1002@parley.lab", false},
+		{"sip:other.lab", "sip:1002@parley.lab", false},
+	}
+	for _, tt := range tests {
+		var a, b sip.Uri
+		if err := sip.ParseUri(tt.digest, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := sip.ParseUri(tt.req, &b); err != nil {
+			t.Fatal(err)
+		}
+		if got := sameURI(&a, &b); got != tt.ok {
+			t.Errorf("sameURI(%s, %s) = %v, want %v", tt.digest, tt.req, got, tt.ok)
+		}
+	}
+}

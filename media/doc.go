@@ -1,0 +1,25 @@
+// Package media owns what parley does with a call's media: the pool of UDP
+// ports RTP and RTCP use, SDP offer/answer (RFC 3264) and the handling of
+// RTP packets themselves, starting with the echo service.
+//
+// It does not speak SIP. The dialog package carries SDP bodies in and out of
+// INVITEs and decides when a call starts and ends; media only turns an offer
+// into an answer, binds sockets and moves packets. Errors that should become
+// a SIP response (a malformed offer, no codec in common, no free port) say
+// which status they map to through a SIPStatus method, so dialog needs no
+// knowledge of this package's internals. Package media never imports dialog
+// or registrar.
+//
+// # Choices worth knowing
+//
+//   - Ports come in pairs: RTP on an even port, RTCP on the next odd one
+//     (RFC 3550 §11). Released ports go to the back of the queue so that a
+//     late packet of an old call does not land in a new one.
+//   - [Answer] picks one audio codec, the first of the operator's
+//     preferences that the offer contains, and answers in the offerer's
+//     payload type numbers. telephone-event (RFC 4733) is carried along
+//     whenever both sides have it.
+//   - Media is symmetric (RFC 4961): parley sends RTP to the address packets
+//     really come from, not the one in the SDP, which is what makes calls
+//     through NAT work.
+package media

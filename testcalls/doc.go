@@ -1,0 +1,28 @@
+// Package testcalls holds parley's end-to-end tests: each test builds a
+// config, runs the parley binary as a process on 127.0.0.1 and talks to it
+// with real peers, the way a user's phones and trunks would.
+//
+// The peers are sipgo user agents written in the tests (a "phone" that
+// registers with digest auth, places calls with an SDP offer, answers with
+// 180 and 200, rejects with 486 and sends ACK, BYE and CANCEL) and SIPp
+// (the built-in uac and uas scenarios and the XML scenarios under
+// scenarios/). The tests cover registration and its refusals, user-to-user
+// calls over UDP and TCP hung up from either side, calls to routes and to
+// the echo service, CANCEL, busy, unregistered and unknown callees,
+// malformed messages, config checking and the Prometheus metrics that
+// should reflect all of that.
+//
+// The package has no non-test code. Run it from the repository root with
+//
+//	go test ./testcalls/ -count=1 -v
+//
+// TestMain builds ./cmd/parley once into a temporary directory; every test
+// then starts its own parley process on free loopback ports, waits for
+// /readyz and stops it with SIGTERM when done. A failing test logs the tail
+// of parley's output. Tests that need SIPp are skipped when the sipp binary
+// is not on PATH (Debian package sip-tester). Set PARLEY_BIN to test an
+// already built binary instead of building one, and PARLEY_TEST_VERBOSE=1
+// to log parley's output for passing tests too.
+//
+// The calls-per-second benchmark is a script, not a test: see bench/cps.sh.
+package testcalls
