@@ -307,7 +307,6 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
 		return
 	}
-	defer otx.Terminate()
 	for {
 		select {
 		case res := <-otx.Responses():
@@ -318,6 +317,20 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 					_ = tx.Respond(r)
 				}
 				continue
+			}
+			if req.IsInvite() && res.StatusCode < 300 {
+				// The INVITE transaction lives on to Timer M; each 2xx
+				// retransmission gets the ACK sent for it again.
+				otx.OnRetransmission(func(*sip.Response) {
+					c.mu.Lock()
+					ack := other.lastAck
+					c.mu.Unlock()
+					if ack != nil && ack.CSeq().SeqNo == cseq {
+						_ = s.client.WriteRequest(ack, prebuilt)
+					}
+				})
+			} else {
+				otx.Terminate()
 			}
 			s.relayFinal(c, l, other, req, tx, res, cseq)
 			return

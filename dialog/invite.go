@@ -213,7 +213,10 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		localName: from.DisplayName,
 		localCSeq: 1,
 	}
-	events := make(chan forkEvent, 4)
+	// Unbuffered: a branch's response is either taken by this loop or, once
+	// the call is decided, handled by the branch's own watcher; never lost
+	// in between.
+	events := make(chan forkEvent)
 	var forks []*fork
 	var lastErr error
 	for _, t := range targets {

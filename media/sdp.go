@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -74,6 +75,9 @@ func Answer(offer []byte, prefs []string, addr netip.Addr, port int, sessID uint
 		return nil, Negotiated{}, fmt.Errorf("media: answer port %d is out of range", port)
 	}
 
+	if len(bytes.TrimSpace(offer)) == 0 {
+		return nil, Negotiated{}, withDetail(ErrBadSDP, "empty body")
+	}
 	var off sdp.SessionDescription
 	if err := off.Unmarshal(offer); err != nil {
 		return nil, Negotiated{}, withDetail(ErrBadSDP, err.Error())

@@ -155,7 +155,10 @@ EOF
 fi
 
 # --- SIPp callee -----------------------------------------------------------
-(cd "$OUT" && exec sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -mp 46000 -nostdin \
+# SIPp's own sockets get 4 MB buffers (-buff_size): with the kernel
+# default, SIPp drops datagrams above ~1,000 calls/s and the failures would
+# be charged to parley.
+(cd "$OUT" && exec sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -mp 46000 -nostdin -buff_size 4194304 \
 	-default_behaviors all,-abortunexp >"$OUT/uas.log" 2>&1) &
 uas_pid=$!
 pids+=("$uas_pid")
@@ -179,7 +182,7 @@ for rate in $RATES; do
 	rc=0
 	(cd "$OUT" && timeout -k 5 $((DURATION + 30)) sipp "127.0.0.1:$target_port" -sn uac -s 9001 \
 		-i 127.0.0.1 -p "$UAC_PORT" -mp 47000 -nostdin \
-		-r "$rate" -m "$calls" -d 0 \
+		-r "$rate" -m "$calls" -d 0 -buff_size 4194304 \
 		-default_behaviors all,-abortunexp -recv_timeout 5000 \
 		-trace_stat -stf "$csv" -fd 1 >"$OUT/uac-$rate.log" 2>&1) || rc=$?
 	rcv1=$(udp_counter RcvbufErrors)

@@ -1,0 +1,110 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// bindAttempts bounds how many ports Start tries when binding fails for a
+// port the pool's probe found free (another program won the race).
+const bindAttempts = 4
+
+// Echo is the echo service: it answers a call itself and sends every RTP
+// packet back to where it came from, so a caller hears themself and can
+// check their audio path. Each call is one EchoSession.
+type Echo struct {
+	pool    *PortPool
+	addr    netip.Addr
+	prefs   []string
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// NewEcho returns an echo service that takes ports from pool, binds them on
+// addr (which its SDP answers announce) and accepts the codecs of prefs, in
+// that order of preference.
+func NewEcho(pool *PortPool, addr netip.Addr, prefs []string, opts ...EchoOption) (*Echo, error) {
+	if pool == nil {
+		return nil, errors.New("media: echo needs a port pool")
+	}
+	addr = addr.Unmap()
+	if !addr.IsValid() || addr.IsUnspecified() {
+		return nil, fmt.Errorf("media: echo address %v is not a unicast address", addr)
+	}
+	if len(prefs) == 0 {
+		return nil, errors.New("media: echo needs at least one codec")
+	}
+	e := &Echo{
+		pool:  pool,
+		addr:  addr,
+		prefs: append([]string(nil), prefs...),
+		log:   slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Start answers offer and starts echoing RTP on a port of the pool. The
+// caller owns the session and must Close it. Errors that should fail the
+// INVITE (ErrBadSDP, ErrNoCommonCodec, ErrPortsExhausted) carry their SIP
+// status through a SIPStatus method on the returned error itself.
+func (e *Echo) Start(offer []byte) (answer []byte, sess *EchoSession, err error) {
+	port, rtpConn, rtcpConn, err := e.bind()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Session ids need only be unique; keep them below 2^63 for parsers
+	// that read them as signed.
+	answer, neg, err := Answer(offer, e.prefs, e.addr, port, rand.Uint64()>>1)
+	if err != nil {
+		rtpConn.Close()
+		rtcpConn.Close()
+		e.pool.Release(port)
+		return nil, nil, err
+	}
+	s := newEchoSession(e, port, rtpConn, rtcpConn, neg)
+	go s.run()
+	return answer, s, nil
+}
+
+// bind acquires a port and binds RTP on it and RTCP on the next one.
+func (e *Echo) bind() (int, *net.UDPConn, *net.UDPConn, error) {
+	var failed []int
+	defer func() {
+		for _, p := range failed {
+			e.pool.Release(p)
+		}
+	}()
+	var lastErr error
+	for range bindAttempts {
+		port, err := e.pool.Acquire()
+		if err != nil {
+			if lastErr != nil {
+				return 0, nil, nil, fmt.Errorf("%w (last bind failure: %v)", err, lastErr)
+			}
+			return 0, nil, nil, err
+		}
+		rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.addr, uint16(port))))
+		if err != nil {
+			failed, lastErr = append(failed, port), err
+			continue
+		}
+		rtcpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.addr, uint16(port+1))))
+		if err != nil {
+			rtpConn.Close()
+			failed, lastErr = append(failed, port), err
+			continue
+		}
+		return port, rtpConn, rtcpConn, nil
+	}
+	return 0, nil, nil, fmt.Errorf("media: binding RTP on %v: %w", e.addr, lastErr)
+}
