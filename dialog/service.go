@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"errors"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -73,8 +74,8 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 // serviceError maps a service's failure to a response. Errors that carry a
 // SIP status keep it; anything else is a 500.
 func serviceError(err error) error {
-	type statusErr interface{ SIPStatus() (int, string) }
-	if se, ok := err.(statusErr); ok {
+	var se interface{ SIPStatus() (int, string) }
+	if errors.As(err, &se) {
 		code, reason := se.SIPStatus()
 		return &sipError{Code: code, Reason: reason, Warning: err.Error()}
 	}

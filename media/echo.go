@@ -88,9 +88,7 @@ func (e *Echo) bind() (int, *net.UDPConn, *net.UDPConn, error) {
 	for range bindAttempts {
 		port, err := e.pool.Acquire()
 		if err != nil {
-			if lastErr != nil {
-				return 0, nil, nil, fmt.Errorf("%w (last bind failure: %v)", err, lastErr)
-			}
+			// Returned as is so its SIPStatus (503) stays visible.
 			return 0, nil, nil, err
 		}
 		rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.addr, uint16(port))))

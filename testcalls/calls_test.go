@@ -1,13 +1,18 @@
 package testcalls
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 )
 
 // TestUserToUserCall: 1001 calls 1002 through parley, over UDP and over TCP;
@@ -184,7 +189,49 @@ func TestEchoService(t *testing.T) {
 	defer cancel()
 	c := alice.call(ctx, "600")
 	c.mustAnswered(t)
-	time.Sleep(200 * time.Millisecond)
+
+	// RTP sent to the address in the answer comes back, in order and intact.
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(c.Final.Body()); err != nil {
+		t.Fatal(err)
+	}
+	host := sd.ConnectionInformation.Address.Address
+	if len(sd.MediaDescriptions) > 0 && sd.MediaDescriptions[0].ConnectionInformation != nil {
+		host = sd.MediaDescriptions[0].ConnectionInformation.Address.Address
+	}
+	port := sd.MediaDescriptions[0].MediaName.Port.Value
+	conn, err := net.Dial("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const n = 50
+	for i := range n {
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(1000 + i), Timestamp: uint32(160 * i), SSRC: 0xabcdef}, Payload: bytes.Repeat([]byte{byte(i)}, 160)}
+		raw, err := pkt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	buf := make([]byte, 1500)
+	for i := range n {
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("echo packet %d: %v", i, err)
+		}
+		var got rtp.Packet
+		if err := got.Unmarshal(buf[:k]); err != nil {
+			t.Fatalf("echo packet %d is not RTP: %v", i, err)
+		}
+		if got.SequenceNumber != uint16(1000+i) || !bytes.Equal(got.Payload, bytes.Repeat([]byte{byte(i)}, 160)) {
+			t.Fatalf("echo packet %d: seq %d, payload %x...", i, got.SequenceNumber, got.Payload[:4])
+		}
+	}
 	c.hangup(t)
 	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -73,13 +75,26 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	}
 	defer regs.Close()
 
-	b2b, err := dialog.New(cfg,
+	var opts []dialog.Option
+	if cfg.Services.Echo != "" {
+		pool, err := media.NewPortPool(cfg.RTP.PortMin, cfg.RTP.PortMax)
+		if err != nil {
+			return fmt.Errorf("rtp: %w", err)
+		}
+		echo, err := media.NewEcho(pool, netip.MustParseAddr(cfg.RTP.Address), cfg.RTP.Codecs,
+			media.WithEchoTimeout(cfg.RTP.Timeout), media.WithEchoLogger(log.With("component", "echo")))
+		if err != nil {
+			return fmt.Errorf("services.echo: %w", err)
+		}
+		opts = append(opts, dialog.WithService(cfg.Services.Echo, echoService{echo}))
+	}
+	b2b, err := dialog.New(cfg, append(opts,
 		dialog.WithLogger(log.With("component", "dialog")),
 		dialog.WithRegisterer(reg),
 		dialog.WithAuthenticator(authenticator{digest}),
 		dialog.WithLocator(locator{regs}),
 		dialog.WithHandler(sip.REGISTER, regs.HandleRegister),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -133,6 +148,17 @@ func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Re
 }
 
 func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
+
+// echoService adapts media.Echo to dialog.Service.
+type echoService struct{ e *media.Echo }
+
+func (s echoService) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
+	answer, sess, err := s.e.Start(offer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return answer, sess, nil
+}
 
 // locator adapts the registrar to dialog.Locator.
 type locator struct{ r *registrar.Registrar }
