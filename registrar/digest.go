@@ -38,6 +38,7 @@ type Digest struct {
 	now        func() time.Time
 	metricsReg prometheus.Registerer
 	failures   *prometheus.CounterVec
+	fallback   fallbacks
 }
 
 // userKeys holds H(username:realm:password) for each algorithm, computed
@@ -143,6 +144,9 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 	}
 	cred := d.credentials(req, code)
 	if cred == nil {
+		if len(d.algorithms) > 1 {
+			d.fallback.unanswered(req.Source(), callID(req), d.now())
+		}
 		return Identity{}, d.challenge(req, code, false), false
 	}
 	if err := d.checkFields(req, cred); err != nil {
@@ -261,8 +265,17 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 		reason, name = "Proxy Authentication Required", "Proxy-Authenticate"
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	nonce := d.nonces.issue(d.now())
-	for _, alg := range d.algorithms {
+	now := d.now()
+	nonce := d.nonces.issue(now)
+	algs := d.algorithms
+	if len(algs) > 1 {
+		if d.fallback.single(req.Source(), now) {
+			algs = []string{d.singleAlgorithm()}
+		} else {
+			d.fallback.challenged(req.Source(), callID(req), now)
+		}
+	}
+	for _, alg := range algs {
 		ch := digest.Challenge{
 			Realm:     d.realm,
 			Nonce:     nonce,
@@ -317,4 +330,20 @@ func hashJoin(h hash.Hash, parts ...string) string {
 		h.Write([]byte(p))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// singleAlgorithm is what a client that cannot take several challenges is
+// offered: MD5 when configured, as the one every client knows.
+func (d *Digest) singleAlgorithm() string {
+	if d.offers(AlgorithmMD5) {
+		return AlgorithmMD5
+	}
+	return d.algorithms[0]
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
 }

@@ -284,3 +284,48 @@ func TestSameURI(t *testing.T) {
 		}
 	}
 }
+
+// A client that retries without credentials on the same Call-ID after a
+// challenge with both algorithms (baresip 1.0) is then offered MD5 alone;
+// other sources and other Call-IDs keep both.
+func TestSingleChallengeFallback(t *testing.T) {
+	d, err := NewDigest(testRealm, testUsers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	algs := func(res *sip.Response) []string {
+		var out []string
+		for _, h := range res.GetHeaders("WWW-Authenticate") {
+			ch, err := digest.ParseChallenge(h.Value())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ch.Algorithm)
+		}
+		return out
+	}
+	reg := func(source, callID string) []string {
+		req := loadRequest(t, "register.sip", msgVars{Source: source, CallID: callID})
+		_, res, ok := d.Authenticate(req, 401)
+		if ok || res == nil || res.StatusCode != 401 {
+			t.Fatalf("want a 401 challenge, got %v", res)
+		}
+		return algs(res)
+	}
+	if got := reg("127.0.0.1:5062", "c1"); len(got) != 2 {
+		t.Fatalf("first challenge offers %v, want two algorithms", got)
+	}
+	if got := reg("127.0.0.1:5064", "c9"); len(got) != 2 {
+		t.Fatalf("another source: %v", got)
+	}
+	// The same source and Call-ID again without credentials: fallback.
+	if got := reg("127.0.0.1:5062", "c1"); len(got) != 1 || got[0] != AlgorithmMD5 {
+		t.Fatalf("after an unanswered challenge: %v, want [MD5]", got)
+	}
+	if got := reg("127.0.0.1:5062", "c2"); len(got) != 1 {
+		t.Fatalf("the source stays on MD5 alone, got %v", got)
+	}
+	if got := reg("127.0.0.1:5064", "c10"); len(got) != 2 {
+		t.Fatalf("other sources keep both: %v", got)
+	}
+}
