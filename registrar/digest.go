@@ -149,6 +149,9 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 		}
 		return Identity{}, d.challenge(req, code, false), false
 	}
+	if len(d.algorithms) > 1 {
+		d.fallback.answered(req.Source())
+	}
 	if err := d.checkFields(req, cred); err != nil {
 		return Identity{}, sip.NewResponseFromRequest(req, err.Code, err.Reason, nil), false
 	}
@@ -269,7 +272,7 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 	nonce := d.nonces.issue(now)
 	algs := d.algorithms
 	if len(algs) > 1 {
-		if d.fallback.single(req.Source(), now) {
+		if d.fallback.single(req.Source(), now) || md5OnlyAgent(userAgent(req)) {
 			algs = []string{d.singleAlgorithm()}
 		} else {
 			d.fallback.challenged(req.Source(), callID(req), now)
@@ -343,6 +346,13 @@ func (d *Digest) singleAlgorithm() string {
 
 func callID(req *sip.Request) string {
 	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func userAgent(req *sip.Request) string {
+	if h := req.GetHeader("User-Agent"); h != nil {
 		return h.Value()
 	}
 	return ""

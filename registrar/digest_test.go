@@ -329,3 +329,21 @@ func TestSingleChallengeFallback(t *testing.T) {
 		t.Fatalf("other sources keep both: %v", got)
 	}
 }
+
+func TestSingleChallengeForKnownAgents(t *testing.T) {
+	d, err := NewDigest(testRealm, testUsers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ua, want := range map[string]int{"baresip v1.0.0 (x86_64/linux)": 1, "Linphone/5.2": 2, "": 2} {
+		req := loadRequest(t, "register.sip", msgVars{CallID: "ua-" + ua})
+		req.RemoveHeader("User-Agent")
+		if ua != "" {
+			req.AppendHeader(sip.NewHeader("User-Agent", ua))
+		}
+		_, res, _ := d.Authenticate(req, 401)
+		if got := len(res.GetHeaders("WWW-Authenticate")); got != want {
+			t.Errorf("User-Agent %q: %d challenges, want %d", ua, got, want)
+		}
+	}
+}

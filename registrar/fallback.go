@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +14,13 @@ import (
 // baresip 1.0 with libre 1.1 (Debian 12's) fails with ENOSYS and retries
 // without credentials. When a source comes back without credentials on the
 // same Call-ID right after a multi-algorithm challenge, it is remembered
-// and from then on challenged with MD5 alone.
+// and from then on challenged with MD5 alone. A source that answers a
+// challenge is forgotten, so a client that merely sends its refreshes
+// without credentials is never switched.
+//
+// Agents known to fail this way are switched from their first request, so
+// they register at once instead of after their retry timer (baresip waits
+// 30-90 s).
 type fallbacks struct {
 	mu      sync.Mutex
 	entries map[string]fallbackEntry
@@ -26,9 +33,9 @@ type fallbackEntry struct {
 }
 
 const (
-	// fallbackWindow is how soon a credential-less retry must follow a
-	// challenge to count as a client that could not answer it.
-	fallbackWindow = 32 * time.Second
+	// fallbackWindow is how soon a credential-less retry must follow an
+	// unanswered challenge to count as a client that could not answer it.
+	fallbackWindow = 10 * time.Minute
 	// fallbackTTL is how long a source stays on MD5-only challenges.
 	fallbackTTL = 24 * time.Hour
 	// fallbackMax bounds the memory used; on overflow stale entries go,
@@ -66,6 +73,31 @@ func (f *fallbacks) challenged(source, callID string, now time.Time) {
 	f.entries[source] = e
 }
 
+// answered forgets the pending challenge of a source that sent credentials.
+func (f *fallbacks) answered(source string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.entries[source]; ok && e.callID != "" {
+		e.callID = ""
+		f.entries[source] = e
+	}
+}
+
+// md5OnlyAgents are User-Agent prefixes of clients that abort on a
+// challenge for an algorithm they lack instead of skipping it.
+var md5OnlyAgents = []string{
+	"baresip v0.", "baresip v1.", // libre before 2.x: sip_auth returns ENOSYS
+}
+
+func md5OnlyAgent(ua string) bool {
+	for _, p := range md5OnlyAgents {
+		if strings.HasPrefix(ua, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // unanswered is called for a request without credentials; it reports
 // whether source has just failed to answer a multi-algorithm challenge, and
 // if so switches it to MD5-only challenges.
@@ -73,7 +105,7 @@ func (f *fallbacks) unanswered(source, callID string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e, ok := f.entries[source]
-	if !ok || e.callID != callID || now.Sub(e.at) > fallbackWindow || now.Before(e.single) {
+	if !ok || e.callID == "" || e.callID != callID || now.Sub(e.at) > fallbackWindow || now.Before(e.single) {
 		return false
 	}
 	e.single = now.Add(fallbackTTL)
