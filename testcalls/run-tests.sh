@@ -11,8 +11,9 @@ if ((${#missing[@]})); then
 	sudo=""
 	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
 	$sudo apt-get update -qq
-	$sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+	$sudo apt-get install -y -qq "${missing[@]}"
 fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
