@@ -103,6 +103,11 @@ type Call struct {
 	// svc is the media session of a call answered by a built-in service.
 	svc       ServiceSession
 	svcAnswer []byte
+	// media relays the call's RTP (nil without a relay).
+	media MediaSession
+	// lateOffer is set when the INVITE had no SDP: the offer comes in the
+	// 2xx and the answer in the ACK.
+	lateOffer bool
 }
 
 // other returns the leg on the far side of l.
@@ -122,13 +127,21 @@ type Snapshot struct {
 	Start  time.Time `json:"start"`
 	Answer time.Time `json:"answer,omitzero"`
 	Result string    `json:"result,omitempty"`
+	// Media is the codec and quality of a relayed call.
+	Media *MediaQuality `json:"media,omitempty"`
 }
 
 // Snapshot returns the call's current facts.
 func (c *Call) Snapshot() Snapshot {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
+	snap := Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
+	m := c.media
+	c.mu.Unlock()
+	if m != nil {
+		q := m.Quality()
+		snap.Media = &q
+	}
+	return snap
 }
 
 func newID() string {

@@ -102,10 +102,19 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // ackLeg sends the ACK for the 2xx to the INVITE with CSeq cseq on leg l,
 // carrying the body of the ACK that came from the other side, if any.
 func (s *Server) ackLeg(c *Call, l *leg, cseq uint32, from *sip.Request) {
+	var body []byte
+	if from != nil {
+		body = from.Body()
+	}
+	s.ackLegBody(c, l, cseq, from, body)
+}
+
+// ackLegBody is ackLeg with the body given (rewritten for the relay).
+func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, body []byte) {
 	c.mu.Lock()
 	ack := s.newRequest(l, sip.ACK, cseq)
 	if from != nil {
-		copyBody(ack, from)
+		withBody(ack, from, body)
 	} else {
 		ack.SetBody(nil)
 	}
@@ -210,11 +219,14 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	c.end = time.Now()
 	c.result, c.reason = result, reason
 	legs := []*leg{c.caller, c.callee}
-	svc := c.svc
+	svc, ms := c.svc, c.media
 	close(c.closed)
 	c.mu.Unlock()
 	if svc != nil {
 		_ = svc.Close()
+	}
+	if ms != nil {
+		_ = ms.Close()
 	}
 	for _, l := range legs {
 		if l != nil {
@@ -293,12 +305,26 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if ct := req.Contact(); ct != nil && (req.IsInvite() || req.Method == sip.UPDATE) {
 		l.target = *ct.Address.Clone()
 	}
+	fromCaller := l.role == roleCaller
+	c.mu.Unlock()
+	// An INVITE or UPDATE with SDP is an offer; a re-INVITE without one
+	// asks the other side for an offer (answered in the ACK).
+	sdpOffer := (req.IsInvite() || req.Method == sip.UPDATE) && isSDP(req)
+	body := req.Body()
+	if sdpOffer {
+		var err error
+		if body, err = s.rewrite(c, true, fromCaller, req); err != nil {
+			s.reply(req, tx, err)
+			return
+		}
+	}
+	c.mu.Lock()
 	other.localCSeq++
 	cseq := other.localCSeq
 	out := s.newRequest(other, req.Method, cseq)
 	c.mu.Unlock()
 	copyHeaders(out, req, "Event", "Subscription-State", "Refer-To", "Referred-By", "Info-Package", "Recv-Info", "Subject")
-	copyBody(out, req)
+	withBody(out, req, body)
 
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 	otx, err := s.client.TransactionRequest(ctx, out, prebuilt)
@@ -313,7 +339,6 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			if res.StatusCode < 200 {
 				if res.StatusCode > 100 && req.IsInvite() {
 					r := s.response(req, res.StatusCode, res.Reason, l.localTag)
-					copyBody(r, res)
 					_ = tx.Respond(r)
 				}
 				continue
@@ -332,7 +357,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			} else {
 				otx.Terminate()
 			}
-			s.relayFinal(c, l, other, req, tx, res, cseq)
+			s.relayFinal(c, l, other, req, tx, res, cseq, sdpOffer)
 			return
 		case <-otx.Done():
 			se := &sipError{Code: 408, Reason: "Request Timeout"}
@@ -347,11 +372,24 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 
 // relayFinal answers an in-dialog request with the other leg's final
 // response.
-func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, cseq uint32) {
+func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, cseq uint32, sdpOffer bool) {
 	out := s.response(req, res.StatusCode, res.Reason, l.localTag)
 	copyHeaders(out, res, "Retry-After", "Unsupported", "Allow", "Accept")
-	copyBody(out, res)
 	ok := res.StatusCode < 300
+	fromCaller := l.role == roleCaller
+	body := res.Body()
+	negotiating := ok && (req.IsInvite() || req.Method == sip.UPDATE) && isSDP(res)
+	if negotiating {
+		// The 2xx carries the answer to the offer, or (re-INVITE without
+		// SDP) the other side's offer, answered in the ACK.
+		var err error
+		body, err = s.rewrite(c, !sdpOffer, !fromCaller, res)
+		if err != nil {
+			c.log.Info("SDP in 2xx refused", "error", err)
+			body = nil
+		}
+	}
+	withBody(out, res, body)
 	if ok && (req.IsInvite() || req.Method == sip.UPDATE) {
 		ln := s.listenerFor(l.transport)
 		out.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
@@ -364,11 +402,24 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 	if ok && req.IsInvite() {
 		c.mu.Lock()
 		s.awaitAck(l, tx, out, req.CSeq().SeqNo, func(ack *sip.Request) {
-			s.ackLeg(c, other, cseq, ack)
+			if sdpOffer || !isSDP(ack) {
+				s.ackLeg(c, other, cseq, nil)
+				return
+			}
+			answer, err := s.rewrite(c, false, fromCaller, ack)
+			if err != nil {
+				c.log.Info("answer in ACK refused", "error", err)
+				answer = nil
+			}
+			s.ackLegBody(c, other, cseq, ack, answer)
+			s.holdState(c)
 		})
 		c.mu.Unlock()
 	}
 	_ = tx.Respond(out)
+	if negotiating && sdpOffer {
+		s.holdState(c)
+	}
 	if res.StatusCode == 481 || res.StatusCode == 408 {
 		// RFC 3261 §12.2.1.2: the dialog is gone on the other side.
 		s.endCall(c, other, resultAnswered, "in-dialog request answered "+res.Reason)

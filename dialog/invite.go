@@ -124,7 +124,27 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.failCall(c, req, tx, err)
 		return
 	}
-	s.placeCall(c, req, tx, user, targets)
+	if len(req.Body()) > 0 && !isSDP(req) {
+		s.failCall(c, req, tx, &sipError{Code: 415, Reason: "Unsupported Media Type", Warning: "only application/sdp bodies are accepted"})
+		return
+	}
+	c.lateOffer = len(req.Body()) == 0
+	if s.media != nil {
+		ms, err := s.media.NewSession()
+		if err != nil {
+			s.failCall(c, req, tx, statusError(err, 503, "Service Unavailable"))
+			return
+		}
+		c.mu.Lock()
+		c.media = ms
+		c.mu.Unlock()
+	}
+	offer, err := s.rewrite(c, true, true, req)
+	if err != nil {
+		s.failCall(c, req, tx, err)
+		return
+	}
+	s.placeCall(c, req, tx, user, targets, offer)
 }
 
 // resolve finds where a call goes: a registered user's contacts, a route,
@@ -202,7 +222,7 @@ func uriDest(u sip.Uri) string {
 // placeCall sends the second leg to every target and relays what comes
 // back, until one answers, all fail, the caller cancels or it rings too
 // long. It returns once the caller has its final response.
-func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target) {
+func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target, offer []byte) {
 	from := req.From()
 	base := leg{
 		call:      c,
@@ -228,7 +248,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			out.ReplaceHeader(&v)
 		}
 		copyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
-		copyBody(out, req)
+		withBody(out, req, offer)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 		ctx2tx, err := s.client.TransactionRequest(ctx, out, prebuilt)
 		cancel()
@@ -442,7 +462,14 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 	out := s.response(req, res.StatusCode, res.Reason, c.caller.localTag)
 	ln := s.listenerFor(c.caller.transport)
 	out.AppendHeader(s.contact(ln, s.advertise(ln, c.caller.dest)))
-	copyBody(out, res)
+	// Early media: the SDP of a 18x is the answer (or, after a late-offer
+	// INVITE, an offer) and is rewritten for the relay like a 2xx's.
+	body, err := s.rewrite(c, c.lateOffer, false, res)
+	if err != nil {
+		c.log.Info("SDP of provisional response dropped", "status", res.StatusCode, "error", err)
+		body = nil
+	}
+	withBody(out, res, body)
 	_ = tx.Respond(out)
 }
 
@@ -483,20 +510,49 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	default:
 	}
 
+	body, err := s.rewrite(c, c.lateOffer, false, res)
+	if err != nil {
+		// The callee answered with SDP parley cannot relay: it is
+		// acknowledged and hung up, and the caller hears why.
+		s.ackLeg(c, callee, 1, nil)
+		c.mu.Lock()
+		callee.localCSeq++
+		bye := s.newRequest(callee, sip.BYE, callee.localCSeq)
+		c.mu.Unlock()
+		bye.SetBody(nil)
+		s.send(c, bye)
+		s.failCall(c, req, tx, err)
+		return
+	}
 	caller := c.caller
 	ok := s.response(req, res.StatusCode, res.Reason, caller.localTag)
 	ln := s.listenerFor(caller.transport)
 	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
 	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	copyBody(ok, res)
+	withBody(ok, res, body)
 
 	c.mu.Lock()
 	c.answer = time.Now()
 	s.moveLocked(c, Active)
+	late := c.lateOffer
 	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, func(ack *sip.Request) {
-		s.ackLeg(c, callee, 1, ack)
+		if !late {
+			s.ackLeg(c, callee, 1, nil)
+			return
+		}
+		// Late offer: the caller's ACK carries the answer for the callee.
+		answer, err := s.rewrite(c, false, true, ack)
+		if err != nil {
+			c.log.Info("caller's answer in ACK refused; hanging up", "error", err)
+			s.ackLeg(c, callee, 1, nil)
+			s.endCall(c, nil, resultFailed, "bad SDP answer in ACK")
+			return
+		}
+		s.ackLegBody(c, callee, 1, ack, answer)
 	})
 	c.mu.Unlock()
+	s.watchMedia(c)
+	s.holdState(c)
 	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())
 	c.log.Info("call answered", "setup_ms", c.answer.Sub(c.start).Milliseconds())
 	if err := tx.Respond(ok); err != nil {

@@ -125,6 +125,7 @@ type Server struct {
 	loc         Locator
 	extra       map[sip.RequestMethod]sipgo.RequestHandler
 	services    map[string]Service
+	media       Media
 	ringTimeout time.Duration
 
 	ua     *sipgo.UserAgent

@@ -1,7 +1,6 @@
 package dialog
 
 import (
-	"errors"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -71,13 +70,8 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 	})
 }
 
-// serviceError maps a service's failure to a response. Errors that carry a
-// SIP status keep it; anything else is a 500.
+// serviceError maps a service's failure to a response: errors that carry
+// a SIP status keep it; anything else is a 500.
 func serviceError(err error) error {
-	var se interface{ SIPStatus() (int, string) }
-	if errors.As(err, &se) {
-		code, reason := se.SIPStatus()
-		return &sipError{Code: code, Reason: reason, Warning: err.Error()}
-	}
-	return &sipError{Code: 500, Reason: "Server Internal Error", Warning: err.Error()}
+	return statusError(err, 500, "Server Internal Error")
 }

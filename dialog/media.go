@@ -1,0 +1,148 @@
+package dialog
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Media anchors a call's RTP in parley: cmd/parley plugs in package media's
+// relay. Without one, SDP passes between the legs unchanged.
+type Media interface {
+	// NewSession reserves relay ports for one call. Its error may carry a
+	// SIP status (SIPStatus() (int, string)), e.g. 503 when out of ports.
+	NewSession() (MediaSession, error)
+}
+
+// MediaSession is one call's media: it rewrites each SDP that crosses
+// between the legs so both phones send their RTP to parley.
+type MediaSession interface {
+	// Offer takes an offer arriving from the caller (fromCaller) or the
+	// callee and returns the offer to send to the other leg.
+	Offer(fromCaller bool, sdp []byte) ([]byte, error)
+	// Answer takes an answer arriving from one leg and returns the answer
+	// for the other.
+	Answer(fromCaller bool, sdp []byte) ([]byte, error)
+	// OnHold reports whether the last completed negotiation held the media.
+	OnHold() bool
+	// Quality reports the codec and what the relay measured.
+	Quality() MediaQuality
+	// Done is closed when the media stopped for longer than the timeout.
+	Done() <-chan struct{}
+	// Close frees the relay ports.
+	Close() error
+}
+
+// MediaQuality is a call's media record.
+type MediaQuality struct {
+	Codec string `json:"codec,omitempty"`
+	// Packets and Lost count RTP received from both phones together.
+	Packets uint64 `json:"packets"`
+	Lost    uint64 `json:"lost"`
+	// Jitter is the larger of the two directions' interarrival jitter.
+	Jitter time.Duration `json:"jitter_ns"`
+}
+
+// WithMedia makes every call's RTP go through m.
+func WithMedia(m Media) Option {
+	return func(s *Server) error { s.media = m; return nil }
+}
+
+// isSDP reports whether m's body is a session description.
+func isSDP(m sip.Message) bool {
+	if len(m.Body()) == 0 {
+		return false
+	}
+	for _, h := range m.GetHeaders("Content-Type") {
+		ct := strings.ToLower(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]))
+		return ct == "application/sdp"
+	}
+	return true // no Content-Type: RFC 3261 §7.4.1 defaults to SDP in practice
+}
+
+// rewrite passes the SDP of src, an offer or an answer coming from the
+// caller's or the callee's leg, through the call's media session. Bodies
+// that are not SDP, and every body when there is no relay, pass unchanged.
+func (s *Server) rewrite(c *Call, offer, fromCaller bool, src sip.Message) ([]byte, error) {
+	body := src.Body()
+	if c.media == nil || !isSDP(src) {
+		return body, nil
+	}
+	var out []byte
+	var err error
+	if offer {
+		out, err = c.media.Offer(fromCaller, body)
+	} else {
+		out, err = c.media.Answer(fromCaller, body)
+	}
+	if err != nil {
+		return nil, statusError(err, 488, "Not Acceptable Here")
+	}
+	return out, nil
+}
+
+// withBody puts body on dst with src's body headers (Content-Type and
+// friends); an empty body clears it.
+func withBody(dst, src sip.Message, body []byte) {
+	if len(body) == 0 {
+		dst.SetBody(nil)
+		return
+	}
+	copyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
+	if len(dst.GetHeaders("Content-Type")) == 0 {
+		dst.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	dst.SetBody(body)
+}
+
+// statusError maps an error that may carry a SIP status to a response;
+// anything else becomes code/reason with the error as the Warning.
+func statusError(err error, code int, reason string) error {
+	var se interface{ SIPStatus() (int, string) }
+	if errors.As(err, &se) {
+		c, r := se.SIPStatus()
+		e := &sipError{Code: c, Reason: r, Warning: err.Error()}
+		if c == 503 {
+			e.RetryAfter = 5
+		}
+		return e
+	}
+	return &sipError{Code: code, Reason: reason, Warning: err.Error()}
+}
+
+// holdState moves an established call between Active and Suspended after a
+// completed offer/answer.
+func (s *Server) holdState(c *Call) {
+	if c.media == nil {
+		return
+	}
+	held := c.media.OnHold()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case held && c.state == Active:
+		s.moveLocked(c, Suspended)
+		c.log.Info("call on hold")
+	case !held && c.state == Suspended:
+		s.moveLocked(c, Active)
+		c.log.Info("call resumed")
+	}
+}
+
+// watchMedia hangs a call up when its media stops.
+func (s *Server) watchMedia(c *Call) {
+	if c.media == nil {
+		return
+	}
+	done := c.media.Done()
+	s.goOwned(func() {
+		select {
+		case <-done:
+			c.log.Info("media timeout: no RTP")
+			s.endCall(c, nil, resultAnswered, "media timeout")
+		case <-c.closed:
+		}
+	})
+}
