@@ -225,7 +225,10 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	if svc != nil {
 		_ = svc.Close()
 	}
+	var quality *MediaQuality
 	if ms != nil {
+		q := ms.Quality()
+		quality = &q
 		_ = ms.Close()
 	}
 	for _, l := range legs {
@@ -238,6 +241,9 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	args := []any{"result", result, "reason", reason}
 	if !c.answer.IsZero() {
 		args = append(args, "duration_s", c.end.Sub(c.answer).Round(time.Millisecond).Seconds())
+	}
+	if quality != nil && quality.Packets > 0 {
+		args = append(args, "codec", quality.Codec, "rtp_packets", quality.Packets, "rtp_lost", quality.Lost, "jitter_ms", float64(quality.Jitter.Microseconds())/1000)
 	}
 	c.log.Info("call ended", args...)
 }
