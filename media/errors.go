@@ -55,3 +55,13 @@ var (
 	// ErrSessionClosed is why a session ended when its owner closed it.
 	ErrSessionClosed = errors.New("media: session closed")
 )
+
+// Sentinel errors of the RTP relay.
+var (
+	// ErrRelayClosed means the relay's Run has returned (or is running
+	// already, for a second Run): it opens no more bridges.
+	ErrRelayClosed = errors.New("media: relay closed")
+	// ErrRelayUnsupported means the relay does not run on this operating
+	// system (it needs Linux's epoll).
+	ErrRelayUnsupported = errors.New("media: RTP relay needs Linux")
+)

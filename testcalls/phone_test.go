@@ -84,6 +84,8 @@ type phone struct {
 
 	mu   sync.Mutex
 	mode answerMode
+	// sdp, when set, writes the phone's SDP bodies (see setSDP).
+	sdp func(offer []byte) []byte
 
 	events chan event
 }
@@ -283,7 +285,7 @@ func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// the 180.
 		time.Sleep(ringTime)
 		// RespondSDP returns once the ACK arrived (or after 64*T1).
-		if err := sess.RespondSDP(sdpOffer(p.Addr)); err != nil {
+		if err := sess.RespondSDP(p.sdpBody(req.Body())); err != nil {
 			p.t.Logf("phone %s: 200: %v", p.User, err)
 			return
 		}
@@ -457,7 +459,7 @@ func (p *phone) call(ctx context.Context, user string) *outboundCall {
 	p.t.Helper()
 	req := p.newRequest(sip.INVITE, user, sip.Uri{Scheme: "sip", User: user, Host: "parley.lab"})
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(sdpOffer(p.Addr))
+	req.SetBody(p.sdpBody(nil))
 	sess, err := p.calls.WriteInvite(ctx, req)
 	if err != nil {
 		p.t.Fatalf("phone %s: INVITE %s: %v", p.User, user, err)

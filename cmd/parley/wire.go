@@ -75,13 +75,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	}
 	defer regs.Close()
 
-	var opts []dialog.Option
+	pool, err := media.NewPortPool(cfg.RTP.PortMin, cfg.RTP.PortMax)
+	if err != nil {
+		return fmt.Errorf("rtp: %w", err)
+	}
+	rtpAddr := netip.MustParseAddr(cfg.RTP.Address)
+	relay, err := media.NewRelay(pool, rtpAddr,
+		media.WithRelayTimeout(cfg.RTP.Timeout),
+		media.WithRelayRegisterer(reg),
+		media.WithRelayLogger(log.With("component", "relay")))
+	if err != nil {
+		return fmt.Errorf("rtp: %w", err)
+	}
+	sessions, err := media.NewRelaySessions(relay, rtpAddr, cfg.RTP.Codecs, media.WithSessionsLogger(log.With("component", "sdp")))
+	if err != nil {
+		return fmt.Errorf("rtp: %w", err)
+	}
+	opts := []dialog.Option{dialog.WithMedia(relayMedia{sessions})}
 	if cfg.Services.Echo != "" {
-		pool, err := media.NewPortPool(cfg.RTP.PortMin, cfg.RTP.PortMax)
-		if err != nil {
-			return fmt.Errorf("rtp: %w", err)
-		}
-		echo, err := media.NewEcho(pool, netip.MustParseAddr(cfg.RTP.Address), cfg.RTP.Codecs,
+		echo, err := media.NewEcho(pool, rtpAddr, cfg.RTP.Codecs,
 			media.WithEchoTimeout(cfg.RTP.Timeout), media.WithEchoLogger(log.With("component", "echo")))
 		if err != nil {
 			return fmt.Errorf("services.echo: %w", err)
@@ -107,8 +119,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	wg.Add(3)
+	errs := make(chan error, 4)
+	wg.Add(4)
+	go func() { defer wg.Done(); errs <- relay.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- regs.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- b2b.Serve(ctx) }()
 	go func() { defer wg.Done(); errs <- admin.serve(ctx) }()
@@ -158,6 +171,49 @@ func (s echoService) Start(offer []byte) ([]byte, dialog.ServiceSession, error) 
 		return nil, nil, err
 	}
 	return answer, sess, nil
+}
+
+// relayMedia adapts media.Sessions to dialog.Media.
+type relayMedia struct{ s *media.Sessions }
+
+func (m relayMedia) NewSession() (dialog.MediaSession, error) {
+	sess, err := m.s.New()
+	if err != nil {
+		return nil, err
+	}
+	return mediaSession{sess}, nil
+}
+
+// mediaSession adapts media.Session to dialog.MediaSession.
+type mediaSession struct{ s *media.Session }
+
+func side(fromCaller bool) media.Side {
+	if fromCaller {
+		return media.SideA
+	}
+	return media.SideB
+}
+
+func (m mediaSession) Offer(fromCaller bool, sdp []byte) ([]byte, error) {
+	return m.s.Offer(side(fromCaller), sdp)
+}
+
+func (m mediaSession) Answer(fromCaller bool, sdp []byte) ([]byte, error) {
+	return m.s.Answer(side(fromCaller), sdp)
+}
+
+func (m mediaSession) OnHold() bool          { return m.s.OnHold() }
+func (m mediaSession) Done() <-chan struct{} { return m.s.Done() }
+func (m mediaSession) Close() error          { return m.s.Close() }
+
+func (m mediaSession) Quality() dialog.MediaQuality {
+	st := m.s.Stats()
+	return dialog.MediaQuality{
+		Codec:   m.s.Codec(),
+		Packets: st.A.Packets + st.B.Packets,
+		Lost:    st.A.Lost + st.B.Lost,
+		Jitter:  max(st.A.Jitter, st.B.Jitter),
+	}
 }
 
 // locator adapts the registrar to dialog.Locator.

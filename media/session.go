@@ -1,0 +1,233 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/pion/sdp/v3"
+)
+
+// bridge is what a Session needs of the relay's Bridge: two ports, one facing
+// each side, between which packets flow. Tests put a fake in its place.
+type bridge interface {
+	Port(s Side) int
+	SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool)
+	SetHold(onHold bool)
+	SetClockRate(s Side, hz int)
+	Stats() BridgeStats
+	Done() <-chan struct{}
+	Close() error
+}
+
+// errNoOffer means Answer was called with no offer from the other side
+// waiting for it, which is a mistake of the caller, not of the network.
+var errNoOffer = errors.New("media: answer without an offer from the other side")
+
+// leg is what parley sent to one side: the o= line's session id and version
+// and the last SDP with its version left out, to see whether the next one
+// differs (RFC 3264 §8).
+type leg struct {
+	id, version uint64
+	last        []byte
+}
+
+// Session is one relayed call's media: a bridge between the caller (SideA)
+// and the callee (SideB), and the SDP each side is sent. Offer and Answer
+// rewrite each offer and answer for the other side. It is safe for
+// concurrent use.
+type Session struct {
+	br    bridge
+	addr  netip.Addr
+	prefs []string
+	log   *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu      sync.Mutex
+	legs    [2]leg
+	pending *relayOffer // the offer waiting for its answer, if any
+	// pendingMux is whether the bridge was told to multiplex RTCP to the
+	// pending offer's offerer.
+	pendingMux bool
+	// mux says both legs multiplex RTCP (RFC 5761) after the last exchange.
+	mux   bool
+	codec string
+	hold  bool
+}
+
+// Offer takes an offer that arrived from side from (in an INVITE, re-INVITE,
+// UPDATE, or the 200 of an INVITE without one) and returns parley's offer to
+// the other side. The relayed audio stream keeps only the codecs parley
+// is configured for, in the offerer's order and payload type numbers; every
+// other stream is offered with port 0. Parley starts sending to the
+// offerer's new address at once, since an offerer must be ready to receive
+// there (RFC 3264 §8.3.1).
+//
+// A new offer replaces one still waiting for its answer. Errors carry a
+// SIPStatus: 400 for malformed SDP (ErrBadSDP), 488 when no audio codec is
+// left (ErrNoCommonCodec).
+func (s *Session) Offer(from Side, body []byte) ([]byte, error) {
+	if from != SideA && from != SideB {
+		return nil, errors.New("media: offer from an unknown side")
+	}
+	sd, err := parseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := readRelayOffer(from, sd, s.prefs)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	to := from.Other()
+	out, err := s.write(to, writeRelayOffer(ro, s.br.Port(to)), sdp.Timing{})
+	if err != nil {
+		return nil, err
+	}
+	s.pending = ro
+	// RFC 5761 §5.1.1: RTCP goes to the RTP port only once an answer has
+	// accepted rtcp-mux; a re-offer keeps what the last answer settled.
+	s.pendingMux = ro.peer.mux && s.mux
+	s.setPeer(from, ro.peer, s.pendingMux)
+	s.log.Debug("media offer relayed", "from", from, "formats", ptList(ro.formats), "direction", ro.sent)
+	return out, nil
+}
+
+// Answer takes the answer that arrived from side from to parley's last
+// offer to it and returns parley's answer to the offerer. The answer may
+// only choose among the codecs parley offered; others are dropped. Its
+// direction passes on unchanged, since parley relays whatever flows.
+//
+// Errors carry a SIPStatus: 400 for malformed SDP, 488 when the answer
+// refuses the audio stream or keeps no codec parley offered. After an error
+// the offer still waits for an answer.
+func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
+	sd, err := parseSDP(body)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ro := s.pending
+	if ro == nil || ro.from != from.Other() {
+		return nil, errNoOffer
+	}
+	ra, err := readRelayAnswer(ro, sd, s.prefs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.write(ro.from, writeRelayAnswer(ro, ra, s.br.Port(ro.from)), ro.timing)
+	if err != nil {
+		return nil, err
+	}
+	s.pending = nil
+
+	s.mux = ro.peer.mux && ra.peer.mux
+	if s.mux != s.pendingMux {
+		s.setPeer(ro.from, ro.peer, s.mux)
+	}
+	s.setPeer(from, ra.peer, s.mux)
+	// The bridge relays RTP as it is, so both sides use the answer's codec.
+	s.br.SetClockRate(SideA, ra.clock)
+	s.br.SetClockRate(SideB, ra.clock)
+	s.codec = ra.codec
+	if h := held(ro, ra); h != s.hold {
+		s.hold = h
+		s.br.SetHold(h)
+		s.log.Debug("media hold changed", "on_hold", h, "by", ro.from)
+	}
+	return out, nil
+}
+
+// setPeer tells the bridge where side now receives; with mux its RTCP goes
+// to the RTP address. An unspecified address (c=0.0.0.0 on hold) passes on
+// too: the bridge then sends nowhere until the side sends itself.
+func (s *Session) setPeer(side Side, p peer, mux bool) {
+	if mux {
+		p.rtcp = p.rtp
+	}
+	s.br.SetPeer(side, p.rtp, p.rtcp, mux)
+}
+
+// write finishes the SDP parley sends to side to: its own o=, s=, c= and t=
+// lines around media. The o= version goes up only when the SDP differs from
+// what side was sent last (RFC 3264 §8).
+func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timing) ([]byte, error) {
+	addrType := "IP4"
+	if s.addr.Is6() {
+		addrType = "IP6"
+	}
+	l := &s.legs[to]
+	sd := &sdp.SessionDescription{
+		Origin: sdp.Origin{
+			Username:       "parley",
+			SessionID:      l.id,
+			NetworkType:    "IN",
+			AddressType:    addrType,
+			UnicastAddress: s.addr.String(),
+		},
+		SessionName: "parley",
+		ConnectionInformation: &sdp.ConnectionInformation{
+			NetworkType: "IN",
+			AddressType: addrType,
+			Address:     &sdp.Address{Address: s.addr.String()},
+		},
+		TimeDescriptions:  []sdp.TimeDescription{{Timing: timing}},
+		MediaDescriptions: media,
+	}
+	key, err := sd.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("media: writing SDP for the %v: %w", to, err)
+	}
+	version := l.version
+	switch {
+	case l.last == nil:
+		version = 1
+	case string(key) != string(l.last):
+		version++
+	}
+	sd.Origin.SessionVersion = version
+	out, err := sd.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("media: writing SDP for the %v: %w", to, err)
+	}
+	l.version, l.last = version, key
+	return out, nil
+}
+
+// OnHold reports whether the last completed offer/answer put the media on
+// hold: either side sends only or nothing, or the offer had c=0.0.0.0.
+func (s *Session) OnHold() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hold
+}
+
+// Codec returns the audio codec the last answer chose, as parley spells it
+// (PCMU, PCMA, G722, opus, ...), or "" before the first answer.
+func (s *Session) Codec() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.codec
+}
+
+// Stats returns the bridge's packet counts for both sides.
+func (s *Session) Stats() BridgeStats { return s.br.Stats() }
+
+// Done is closed when the bridge stops on its own, when no RTP arrived for
+// longer than the relay's media timeout.
+func (s *Session) Done() <-chan struct{} { return s.br.Done() }
+
+// Close stops relaying and frees the bridge's ports. It may be called more
+// than once; later calls return the first one's error.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.br.Close() })
+	return s.closeErr
+}
