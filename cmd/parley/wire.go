@@ -266,6 +266,10 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[st
 	if cfg.Services.Echo != "" {
 		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)
 	}
+	if ip := net.ParseIP(cfg.RTP.Address); ip != nil && ip.IsLoopback() && !net.ParseIP(host).IsLoopback() {
+		fmt.Fprintf(w, "\nNote: rtp.address is %s, so only phones on this host get audio.\n"+
+			"For phones on your network, set rtp.address to this host's address (e.g. %s) in a config file.\n", cfg.RTP.Address, host)
+	}
 	if cfg.Admin.Listen != "" {
 		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
 	}
