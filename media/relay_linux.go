@@ -3,11 +3,13 @@
 package media
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync/atomic"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -69,9 +71,15 @@ type worker struct {
 	slots      []slot
 	free       []int32
 
-	tid atomic.Int32 // thread the loop is locked to, for CPU accounting in tests
+	file *os.File        // epfd in Go's netpoller
+	rc   syscall.RawConn // of file
 
-	// Only the loop touches these, with mu held.
+	// measure makes the loop add the CPU time it spends to cpu; only
+	// benchmarks set it.
+	measure atomic.Bool
+	cpu     atomic.Int64
+
+	// Only the loop touches these.
 	events [maxEvents]unix.EpollEvent
 	rbuf   [batchSize][maxDatagram]byte
 	rname  [batchSize]unix.RawSockaddrInet6
@@ -117,7 +125,18 @@ func (w *worker) start() error {
 		unix.Close(epfd)
 		return os.NewSyscallError("epoll_ctl", err)
 	}
+	// Non-blocking, os.NewFile puts the set into Go's netpoller.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return os.NewSyscallError("fcntl", err)
+	}
 	w.epfd, w.evfd = epfd, evfd
+	w.file = os.NewFile(uintptr(epfd), "epoll")
+	if w.rc, err = w.file.SyscallConn(); err != nil {
+		w.closeEpoll()
+		return err
+	}
 	for i := range w.slots {
 		sl := &w.slots[i]
 		if sl.b == nil {
@@ -141,8 +160,8 @@ func (w *worker) stop() {
 func (w *worker) closeEpoll() {
 	if w.epfd >= 0 {
 		unix.Close(w.evfd)
-		unix.Close(w.epfd)
-		w.epfd, w.evfd = -1, -1
+		w.file.Close() // closes epfd
+		w.epfd, w.evfd, w.file, w.rc = -1, -1, nil, nil
 	}
 }
 
@@ -216,47 +235,79 @@ func (w *worker) remove(b *Bridge) {
 }
 
 // loop is the worker's goroutine: wait for ready sockets, forward what they
-// hold, check for silent bridges, until wake. It keeps to one thread, which
-// keeps its buffers in one CPU's cache and makes its CPU time measurable.
+// hold, check for silent bridges, until wake.
+//
+// It never blocks in epoll_wait itself: a goroutine blocked in a system
+// call keeps its P (its right to run Go code) until the runtime's monitor
+// takes it back, which can take milliseconds, and meanwhile another worker
+// whose packets are ready waits for a P. Instead the epoll set's own
+// descriptor sits in Go's netpoller, which parks the goroutine without a
+// thread and wakes it when the set has events; the loop then polls the set
+// with a zero timeout until it is empty.
 func (w *worker) loop() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	w.tid.Store(int32(unix.Gettid()))
-
-	msec, tick := -1, int64(0)
+	var tick time.Duration
 	if w.r.timeout > 0 {
-		t := idleTick(w.r.timeout)
-		msec, tick = int(t.Milliseconds()), int64(t)
+		tick = idleTick(w.r.timeout)
 	}
-	for {
-		n, err := unix.EpollWait(w.epfd, w.events[:], msec)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			return os.NewSyscallError("epoll_wait", err)
+	stop := false
+	work := func(fd uintptr) bool {
+		if w.measure.Load() {
+			t0 := threadCPUTime()
+			defer func() { w.cpu.Add(threadCPUTime() - t0) }()
 		}
-		stop := false
-		w.mu.Lock()
-		for i := range n {
-			ev := &w.events[i]
-			if ev.Fd < 0 {
-				stop = true
-				continue
+		for range 64 {
+			n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd,
+				uintptr(unsafe.Pointer(&w.events[0])), maxEvents, 0, 0, 0)
+			if errno != 0 || n == 0 {
+				return false // empty: park until the set has events
 			}
-			w.drain(ev.Fd, uint32(ev.Pad))
+			w.mu.Lock()
+			for i := range int(n) {
+				ev := &w.events[i]
+				if ev.Fd < 0 {
+					stop = true
+					continue
+				}
+				w.drain(ev.Fd, uint32(ev.Pad))
+			}
+			if tick > 0 {
+				if now := w.r.now(); now-w.lastScan >= int64(tick) {
+					w.lastScan = now
+					w.scanIdle(now, int64(w.r.timeout))
+				}
+			}
+			w.mu.Unlock()
+			if stop {
+				return true
+			}
 		}
+		return true // busy: let Read return, then come back
+	}
+	for !stop {
 		if tick > 0 {
-			if now := w.r.now(); now-w.lastScan >= tick {
-				w.lastScan = now
-				w.scanIdle(now, int64(w.r.timeout))
-			}
+			_ = w.file.SetReadDeadline(time.Now().Add(tick))
 		}
-		w.mu.Unlock()
-		if stop {
-			return nil
+		err := w.rc.Read(work)
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.mu.Lock()
+			now := w.r.now()
+			w.lastScan = now
+			w.scanIdle(now, int64(w.r.timeout))
+			w.mu.Unlock()
+		default:
+			return fmt.Errorf("media: waiting on epoll: %w", err)
 		}
 	}
+	return nil
+}
+
+// threadCPUTime returns the CPU time of the calling thread in nanoseconds.
+func threadCPUTime() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return ts.Nano()
 }
 
 // drain reads the datagrams waiting on the socket of slot idx and forwards

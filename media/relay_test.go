@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -108,7 +108,9 @@ func receiverReport(ssrc uint32, fraction uint8, lost int32, jitter uint32) []by
 	return b
 }
 
-func put32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
+func put32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
 
 func sendTo(t testing.TB, c *net.UDPConn, to netip.AddrPort, pkt []byte) {
 	t.Helper()
@@ -131,6 +133,16 @@ func expect(t testing.TB, c *net.UDPConn, want []byte, from netip.AddrPort) {
 	}
 	if !bytes.Equal(buf[:n], want) {
 		t.Errorf("%v: got % x\nwant % x", addrOf(c), buf[:n], want)
+	}
+}
+
+// waitFor waits until cond holds, for a second at most.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
 	}
 }
 
@@ -570,10 +582,11 @@ func TestRelayZeroAllocs(t *testing.T) {
 	a, c := dial(SideA), dial(SideB)
 	pkt := relayRTP(t, 1, 1, 1, make([]byte, 160))
 	buf := make([]byte, 2048)
-	// Latch both sides.
+	// Latch both sides, B first: until A latched its packets go nowhere.
 	if _, err := c.Write(pkt); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, func() bool { return b.Stats().B.Packets == 1 })
 	if _, err := a.Write(pkt); err != nil {
 		t.Fatal(err)
 	}

@@ -187,10 +187,16 @@ func (r *rtpReceiver) setRate(hz int) {
 	r.jitter = 0
 }
 
-// looksLikeRTP reports whether b looks like an RTP packet (RFC 3550 §5.1): version
-// 2 and a full fixed header. It does not allocate.
+// looksLikeRTP reports whether b looks like an RTP packet (RFC 3550 §5.1):
+// version 2, a full fixed header and not one of the payload types 72-76
+// that RFC 3551 §6 reserves because they read as RTCP packet types 200-204.
+// It does not allocate.
 func looksLikeRTP(b []byte) bool {
-	return len(b) >= 12 && b[0]>>6 == 2
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return false
+	}
+	pt := b[1] & 0x7f
+	return pt < 72 || pt > 76
 }
 
 // looksLikeRTCP reports whether b looks like an RTCP packet: version 2, a
