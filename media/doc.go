@@ -1,6 +1,12 @@
 // Package media owns what parley does with a call's media: the pool of UDP
-// ports RTP and RTCP use, SDP offer/answer (RFC 3264) and the handling of
-// RTP packets themselves, starting with the echo service.
+// ports RTP and RTCP use, SDP offer/answer (RFC 3264), the relay that moves
+// every call's RTP and RTCP between its two legs, and the echo service.
+//
+// A call's media is a [Session] (from [Sessions]): it rewrites each offer
+// and answer that crosses between the legs so both phones send to parley,
+// and holds a [Bridge] of the [Relay]: two port pairs, one per side. The
+// relay is an epoll loop per CPU over non-blocking sockets with
+// recvmmsg/sendmmsg batches and no allocation per packet (Linux only).
 //
 // It does not speak SIP. The dialog package carries SDP bodies in and out of
 // INVITEs and decides when a call starts and ends; media only turns an offer

@@ -10,7 +10,12 @@
 // calls over UDP and TCP hung up from either side, calls to routes and to
 // the echo service, CANCEL, busy, unregistered and unknown callees,
 // malformed messages, config checking and the Prometheus metrics that
-// should reflect all of that.
+// should reflect all of that. The media tests (media_test.go,
+// media_late_test.go) send real RTP both ways through parley's relay and
+// check order and payload, codec negotiation and 488, symmetric latching
+// for a phone behind NAT, the RTP inactivity hangup, late offer, bad SDP,
+// port exhaustion (503) and that every port returns to the pool; one runs
+// SIPp's uac_pcap against a SIPp -rtp_echo callee.
 //
 // The package has no non-test code. Run it from the repository root with
 //
@@ -24,5 +29,7 @@
 // already built binary instead of building one, and PARLEY_TEST_VERBOSE=1
 // to log parley's output for passing tests too.
 //
-// The calls-per-second benchmark is a script, not a test: see bench/cps.sh.
+// The benchmarks are scripts, not tests: bench/cps.sh (call rate) and
+// bench/media.sh (the relay against rtpengine, driven by bench/rtpload).
+// Results are in bench/RESULTS.md.
 package testcalls
