@@ -50,6 +50,10 @@ type leg struct {
 
 	localCSeq  uint32
 	remoteCSeq uint32
+	// inviteCSeq is the CSeq of the INVITE that made the dialog.
+	inviteCSeq uint32
+	// st is the leg's RFC 4028 session timer.
+	st sessionTimer
 
 	// confirmed is set once the dialog has its final 2xx and ACK.
 	confirmed bool
@@ -100,6 +104,8 @@ type Call struct {
 	decided chan struct{}
 	// closed is closed when the call is.
 	closed chan struct{}
+	// maxTimer ends the call at sessions.max_duration.
+	maxTimer *time.Timer
 	// svc is the media session of a call answered by a built-in service.
 	svc       ServiceSession
 	svcAnswer []byte

@@ -13,6 +13,8 @@ type sipError struct {
 	RetryAfter int
 	// Warning, when set, is sent as a Warning header text.
 	Warning string
+	// MinSE, when non-zero, is sent as Min-SE (RFC 4028 422 responses).
+	MinSE int
 }
 
 func (e *sipError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }

@@ -13,7 +13,7 @@ import (
 const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER, PRACK, REGISTER"
 
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
-var supported = map[string]bool{}
+var supported = map[string]bool{"timer": true}
 
 func (s *Server) routeHandlers() {
 	s.srv.OnInvite(s.wrap(s.onInvite))
@@ -140,6 +140,9 @@ func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, err error) {
 	}
 	if se.Code == 405 {
 		res.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	}
+	if se.MinSE > 0 {
+		res.AppendHeader(sip.NewHeader("Min-SE", fmt.Sprint(se.MinSE)))
 	}
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "status", se.Code, "error", err)

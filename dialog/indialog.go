@@ -186,7 +186,7 @@ func (s *Server) endCall(c *Call, from *leg, result, reason string) {
 		if l.role == roleCallee && !l.confirmed && l.remoteTag != "" {
 			// A callee hung up before the caller's ACK came: it still
 			// needs its ACK before the BYE (RFC 3261 §15).
-			ack := s.newRequest(l, sip.ACK, 1)
+			ack := s.newRequest(l, sip.ACK, l.inviteCSeq)
 			ack.SetBody(nil)
 			_ = s.client.WriteRequest(ack, prebuilt)
 		}
@@ -219,6 +219,14 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	c.end = time.Now()
 	c.result, c.reason = result, reason
 	legs := []*leg{c.caller, c.callee}
+	for _, l := range legs {
+		if l != nil {
+			l.st.stop()
+		}
+	}
+	if c.maxTimer != nil {
+		c.maxTimer.Stop()
+	}
 	svc, ms := c.svc, c.media
 	close(c.closed)
 	c.mu.Unlock()
@@ -312,6 +320,36 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.target = *ct.Address.Clone()
 	}
 	fromCaller := l.role == roleCaller
+	if req.IsInvite() || req.Method == sip.UPDATE {
+		if err := s.negotiateUAS(l, req); err != nil {
+			c.mu.Unlock()
+			s.reply(req, tx, err)
+			return
+		}
+		// A refresh that changes nothing (an UPDATE without SDP, or SDP
+		// with the o= version the phone sent last) is answered here: the
+		// two legs' session timers are independent (RFC 4028).
+		refreshOnly := (req.Method == sip.UPDATE && len(req.Body()) == 0) ||
+			(c.media != nil && isSDP(req) && c.media.Unchanged(fromCaller, req.Body()))
+		if refreshOnly {
+			res := s.response(req, 200, "OK", l.localTag)
+			ln := s.listenerFor(l.transport)
+			res.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+			res.AppendHeader(sip.NewHeader("Allow", allowHeader))
+			timerHeaders(res, l)
+			if isSDP(req) {
+				withBody(res, req, c.media.Current(fromCaller))
+			}
+			if req.IsInvite() {
+				s.awaitAck(l, tx, res, req.CSeq().SeqNo, nil)
+			}
+			s.armTimer(l)
+			c.mu.Unlock()
+			c.log.Debug("session refreshed", "leg", l.role.String(), "method", string(req.Method))
+			_ = tx.Respond(res)
+			return
+		}
+	}
 	c.mu.Unlock()
 	// An INVITE or UPDATE with SDP is an offer; a re-INVITE without one
 	// asks the other side for an offer (answered in the ACK).
@@ -328,6 +366,9 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	other.localCSeq++
 	cseq := other.localCSeq
 	out := s.newRequest(other, req.Method, cseq)
+	if req.IsInvite() || req.Method == sip.UPDATE {
+		s.timerRequestHeaders(out, other, true)
+	}
 	c.mu.Unlock()
 	copyHeaders(out, req, "Event", "Subscription-State", "Refer-To", "Referred-By", "Info-Package", "Recv-Info", "Subject")
 	withBody(out, req, body)
@@ -403,6 +444,12 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 		if ct := res.Contact(); ct != nil {
 			other.target = *ct.Address.Clone()
 		}
+		// Both legs were refreshed: the phone's request on one, parley's
+		// on the other.
+		s.negotiateUAC(other, res)
+		s.armTimer(other)
+		timerHeaders(out, l)
+		s.armTimer(l)
 		c.mu.Unlock()
 	}
 	if ok && req.IsInvite() {
@@ -465,7 +512,22 @@ func (s *Server) Hangup(id string) bool {
 // service answered: a re-INVITE gets the session's unchanged answer (same
 // o= version, RFC 3264 §8), anything else a plain 200.
 func (s *Server) answerForService(c *Call, l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsInvite() || req.Method == sip.UPDATE {
+		c.mu.Lock()
+		err := s.negotiateUAS(l, req)
+		c.mu.Unlock()
+		if err != nil {
+			s.reply(req, tx, err)
+			return
+		}
+	}
 	res := s.response(req, 200, "OK", l.localTag)
+	if req.IsInvite() || req.Method == sip.UPDATE {
+		c.mu.Lock()
+		timerHeaders(res, l)
+		s.armTimer(l)
+		c.mu.Unlock()
+	}
 	if req.IsInvite() {
 		ln := s.listenerFor(l.transport)
 		res.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))

@@ -26,6 +26,7 @@ type fork struct {
 	tx  sip.ClientTransaction
 
 	// guarded by the call's mu
+	retried      bool // after a 422 (RFC 4028)
 	provisional  bool
 	cancelWanted bool
 	cancelled    bool
@@ -115,6 +116,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	})
 	_ = tx.Respond(s.response(req, 100, "Trying", ""))
 
+	if err := s.negotiateUAS(c.caller, req); err != nil {
+		s.failCall(c, req, tx, err)
+		return
+	}
 	if svc, ok := s.services[req.Recipient.User]; ok {
 		s.serve(c, req, tx, svc)
 		return
@@ -248,6 +253,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			out.ReplaceHeader(&v)
 		}
 		copyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
+		s.timerRequestHeaders(out, &l, false)
 		withBody(out, req, offer)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 		ctx2tx, err := s.client.TransactionRequest(ctx, out, prebuilt)
@@ -288,6 +294,9 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 				s.answer(c, req, tx, forks, e.f, e.res)
 				return
 			default:
+				if code == 422 && s.retry422(c, e.f, e.res, events) {
+					continue
+				}
 				pending--
 				best = betterFinal(best, e.res)
 			}
@@ -482,6 +491,9 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		callee.target = *ct.Address.Clone()
 	}
 	callee.routes = reversed(recordRoutes(res))
+	callee.localCSeq = res.CSeq().SeqNo
+	callee.inviteCSeq = res.CSeq().SeqNo
+	s.negotiateUAC(callee, res)
 	c.callee = callee
 	c.mu.Unlock()
 	s.decide(c, forks, win)
@@ -502,7 +514,7 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	case <-c.cancelled:
 		// The caller's CANCEL crossed the callee's 2xx: the caller already
 		// has its 487, so the callee is acknowledged and hung up.
-		s.ackLeg(c, callee, 1, nil)
+		s.ackLeg(c, callee, res.CSeq().SeqNo, nil)
 		c.log.Info("answer crossed caller's CANCEL; hanging up callee")
 		s.m.response(string(sip.INVITE), 487)
 		s.endCall(c, nil, resultCancelled, "cancelled by caller")
@@ -514,7 +526,7 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	if err != nil {
 		// The callee answered with SDP parley cannot relay: it is
 		// acknowledged and hung up, and the caller hears why.
-		s.ackLeg(c, callee, 1, nil)
+		s.ackLeg(c, callee, res.CSeq().SeqNo, nil)
 		c.mu.Lock()
 		callee.localCSeq++
 		bye := s.newRequest(callee, sip.BYE, callee.localCSeq)
@@ -530,25 +542,30 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
 	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	withBody(ok, res, body)
+	inviteCSeq := res.CSeq().SeqNo
 
 	c.mu.Lock()
+	timerHeaders(ok, caller)
 	c.answer = time.Now()
 	s.moveLocked(c, Active)
+	s.armTimer(caller)
+	s.armTimer(callee)
+	s.armMaxDuration(c)
 	late := c.lateOffer
 	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, func(ack *sip.Request) {
 		if !late {
-			s.ackLeg(c, callee, 1, nil)
+			s.ackLeg(c, callee, inviteCSeq, nil)
 			return
 		}
 		// Late offer: the caller's ACK carries the answer for the callee.
 		answer, err := s.rewrite(c, false, true, ack)
 		if err != nil {
 			c.log.Info("caller's answer in ACK refused; hanging up", "error", err)
-			s.ackLeg(c, callee, 1, nil)
+			s.ackLeg(c, callee, inviteCSeq, nil)
 			s.endCall(c, nil, resultFailed, "bad SDP answer in ACK")
 			return
 		}
-		s.ackLegBody(c, callee, 1, ack, answer)
+		s.ackLegBody(c, callee, inviteCSeq, ack, answer)
 	})
 	c.mu.Unlock()
 	s.watchMedia(c)
@@ -569,6 +586,9 @@ func (s *Server) failCall(c *Call, req *sip.Request, tx sip.ServerTransaction, e
 	}
 	if se.Warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", "399 parley \""+strings.ReplaceAll(se.Warning, "\"", "'")+"\""))
+	}
+	if se.MinSE > 0 {
+		res.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(se.MinSE)))
 	}
 	_ = tx.Respond(res)
 	c.log.Info("call failed", "status", se.Code, "reason", se.Reason, "detail", se.Warning)

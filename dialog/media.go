@@ -27,6 +27,12 @@ type MediaSession interface {
 	Answer(fromCaller bool, sdp []byte) ([]byte, error)
 	// OnHold reports whether the last completed negotiation held the media.
 	OnHold() bool
+	// Current returns the SDP parley last sent to the caller (toCaller) or
+	// the callee: the body of a session refresh.
+	Current(toCaller bool) []byte
+	// Unchanged reports whether an SDP from one leg repeats the last one
+	// it sent (same o= version): a session refresh, not a change.
+	Unchanged(fromCaller bool, sdp []byte) bool
 	// Quality reports the codec and what the relay measured.
 	Quality() MediaQuality
 	// Done is closed when the media stopped for longer than the timeout.

@@ -52,9 +52,12 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 	ok.SetBody(answer)
 
 	c.mu.Lock()
+	timerHeaders(ok, caller)
 	c.svc, c.svcAnswer = sess, answer
 	c.answer = time.Now()
 	s.moveLocked(c, Active)
+	s.armTimer(caller)
+	s.armMaxDuration(c)
 	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, nil)
 	c.mu.Unlock()
 	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())

@@ -32,6 +32,24 @@ var errNoOffer = errors.New("media: answer without an offer from the other side"
 type leg struct {
 	id, version uint64
 	last        []byte
+	// sent is the last SDP sent to the side, as sent (version included).
+	sent []byte
+	// seen is the o= line (session id and version) of the last SDP the
+	// side sent, to recognise an unchanged one in a refresh.
+	seen    origin
+	hasSeen bool
+}
+
+// origin identifies an SDP version (RFC 3264 §8: unchanged SDP keeps it).
+type origin struct {
+	user        string
+	id, version uint64
+	addr        string
+}
+
+func originOf(sd *sdp.SessionDescription) origin {
+	o := sd.Origin
+	return origin{user: o.Username, id: o.SessionID, version: o.SessionVersion, addr: o.UnicastAddress}
 }
 
 // Session is one relayed call's media: a bridge between the caller (SideA)
@@ -85,6 +103,7 @@ func (s *Session) Offer(from Side, body []byte) ([]byte, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.legs[from].seen, s.legs[from].hasSeen = originOf(sd), true
 	to := from.Other()
 	out, err := s.write(to, writeRelayOffer(ro, s.br.Port(to)), sdp.Timing{})
 	if err != nil {
@@ -128,6 +147,7 @@ func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
 		return nil, err
 	}
 	s.pending = nil
+	s.legs[from].seen, s.legs[from].hasSeen = originOf(sd), true
 
 	s.mux = ro.peer.mux && ra.peer.mux
 	if s.mux != s.pendingMux {
@@ -198,8 +218,32 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 	if err != nil {
 		return nil, fmt.Errorf("media: writing SDP for the %v: %w", to, err)
 	}
-	l.version, l.last = version, key
+	l.version, l.last, l.sent = version, key, out
 	return out, nil
+}
+
+// Current returns the SDP parley last sent to side to (nil before any), the
+// body of a session refresh: re-sent unchanged, with the same version, it
+// changes nothing (RFC 3264 §8, RFC 4028 §10).
+func (s *Session) Current(to Side) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.legs[to].sent
+}
+
+// Unchanged reports whether body, an SDP from side from, repeats the last
+// one that side sent: same o= session id and version, so it only refreshes
+// the session (RFC 3264 §8) and need not be relayed. Malformed SDP is never
+// unchanged.
+func (s *Session) Unchanged(from Side, body []byte) bool {
+	sd, err := parseSDP(body)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.legs[from]
+	return s.pending == nil && l.hasSeen && l.seen == originOf(sd)
 }
 
 // OnHold reports whether the last completed offer/answer put the media on

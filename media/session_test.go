@@ -572,3 +572,33 @@ func FuzzSessionOfferAnswer(f *testing.F) {
 		}
 	})
 }
+
+func TestSessionCurrentAndUnchanged(t *testing.T) {
+	sess, _ := newTestSession(t, netip.MustParseAddr("127.0.0.1"), []string{"PCMU", "PCMA"})
+	offer := []byte("v=0\r\no=alice 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+	answer := []byte("v=0\r\no=bob 9 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+	if sess.Current(SideA) != nil || sess.Unchanged(SideA, offer) {
+		t.Fatal("nothing sent or seen yet")
+	}
+	toB, err := sess.Offer(SideA, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.Unchanged(SideA, offer) {
+		t.Fatal("unchanged while an offer waits for its answer")
+	}
+	toA, err := sess.Answer(SideB, answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sess.Current(SideB)) != string(toB) || string(sess.Current(SideA)) != string(toA) {
+		t.Fatal("Current is not what was sent")
+	}
+	if !sess.Unchanged(SideA, offer) || !sess.Unchanged(SideB, answer) {
+		t.Fatal("a repeated SDP with the same o= version is not unchanged")
+	}
+	bumped := []byte(strings.Replace(string(offer), "o=alice 7 1", "o=alice 7 2", 1))
+	if sess.Unchanged(SideA, bumped) || sess.Unchanged(SideA, []byte("garbage")) {
+		t.Fatal("a new version or garbage counted as unchanged")
+	}
+}
