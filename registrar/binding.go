@@ -33,7 +33,59 @@ type Binding struct {
 	// UserAgent is the User-Agent header of the REGISTER, if any.
 	UserAgent string `json:"user_agent,omitempty"`
 
-	key string // contactKey(Contact), cached for comparisons
+	// Reachable is what qualification (see [WithQualify]) last found:
+	// [ReachableUnknown], [ReachableYes] or [ReachableNo]. It, RTT and
+	// LastPing live in memory only; the Store never keeps them, and a
+	// binding loaded at start is unknown again.
+	Reachable string `json:"reachable"`
+	// RTT is the round-trip time of the last answered ping; zero before the
+	// first answer and while the contact is unreachable.
+	RTT time.Duration `json:"rtt_ns,omitempty"`
+	// LastPing is when the last ping finished, answered or not.
+	LastPing time.Time `json:"last_ping,omitzero"`
+
+	key   string // contactKey(Contact), cached for comparisons
+	fails int    // pings in a row that got no answer
+}
+
+// Values of [Binding.Reachable]. A binding is routed to unless it is
+// ReachableNo.
+const (
+	// ReachableUnknown is a binding not pinged since it was registered or
+	// loaded, or one whose pings have failed fewer than qualifyFailures
+	// times in a row before ever being answered.
+	ReachableUnknown string = "unknown"
+	// ReachableYes is a binding whose last ping was answered, or that was
+	// unreachable and has since sent a REGISTER.
+	ReachableYes string = "yes"
+	// ReachableNo is a binding whose last qualifyFailures pings went
+	// unanswered. Lookup skips it.
+	ReachableNo string = "no"
+)
+
+// routable reports whether calls may be sent to the binding at now.
+func (b *Binding) routable(now time.Time) bool {
+	return b.live(now) && b.Reachable != ReachableNo
+}
+
+// carry keeps what qualification knew of old, the binding a REGISTER
+// refresh replaces, when the refresh came over the same path (a ping result
+// for another source says nothing about this one). A refresh is a sign of
+// life, so an unreachable binding comes back as reachable and the failure
+// count starts again.
+func (b *Binding) carry(old *Binding) {
+	if old.Source != b.Source || old.Transport != b.Transport {
+		return
+	}
+	b.Reachable, b.RTT, b.LastPing = old.Reachable, old.RTT, old.LastPing
+	if b.Reachable == ReachableNo {
+		b.Reachable = ReachableYes
+	}
+}
+
+// forget clears what qualification learnt: the Store keeps none of it.
+func (b *Binding) forget() {
+	b.Reachable, b.RTT, b.LastPing, b.fails = "", 0, time.Time{}, 0
 }
 
 // live reports whether the binding has not expired at now.

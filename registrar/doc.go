@@ -10,9 +10,17 @@
 // [Registrar] writes to it from its own goroutine (see [Registrar.Run]) in
 // batches, never once per REGISTER.
 //
-// The package does not route calls, send OPTIONS keep-alives or know about
-// dialogs: the dialog package asks [Registrar.Lookup] for contacts and uses
-// [Digest.Authenticate] to challenge INVITEs.
+// With [WithQualify] the Registrar also qualifies contacts: every interval
+// it pings each binding with OPTIONS through a [Pinger], marks one that
+// misses two pings in a row unreachable ([Registrar.Lookup] skips it) and
+// restores it on the next answer or REGISTER. Reachability and round-trip
+// time are in memory only, shown by [Registrar.All] and the parley_contacts
+// and parley_contact_rtt_seconds metrics. Over UDP the pings also keep the
+// phone's NAT binding open.
+//
+// The package does not route calls, build SIP requests of its own or know
+// about dialogs: the dialog package asks [Registrar.Lookup] for contacts,
+// uses [Digest.Authenticate] to challenge INVITEs and implements [Pinger].
 //
 // # Choices worth knowing
 //

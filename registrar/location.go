@@ -11,13 +11,40 @@ import (
 type location struct {
 	mu    sync.RWMutex
 	users map[string][]Binding
-	count int // bindings held, expired or not (the sweeper trims them)
+	count tally // bindings held, expired or not (the sweeper trims them)
 
 	// onCount is called with the new count under mu whenever it changes.
-	onCount func(int)
+	onCount func(tally)
+	// onRestore, if set, is called under mu when a REGISTER refreshes a
+	// binding that was unreachable.
+	onRestore func(user, contact string)
 }
 
-func newLocation(onCount func(int)) *location {
+// tally counts bindings by reachability.
+type tally struct{ reachable, unreachable, unknown int }
+
+// add counts b n times (n is 1 or -1).
+func (t *tally) add(b *Binding, n int) {
+	switch b.Reachable {
+	case ReachableYes:
+		t.reachable += n
+	case ReachableNo:
+		t.unreachable += n
+	default:
+		t.unknown += n
+	}
+}
+
+// addAll counts every binding of bs n times.
+func (t *tally) addAll(bs []Binding, n int) {
+	for i := range bs {
+		t.add(&bs[i], n)
+	}
+}
+
+func (t tally) total() int { return t.reachable + t.unreachable + t.unknown }
+
+func newLocation(onCount func(tally)) *location {
 	return &location{users: map[string][]Binding{}, onCount: onCount}
 }
 
@@ -31,31 +58,120 @@ func (l *location) load(bs []Binding, now time.Time) {
 			continue
 		}
 		b.key = keyOf(b.Contact)
+		b.forget()
+		b.Reachable = ReachableUnknown
 		l.users[b.User] = append(l.users[b.User], b)
-		l.count++
+		l.count.add(&b, 1)
 	}
 	l.onCount(l.count)
 }
 
-// lookup returns copies of user's unexpired bindings, newest first.
+// lookup returns copies of user's bindings that calls may go to (unexpired
+// and not unreachable), newest first.
 func (l *location) lookup(user string, now time.Time) []Binding {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	cur := l.users[user]
 	out := make([]Binding, 0, len(cur))
 	for _, b := range cur {
-		if b.live(now) {
+		if b.routable(now) {
 			out = append(out, b)
 		}
 	}
 	return out
 }
 
-// snapshot returns a copy of user's bindings for the store.
+// all returns copies of every unexpired binding, reachable or not, sorted
+// by user and newest first within a user.
+func (l *location) all(now time.Time) []Binding {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	users := make([]string, 0, len(l.users))
+	n := 0
+	for u, bs := range l.users {
+		users = append(users, u)
+		n += len(bs)
+	}
+	slices.Sort(users)
+	out := make([]Binding, 0, n)
+	for _, u := range users {
+		for _, b := range l.users[u] {
+			if b.live(now) {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// snapshot returns a copy of user's bindings for the store, without what
+// qualification learnt.
 func (l *location) snapshot(user string) []Binding {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return slices.Clone(l.users[user])
+	out := slices.Clone(l.users[user])
+	for i := range out {
+		out[i].forget()
+	}
+	return out
+}
+
+// remove drops every binding of user. It returns how many were live and
+// whether anything was held at all (expired bindings not yet swept count
+// for the second but not the first).
+func (l *location) remove(user string, now time.Time) (live int, held bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bs, ok := l.users[user]
+	if !ok {
+		return 0, false
+	}
+	for i := range bs {
+		if bs[i].live(now) {
+			live++
+		}
+	}
+	l.count.addAll(bs, -1)
+	delete(l.users, user)
+	l.onCount(l.count)
+	return live, true
+}
+
+// qualified records the outcome of a ping sent to b (err nil: answered in
+// rtt). The result counts only if the binding is still there with the
+// same contact, source and transport: one removed or re-registered from
+// elsewhere while the ping was out is left alone. It returns the
+// reachability before and after; both are "" when the result was dropped.
+func (l *location) qualified(b *Binding, rtt time.Duration, err error, now time.Time) (was, is string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	bs := l.users[b.User]
+	i := slices.IndexFunc(bs, func(c Binding) bool {
+		return c.key == b.key && c.Source == b.Source && c.Transport == b.Transport
+	})
+	if i < 0 {
+		return "", ""
+	}
+	cur := &bs[i]
+	was = cur.Reachable
+	l.count.add(cur, -1)
+	cur.LastPing = now
+	if err == nil {
+		cur.fails = 0
+		cur.RTT = rtt
+		cur.Reachable = ReachableYes
+	} else {
+		cur.fails++
+		if cur.fails >= qualifyFailures {
+			cur.Reachable = ReachableNo
+			cur.RTT = 0
+		}
+	}
+	l.count.add(cur, 1)
+	if cur.Reachable != was {
+		l.onCount(l.count)
+	}
+	return was, cur.Reachable
 }
 
 // contactUpdate is one Contact of a REGISTER, already validated.
@@ -116,8 +232,10 @@ func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before
 			}
 		}
 		for _, c := range u.contacts {
+			var old Binding
 			i := slices.IndexFunc(next, func(b Binding) bool { return b.key == c.key })
 			if i >= 0 {
+				old = next[i]
 				next = slices.Delete(next, i, i+1)
 			}
 			if c.expires == 0 {
@@ -133,14 +251,22 @@ func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before
 				CSeq:      u.cseq,
 				Q:         c.q,
 				UserAgent: u.userAgent,
+				Reachable: ReachableUnknown,
 				key:       c.key,
+			}
+			if i >= 0 {
+				b.carry(&old)
+				if old.Reachable == ReachableNo && l.onRestore != nil {
+					l.onRestore(u.user, c.contact)
+				}
 			}
 			next = slices.Insert(next, 0, b)
 		}
 	}
 	changed = u.wildcard && len(cur) > 0 || len(u.contacts) > 0
 	if changed {
-		l.count += len(next) - len(cur)
+		l.count.addAll(cur, -1)
+		l.count.addAll(next, 1)
 		if len(next) == 0 {
 			delete(l.users, u.user)
 		} else {
@@ -191,7 +317,8 @@ func (l *location) sweep(now time.Time) []string {
 		if len(kept) == len(bs) {
 			continue // refreshed since the read pass
 		}
-		l.count -= len(bs) - len(kept)
+		l.count.addAll(bs, -1)
+		l.count.addAll(kept, 1)
 		if len(kept) == 0 {
 			delete(l.users, user)
 		} else {

@@ -9,6 +9,8 @@ import (
 const (
 	metricRegistrations = "parley_registrations"
 	metricAuthFailures  = "parley_auth_failures_total"
+	metricContacts      = "parley_contacts"
+	metricContactRTT    = "parley_contact_rtt_seconds"
 )
 
 // newAuthFailures counts answers to a challenge that were wrong. What counts
@@ -36,6 +38,31 @@ func newRegistrationsGauge() prometheus.Gauge {
 	return prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: metricRegistrations,
 		Help: "Registered contact bindings that have not expired.",
+	})
+}
+
+// newContactsGauge counts bindings by what qualification last found. The
+// only label is state, one of reachable, unreachable and unknown; all three
+// are always present.
+func newContactsGauge() *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricContacts,
+		Help: "Registered contact bindings by reachability: reachable, unreachable, or unknown (not yet qualified).",
+	}, []string{"state"})
+	for _, s := range []string{"reachable", "unreachable", "unknown"} {
+		g.WithLabelValues(s)
+	}
+	return g
+}
+
+// newContactRTT observes the round-trip time of every answered qualify
+// ping. The buckets run from LAN (1 ms) to a UDP ping answered only after
+// retransmissions (several seconds).
+func newContactRTT() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    metricContactRTT,
+		Help:    "Round-trip time of OPTIONS pings to registered contacts that were answered.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
 }
 

@@ -33,18 +33,23 @@ func TestMetricNames(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
+	// Bounded labels only: never a user, contact or address.
+	allowed := map[string]map[string]bool{
+		"method": {"REGISTER": true, "INVITE": true, "other": true},
+		"state":  {"reachable": true, "unreachable": true, "unknown": true},
+	}
 	names := map[string]bool{}
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() != "method" {
-					t.Errorf("%s has label %q; only method is allowed", mf.GetName(), l.GetName())
+				if !allowed[l.GetName()][l.GetValue()] {
+					t.Errorf("%s has label %s=%q; only method and state, with their fixed values, are allowed", mf.GetName(), l.GetName(), l.GetValue())
 				}
 			}
 		}
 	}
-	for _, want := range []string{metricRegistrations, metricAuthFailures} {
+	for _, want := range []string{metricRegistrations, metricAuthFailures, metricContacts, metricContactRTT} {
 		if !names[want] {
 			t.Errorf("%s not registered", want)
 		}

@@ -13,9 +13,9 @@ import (
 )
 
 // Registrar answers REGISTER requests and keeps the location service.
-// HandleRegister and Lookup are safe for concurrent use. Run owns the
-// background work (expiry sweep and store writes); Close flushes and
-// releases the Store.
+// HandleRegister, Lookup, All and RemoveUser are safe for concurrent use.
+// Run owns the background work (expiry sweep, store writes and, with
+// WithQualify, the keepalive pings); Close flushes and releases the Store.
 type Registrar struct {
 	digest     *Digest
 	store      Store
@@ -24,6 +24,13 @@ type Registrar struct {
 	now        func() time.Time
 	metricsReg prometheus.Registerer
 	gauge      prometheus.Gauge
+	contacts   *prometheus.GaugeVec
+	rtt        prometheus.Histogram
+
+	// pinger and qualifyEvery are set by WithQualify; nil turns
+	// qualification off.
+	pinger       Pinger
+	qualifyEvery time.Duration
 
 	minExpires, maxExpires int
 	flushDelay, sweepEvery time.Duration
@@ -61,6 +68,8 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		log:        slog.New(slog.DiscardHandler),
 		now:        time.Now,
 		gauge:      newRegistrationsGauge(),
+		contacts:   newContactsGauge(),
+		rtt:        newContactRTT(),
 		minExpires: DefaultMinExpires,
 		maxExpires: DefaultMaxExpires,
 		flushDelay: DefaultFlushDelay,
@@ -74,11 +83,20 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		}
 	}
 	if r.metricsReg != nil {
-		if err := r.metricsReg.Register(r.gauge); err != nil {
-			return nil, fmt.Errorf("registrar: register %s: %w", metricRegistrations, err)
+		for name, c := range map[string]prometheus.Collector{
+			metricRegistrations: r.gauge,
+			metricContacts:      r.contacts,
+			metricContactRTT:    r.rtt,
+		} {
+			if err := r.metricsReg.Register(c); err != nil {
+				return nil, fmt.Errorf("registrar: register %s: %w", name, err)
+			}
 		}
 	}
-	r.loc = newLocation(func(n int) { r.gauge.Set(float64(n)) })
+	r.loc = newLocation(r.setGauges)
+	r.loc.onRestore = func(user, contact string) {
+		r.log.Info("registrar: contact reachable again", "user", user, "contact", contact, "by", "REGISTER")
+	}
 	bs, err := store.Load()
 	if err != nil {
 		return nil, err
@@ -87,21 +105,38 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 	return r, nil
 }
 
-// Lookup returns user's unexpired bindings, newest first. The slice is the
-// caller's to keep.
+// Lookup returns the bindings of user that calls may go to, newest first:
+// unexpired ones not marked unreachable by qualification (see
+// [WithQualify]; unknown counts as reachable). The slice is the caller's to
+// keep.
 func (r *Registrar) Lookup(user string) []Binding {
 	return r.loc.lookup(user, r.now())
 }
 
-// Run removes expired bindings on time and writes changes to the Store in
-// batches, until ctx is done; then it flushes what is pending and returns
-// (nil, or the error of that last flush). Call it once, in a goroutine the
-// caller owns.
+// setGauges publishes the binding counts; the location calls it under its
+// lock whenever they change.
+func (r *Registrar) setGauges(t tally) {
+	r.gauge.Set(float64(t.total()))
+	r.contacts.WithLabelValues("reachable").Set(float64(t.reachable))
+	r.contacts.WithLabelValues("unreachable").Set(float64(t.unreachable))
+	r.contacts.WithLabelValues("unknown").Set(float64(t.unknown))
+}
+
+// Run removes expired bindings on time, writes changes to the Store in
+// batches and, with [WithQualify], pings the contacts, until ctx is done;
+// then it flushes what is pending, waits for pings in flight (their context
+// is ctx, so they end at once) and returns (nil, or the error of that last
+// flush). Call it once, in a goroutine the caller owns.
 func (r *Registrar) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: Run called twice", ErrBadOption)
 	}
 	defer r.running.Store(false)
+	if r.pinger != nil {
+		var wg sync.WaitGroup
+		wg.Go(func() { r.qualify(ctx) })
+		defer wg.Wait()
+	}
 	sweep := time.NewTicker(r.sweepEvery)
 	defer sweep.Stop()
 	var (

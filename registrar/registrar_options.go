@@ -50,7 +50,8 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithMetrics registers parley_registrations on reg.
+// WithMetrics registers parley_registrations, parley_contacts and
+// parley_contact_rtt_seconds on reg.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(r *Registrar) error {
 		if reg == nil {
@@ -91,6 +92,21 @@ func WithSweepInterval(d time.Duration) Option {
 			return fmt.Errorf("%w: sweep interval %v must be positive", ErrBadOption, d)
 		}
 		r.sweepEvery = d
+		return nil
+	}
+}
+
+// WithQualify has Run ping every registered contact with p once per every,
+// to learn which ones still answer (Lookup skips those that stopped) and to
+// keep UDP contacts' NAT bindings open. every <= 0 or a nil p turns it off,
+// as does not calling it. See qualify.go for how the pings are paced.
+func WithQualify(every time.Duration, p Pinger) Option {
+	return func(r *Registrar) error {
+		if every <= 0 || p == nil {
+			r.pinger, r.qualifyEvery = nil, 0
+			return nil
+		}
+		r.pinger, r.qualifyEvery = p, every
 		return nil
 	}
 }

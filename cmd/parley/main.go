@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -18,10 +19,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is main without the exit, so tests can call it.
+// run is main without the exit, so tests can call it. A first argument
+// that is not a flag names an operator command (see cli.go).
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return runCommand(args[0], args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: parley [flags]\n       parley calls|hangup|registrations [-h]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	configPath := fs.String("config", "", "configuration file (YAML); empty uses the embedded default")
 	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
 	printDefault := fs.Bool("print-default-config", false, "print the embedded default configuration and exit")
@@ -43,9 +52,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(cfg.Log, stderr)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := serve(ctx, cfg, logger, stdout); err != nil && !errors.Is(err, context.Canceled) {
+	// SIGTERM drains and SIGINT stops at once (see stopper); either way
+	// every call gets its BYE and parley exits 0.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := serve(context.Background(), cfg, logger, stdout, sigs); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("parley stopped", "error", err)
 		return 1
 	}

@@ -36,8 +36,9 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path)
 }
 
-// serve wires the packages together and runs until ctx ends.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer) error {
+// serve wires the packages together and runs until ctx ends or a signal
+// on sigs stops it (see stopper).
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer, sigs <-chan os.Signal) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -64,10 +65,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 			return fmt.Errorf("store.path: %w", err)
 		}
 	}
+	// The registrar pings contacts through the SIP server, which is built
+	// after it (it needs the registrar as its locator).
+	ping := &pinger{}
 	regs, err := registrar.New(digest, store,
 		registrar.WithExpires(cfg.Registrar.MinExpires, cfg.Registrar.MaxExpires),
 		registrar.WithLogger(log.With("component", "registrar")),
 		registrar.WithMetrics(reg),
+		registrar.WithQualify(cfg.Registrar.Qualify, ping),
 	)
 	if err != nil {
 		store.Close()
@@ -110,25 +115,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	ping.set(b2b)
 
-	admin, err := newAdmin(cfg.Admin.Listen, reg, b2b)
+	admin, err := newAdmin(cfg.Admin.Listen, reg, b2b, regs)
 	if err != nil {
 		return err
 	}
+	stop := &stopper{srv: b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: admin.state.setDraining,
+		poll: drainPoll, progress: drainProgress}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); errs <- relay.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- regs.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- b2b.Serve(ctx) }()
 	go func() { defer wg.Done(); errs <- admin.serve(ctx) }()
+	go func() { defer wg.Done(); stop.run(ctx, sigs, cancel) }()
 
 	select {
 	case <-b2b.Ready():
-		admin.setReady()
+		admin.state.setReady()
 		printWelcome(out, cfg, b2b, passwords, generated)
 		log.Info("parley ready", "admin", cfg.Admin.Listen)
 	case <-ctx.Done():
@@ -202,7 +211,13 @@ func (m mediaSession) Answer(fromCaller bool, sdp []byte) ([]byte, error) {
 	return m.s.Answer(side(fromCaller), sdp)
 }
 
-func (m mediaSession) OnHold() bool          { return m.s.OnHold() }
+func (m mediaSession) OnHold() bool { return m.s.OnHold() }
+func (m mediaSession) Current(toCaller bool) []byte {
+	return m.s.Current(side(toCaller))
+}
+func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
+	return m.s.Unchanged(side(fromCaller), sdp)
+}
 func (m mediaSession) Done() <-chan struct{} { return m.s.Done() }
 func (m mediaSession) Close() error          { return m.s.Close() }
 
@@ -214,6 +229,28 @@ func (m mediaSession) Quality() dialog.MediaQuality {
 		Lost:    st.A.Lost + st.B.Lost,
 		Jitter:  max(st.A.Jitter, st.B.Jitter),
 	}
+}
+
+// pinger adapts dialog.Server.Ping to registrar.Pinger.
+type pinger struct {
+	mu sync.Mutex
+	s  *dialog.Server
+}
+
+func (p *pinger) set(s *dialog.Server) {
+	p.mu.Lock()
+	p.s = s
+	p.mu.Unlock()
+}
+
+func (p *pinger) Ping(ctx context.Context, b registrar.Binding) (time.Duration, error) {
+	p.mu.Lock()
+	s := p.s
+	p.mu.Unlock()
+	if s == nil {
+		return 0, errors.New("SIP server not ready")
+	}
+	return s.Ping(ctx, b.Contact, b.Source, b.Transport)
 }
 
 // locator adapts the registrar to dialog.Locator.
@@ -272,6 +309,7 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[st
 	}
 	if cfg.Admin.Listen != "" {
 		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
+		fmt.Fprintf(w, "Calls and registrations: parley calls, parley registrations (http://%s/api/)\n", cfg.Admin.Listen)
 	}
 	fmt.Fprintln(w)
 }
@@ -285,16 +323,15 @@ func guessLANAddress() string {
 	return c.LocalAddr().(*net.UDPAddr).IP.String()
 }
 
-// admin serves /metrics, /healthz and /readyz.
+// admin serves /metrics, /healthz, /readyz and the /api/.
 type admin struct {
 	ln    net.Listener
 	srv   *http.Server
-	ready chan struct{}
-	once  sync.Once
+	state *readiness
 }
 
-func newAdmin(addr string, reg *prometheus.Registry, b2b *dialog.Server) (*admin, error) {
-	a := &admin{ready: make(chan struct{})}
+func newAdmin(addr string, reg *prometheus.Registry, calls callTable, regs registrations) (*admin, error) {
+	a := &admin{state: newReadiness()}
 	if addr == "" {
 		return a, nil
 	}
@@ -303,11 +340,9 @@ func newAdmin(addr string, reg *prometheus.Registry, b2b *dialog.Server) (*admin
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
 	a.ln = ln
-	a.srv = &http.Server{Handler: adminMux(reg, b2b, a.ready), ReadHeaderTimeout: 5 * time.Second}
+	a.srv = &http.Server{Handler: adminMux(reg, a.state, calls, regs), ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }
-
-func (a *admin) setReady() { a.once.Do(func() { close(a.ready) }) }
 
 func (a *admin) serve(ctx context.Context) error {
 	if a.srv == nil {

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/registrar"
+)
+
+// callTable is what the admin API needs from the B2BUA.
+type callTable interface {
+	// Calls returns a snapshot of every call in progress.
+	Calls() []dialog.Snapshot
+	// Hangup ends one call with BYE on both legs, reporting whether it
+	// existed.
+	Hangup(id string) bool
+}
+
+// registrations is what the admin API needs from the registrar.
+type registrations interface {
+	// All returns every live binding.
+	All() []registrar.Binding
+	// RemoveUser removes every binding of user and returns how many there
+	// were.
+	RemoveUser(user string) int
+}
+
+// removed is the body of a successful DELETE /api/registrations/{user}.
+type removed struct {
+	Removed int `json:"removed"`
+}
+
+// apiError is the body of every error the API answers.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// registerAPI adds the JSON admin API to mux:
+//
+//	GET    /api/calls                 calls in progress, oldest first
+//	DELETE /api/calls/{id}            hang up one call (204, or 404)
+//	GET    /api/registrations         live bindings, by user
+//	DELETE /api/registrations/{user}  remove a user's bindings ({"removed":N}, or 404)
+//
+// Every error is JSON too, including 404 for an unknown path and 405 for a
+// method an endpoint does not take.
+func registerAPI(mux *http.ServeMux, calls callTable, regs registrations) {
+	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, _ *http.Request) {
+		list := calls.Calls()
+		if list == nil {
+			list = []dialog.Snapshot{} // [] rather than null
+		}
+		sort.SliceStable(list, func(i, j int) bool {
+			if !list[i].Start.Equal(list[j].Start) {
+				return list[i].Start.Before(list[j].Start)
+			}
+			return list[i].ID < list[j].ID
+		})
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("DELETE /api/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if !calls.Hangup(id) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no call with ID %q", id))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /api/registrations", func(w http.ResponseWriter, _ *http.Request) {
+		list := regs.All()
+		if list == nil {
+			list = []registrar.Binding{}
+		}
+		// By user; within a user, the registrar's order (newest first).
+		sort.SliceStable(list, func(i, j int) bool { return list[i].User < list[j].User })
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("DELETE /api/registrations/{user}", func(w http.ResponseWriter, r *http.Request) {
+		user := r.PathValue("user")
+		n := regs.RemoveUser(user)
+		if n == 0 {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no registration for user %q", user))
+			return
+		}
+		writeJSON(w, http.StatusOK, removed{Removed: n})
+	})
+
+	// The method-less patterns below only match what the ones above do
+	// not, so the API answers JSON where the mux would answer text.
+	notAllowed := func(allow string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+		}
+	}
+	mux.HandleFunc("/api/calls", notAllowed("GET, HEAD"))
+	mux.HandleFunc("/api/calls/{id}", notAllowed("DELETE"))
+	mux.HandleFunc("/api/registrations", notAllowed("GET, HEAD"))
+	mux.HandleFunc("/api/registrations/{user}", notAllowed("DELETE"))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s", r.URL.Path))
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, apiError{Error: msg})
+}

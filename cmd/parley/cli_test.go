@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cli runs parley with args and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// apiServer serves the real admin mux over fakes.
+func apiServer(t *testing.T, calls *fakeCalls, regs *fakeRegs) string {
+	t.Helper()
+	h, _ := newTestAdmin(calls, regs)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// table splits tabwriter output into rows of fields.
+func table(out string) [][]string {
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		rows = append(rows, splitColumns(line))
+	}
+	return rows
+}
+
+// splitColumns splits on runs of two or more spaces, so a date and time
+// with one space between stay one column.
+func splitColumns(line string) []string {
+	var cols []string
+	for _, f := range strings.Split(line, "  ") {
+		if f = strings.TrimSpace(f); f != "" {
+			cols = append(cols, f)
+		}
+	}
+	return cols
+}
+
+func TestCLICalls(t *testing.T) {
+	addr := apiServer(t, sampleCalls(), &fakeRegs{})
+	code, out, errs := cli(t, "calls", "-admin", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := [][]string{
+		{"ID", "FROM", "TO", "STATE", "STARTED", "ANSWERED", "CODEC", "LOSS", "JITTER"},
+		{"aaaa", "1001", "1002", "Active", "2026-11-22 10:04:00", "2026-11-22 10:04:03", "PCMU", "0.5%", "2.5ms"},
+		{"bbbb", "1002", "600", "Establishing", "2026-11-22 10:05:00", "-", "-", "-", "-"},
+	}
+	if got := table(out); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("got\n%s\nwant rows %q", out, want)
+	}
+	// Aligned: every column starts at the same offset on every line.
+	lines := strings.Split(out, "\n")
+	if strings.Index(lines[0], "STATE") != strings.Index(lines[1], "Active") {
+		t.Errorf("columns not aligned:\n%s", out)
+	}
+}
+
+func TestCLIJSONPassthrough(t *testing.T) {
+	calls, regs := sampleCalls(), sampleRegs(time.Now())
+	addr := apiServer(t, calls, regs)
+	h, _ := newTestAdmin(calls, regs)
+	for _, tt := range []struct{ cmd, path string }{{"calls", "/api/calls"}, {"registrations", "/api/registrations"}} {
+		code, out, errs := cli(t, tt.cmd, "-json", "-admin", addr)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", tt.cmd, code, errs)
+		}
+		if want := do(t, h, "GET", tt.path).Body.String(); out != want {
+			t.Errorf("%s -json printed\n%s\nwant the API's body\n%s", tt.cmd, out, want)
+		}
+		if !json.Valid([]byte(out)) {
+			t.Errorf("%s -json: not JSON", tt.cmd)
+		}
+	}
+}
+
+func TestCLIRegistrations(t *testing.T) {
+	addr := apiServer(t, &fakeCalls{}, sampleRegs(time.Now()))
+	code, out, errs := cli(t, "registrations", "-admin", "http://"+addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := [][]string{
+		{"USER", "CONTACT", "SOURCE", "TRANSPORT", "EXPIRES-IN", "REACHABLE", "RTT"},
+		{"1001", "sip:1001@192.168.1.30:5060", "192.168.1.30:5060", "tcp", "1h0m0s", "yes", "12.3ms"},
+		{"1002", "sip:1002@192.168.1.31:5062", "203.0.113.7:40112", "udp", "1m30s", "no", "-"},
+	}
+	if got := table(out); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("got\n%s\nwant rows %q", out, want)
+	}
+}
+
+func TestCLIHangup(t *testing.T) {
+	calls := sampleCalls()
+	addr := apiServer(t, calls, &fakeRegs{})
+	// Flags may come after the ID.
+	if code, out, errs := cli(t, "hangup", "aaaa", "-admin", addr); code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
+	}
+	if !slices.Equal(calls.hungUp, []string{"aaaa"}) {
+		t.Fatalf("hung up %v", calls.hungUp)
+	}
+	code, _, errs := cli(t, "hangup", "-admin", addr, "aaaa")
+	if code != 1 || !strings.Contains(errs, `no call with ID "aaaa"`) {
+		t.Fatalf("unknown ID: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	tests := []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"hangup"}, "exactly one call ID"},
+		{[]string{"hangup", "a", "b"}, "exactly one call ID"},
+		{[]string{"calls", "extra"}, `unexpected argument "extra"`},
+		{[]string{"calls", "-bogus"}, "flag provided but not defined"},
+		{[]string{"hangup", "-json", "x"}, "flag provided but not defined"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, errs := cli(t, tt.args...)
+			if code != 2 || !strings.Contains(errs, tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestCLIUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	for _, cmd := range [][]string{{"calls"}, {"registrations"}, {"hangup", "aaaa"}} {
+		code, out, errs := cli(t, append(cmd, "-admin", addr)...)
+		if code != 1 || out != "" || !strings.Contains(errs, "cannot reach the admin API at http://"+addr) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd[0], code, out, errs)
+		}
+	}
+}
+
+func TestCLIAddressFromConfig(t *testing.T) {
+	addr := apiServer(t, sampleCalls(), &fakeRegs{})
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	off := filepath.Join(dir, "off.yaml")
+	_, port, _ := net.SplitHostPort(addr)
+	// A listener on every interface is reached on loopback.
+	if err := os.WriteFile(good, []byte("admin:\n  listen: 0.0.0.0:"+port+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(off, []byte("admin:\n  listen: \"\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := cli(t, "calls", "-config", good); code != 0 || !strings.Contains(out, "aaaa") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if code, _, errs := cli(t, "calls", "-config", off); code != 1 || !strings.Contains(errs, "admin.listen is empty") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	// -admin wins over -config.
+	if code, _, errs := cli(t, "calls", "-config", off, "-admin", addr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestAPIBase(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"127.0.0.1:9060", "http://127.0.0.1:9060"},
+		{"0.0.0.0:9060", "http://127.0.0.1:9060"},
+		{":9060", "http://127.0.0.1:9060"},
+		{"[::]:9060", "http://[::1]:9060"},
+		{"admin.example:80", "http://admin.example:80"},
+		{"http://10.0.0.1:9060/", "http://10.0.0.1:9060"},
+	}
+	for _, tt := range tests {
+		if got, err := apiBase(tt.in); err != nil || got != tt.want {
+			t.Errorf("apiBase(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := apiBase("9060"); err == nil {
+		t.Error("apiBase(9060): want an error")
+	}
+}
