@@ -380,8 +380,19 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
 		return
 	}
+	// RFC 3261 Timer C bounds how long the other side may take to answer.
+	timerC := time.NewTimer(3 * time.Minute)
+	defer timerC.Stop()
 	for {
 		select {
+		case <-timerC.C:
+			otx.Terminate()
+			s.reply(req, tx, &sipError{Code: 408, Reason: "Request Timeout", Warning: "no final response from the other leg"})
+			return
+		case <-s.context().Done():
+			otx.Terminate()
+			s.reply(req, tx, ErrServerBusy)
+			return
 		case res := <-otx.Responses():
 			if res.StatusCode < 200 {
 				if res.StatusCode > 100 && req.IsInvite() {

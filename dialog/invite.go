@@ -380,8 +380,29 @@ func finalFor(res *sip.Response) *sipError {
 // CANCEL that had to wait for a provisional response, and ACKs and hangs
 // up a 2xx that lost the race.
 func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
+	// Once the call is decided, a branch that was CANCELled gets 64*T1 to
+	// send its final response; then its transaction is given up (RFC 3261
+	// §9.1), so a callee that never answers leaks nothing.
+	decided := c.decided
+	var giveUp <-chan time.Time
+	done := s.context().Done()
 	for {
 		select {
+		case <-decided:
+			decided = nil
+			if !s.isWinner(c, f) {
+				t := time.NewTimer(64 * sip.T1)
+				defer t.Stop()
+				giveUp = t.C
+			}
+			continue
+		case <-giveUp:
+			c.log.Debug("branch never answered its CANCEL; giving it up")
+			f.tx.Terminate()
+			return
+		case <-done:
+			f.tx.Terminate()
+			return
 		case res := <-f.tx.Responses():
 			final := res.StatusCode >= 200
 			c.mu.Lock()
