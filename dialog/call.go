@@ -114,6 +114,10 @@ type Call struct {
 	// lateOffer is set when the INVITE had no SDP: the offer comes in the
 	// 2xx and the answer in the ACK.
 	lateOffer bool
+	// negotiating is set while an offer crosses between the legs (a
+	// relayed re-INVITE or UPDATE with SDP, or parley's own refresh), so an
+	// offer from the other side meanwhile gets 491 (RFC 3261 §14.2).
+	negotiating bool
 }
 
 // other returns the leg on the far side of l.

@@ -268,8 +268,18 @@ func (s *Server) send(c *Call, req *sip.Request) {
 	}
 	s.goOwned(func() {
 		defer tx.Terminate()
+		// On shutdown a peer gets 2 s more to answer, not Timer F's 32 s.
+		done := s.context().Done()
+		var stop <-chan time.Time
 		for {
 			select {
+			case <-done:
+				done = nil
+				t := time.NewTimer(2 * time.Second)
+				defer t.Stop()
+				stop = t.C
+			case <-stop:
+				return
 			case res := <-tx.Responses():
 				if res.StatusCode >= 200 {
 					c.log.Debug("request answered", "method", string(req.Method), "status", res.StatusCode)
@@ -311,7 +321,8 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	l.remoteCSeq = req.CSeq().SeqNo
-	if req.IsInvite() && (l.okRes != nil || other.okRes != nil) {
+	offering := req.IsInvite() || (req.Method == sip.UPDATE && isSDP(req))
+	if offering && (c.negotiating || l.okRes != nil || other.okRes != nil) {
 		c.mu.Unlock()
 		s.reply(req, tx, ErrPendingRequest)
 		return
@@ -354,6 +365,16 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	// An INVITE or UPDATE with SDP is an offer; a re-INVITE without one
 	// asks the other side for an offer (answered in the ACK).
 	sdpOffer := (req.IsInvite() || req.Method == sip.UPDATE) && isSDP(req)
+	if offering {
+		c.mu.Lock()
+		c.negotiating = true
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.negotiating = false
+			c.mu.Unlock()
+		}()
+	}
 	body := req.Body()
 	if sdpOffer {
 		var err error

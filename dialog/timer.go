@@ -222,6 +222,17 @@ func (s *Server) refresh(l *leg) {
 	if l.st.update {
 		method = sip.UPDATE
 	}
+	if c.negotiating && method == sip.INVITE {
+		// An offer is crossing between the legs; refresh a little later
+		// rather than cause a 491.
+		l.st.stop()
+		l.st.timer = time.AfterFunc(2*time.Second, func() { s.refresh(l) })
+		c.mu.Unlock()
+		return
+	}
+	if method == sip.INVITE {
+		c.negotiating = true
+	}
 	var body []byte
 	if method == sip.INVITE {
 		switch {
@@ -251,6 +262,13 @@ func (s *Server) refresh(l *leg) {
 		return
 	}
 	s.goOwned(func() {
+		if method == sip.INVITE {
+			defer func() {
+				c.mu.Lock()
+				c.negotiating = false
+				c.mu.Unlock()
+			}()
+		}
 		for {
 			select {
 			case res := <-tx.Responses():

@@ -114,6 +114,10 @@ type parleyConfig struct {
 	StorePath string
 	// Extra is appended to the YAML as is (for sections a test overrides).
 	Extra string
+	// Registrar, when set, replaces the registrar section's flow mapping
+	// (e.g. "{min_expires: 60, max_expires: 3600, qualify: 2s}"); YAML
+	// refuses the section twice, so Extra cannot override it.
+	Registrar string
 }
 
 // parley is one running parley process.
@@ -162,7 +166,11 @@ func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 		}
 	}
 	b.WriteString("services: {echo: \"600\"}\n")
-	b.WriteString("registrar: {min_expires: 60, max_expires: 3600, qualify: 0s}\n")
+	registrar := "{min_expires: 60, max_expires: 3600, qualify: 0s}"
+	if c.Registrar != "" {
+		registrar = c.Registrar
+	}
+	fmt.Fprintf(&b, "registrar: %s\n", registrar)
 	b.WriteString("log: {level: debug}\n")
 	b.WriteString(c.Extra)
 	return b.String()
