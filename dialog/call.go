@@ -55,8 +55,8 @@ type leg struct {
 	// st is the leg's RFC 4028 session timer.
 	st sessionTimer
 
-	// confirmed is set once the dialog has its final 2xx and ACK.
-	confirmed bool
+	// dialog is the leg's dialog state.
+	dialog DialogState
 
 	// Caller side: a 2xx waiting for its ACK, retransmitted over UDP.
 	okTx     sip.ServerTransaction
@@ -137,6 +137,11 @@ type Snapshot struct {
 	Start  time.Time `json:"start"`
 	Answer time.Time `json:"answer,omitzero"`
 	Result string    `json:"result,omitempty"`
+	// Legs are the dialog states of the caller's and the callee's leg.
+	Legs struct {
+		Caller string `json:"caller"`
+		Callee string `json:"callee"`
+	} `json:"legs"`
 	// Media is the codec and quality of a relayed call.
 	Media *MediaQuality `json:"media,omitempty"`
 }
@@ -145,6 +150,13 @@ type Snapshot struct {
 func (c *Call) Snapshot() Snapshot {
 	c.mu.Lock()
 	snap := Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
+	snap.Legs.Caller, snap.Legs.Callee = DialogNone.String(), DialogNone.String()
+	if c.caller != nil {
+		snap.Legs.Caller = c.caller.dialog.String()
+	}
+	if c.callee != nil {
+		snap.Legs.Callee = c.callee.dialog.String()
+	}
 	m := c.media
 	c.mu.Unlock()
 	if m != nil {

@@ -89,7 +89,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	fn := l.ackedFor
 	l.okRes, l.okTx, l.ackedFor = nil, nil, nil
-	l.confirmed = true
+	l.setDialog(DialogConfirmed)
 	if ct := req.Contact(); ct != nil {
 		l.target = *ct.Address.Clone()
 	}
@@ -119,7 +119,7 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 		ack.SetBody(nil)
 	}
 	l.lastAck = ack
-	l.confirmed = true
+	l.setDialog(DialogConfirmed)
 	c.mu.Unlock()
 	if err := s.client.WriteRequest(ack, prebuilt); err != nil {
 		c.log.Info("ACK not sent", "leg", l.role.String(), "error", err)
@@ -183,7 +183,7 @@ func (s *Server) endCall(c *Call, from *leg, result, reason string) {
 			l.okTimer = nil
 		}
 		l.okRes, l.ackedFor = nil, nil
-		if l.role == roleCallee && !l.confirmed && l.remoteTag != "" {
+		if l.role == roleCallee && l.dialog != DialogConfirmed && l.remoteTag != "" {
 			// A callee hung up before the caller's ACK came: it still
 			// needs its ACK before the BYE (RFC 3261 §15).
 			ack := s.newRequest(l, sip.ACK, l.inviteCSeq)
@@ -222,6 +222,7 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	for _, l := range legs {
 		if l != nil {
 			l.st.stop()
+			l.setDialog(DialogTerminated)
 		}
 	}
 	if c.maxTimer != nil {

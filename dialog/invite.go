@@ -492,6 +492,9 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 	out := s.response(req, res.StatusCode, res.Reason, c.caller.localTag)
 	ln := s.listenerFor(c.caller.transport)
 	out.AppendHeader(s.contact(ln, s.advertise(ln, c.caller.dest)))
+	c.mu.Lock()
+	c.caller.setDialog(DialogEarly)
+	c.mu.Unlock()
 	// Early media: the SDP of a 18x is the answer (or, after a late-offer
 	// INVITE, an offer) and is rewritten for the relay like a 2xx's.
 	body, err := s.rewrite(c, c.lateOffer, false, res)
@@ -514,6 +517,7 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	callee.routes = reversed(recordRoutes(res))
 	callee.localCSeq = res.CSeq().SeqNo
 	callee.inviteCSeq = res.CSeq().SeqNo
+	callee.setDialog(DialogEarly)
 	s.negotiateUAC(callee, res)
 	c.callee = callee
 	c.mu.Unlock()
@@ -567,6 +571,7 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 
 	c.mu.Lock()
 	timerHeaders(ok, caller)
+	caller.setDialog(DialogEarly)
 	c.answer = time.Now()
 	s.moveLocked(c, Active)
 	s.armTimer(caller)
