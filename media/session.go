@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -213,11 +214,17 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 	case string(key) != string(l.last):
 		version++
 	}
-	sd.Origin.SessionVersion = version
-	out, err := sd.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("media: writing SDP for the %v: %w", to, err)
+	// The key was written with version 0; the SDP sent differs only in
+	// the o= line's version, so it is patched rather than written again.
+	zero := fmt.Sprintf("o=parley %d 0 ", l.id)
+	i := bytes.Index(key, []byte(zero))
+	if i < 0 {
+		return nil, fmt.Errorf("media: writing SDP for the %v: o= line not found", to)
 	}
+	out := make([]byte, 0, len(key)+20)
+	out = append(out, key[:i]...)
+	out = fmt.Appendf(out, "o=parley %d %d ", l.id, version)
+	out = append(out, key[i+len(zero):]...)
 	l.version, l.last, l.sent = version, key, out
 	return out, nil
 }
