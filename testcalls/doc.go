@@ -2,7 +2,11 @@
 // config, runs the parley binary as a process on 127.0.0.1 and talks to it
 // with real peers, the way a user's phones and trunks would.
 //
-// The peers are sipgo user agents written in the tests (a "phone" that
+// The peers are real softphones — two baresip instances (interop_test.go:
+// a tone recorded across a call and checked with sox, RFC 4733 DTMF, hold
+// and resume) and linphone's command-line phone calling a baresip phone
+// (linphone_test.go) — SIPp scenarios (also for RFC 4028 session timers,
+// timers_test.go), and sipgo user agents written in the tests (a "phone" that
 // registers with digest auth, places calls with an SDP offer, answers with
 // 180 and 200, rejects with 486 and sends ACK, BYE and CANCEL) and SIPp
 // (the built-in uac and uas scenarios and the XML scenarios under
