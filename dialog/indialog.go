@@ -112,6 +112,11 @@ func (s *Server) ackLeg(c *Call, l *leg, cseq uint32, from *sip.Request) {
 // ackLegBody is ackLeg with the body given (rewritten for the relay).
 func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, body []byte) {
 	c.mu.Lock()
+	if c.state >= Terminating {
+		// endCall got there first and sent this leg its ACK and BYE.
+		c.mu.Unlock()
+		return
+	}
 	ack := s.newRequest(l, sip.ACK, cseq)
 	if from != nil {
 		withBody(ack, from, body)
@@ -120,7 +125,8 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 	}
 	l.lastAck = ack
 	l.setDialog(DialogConfirmed)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	// Written under the lock: endCall must not send a BYE ahead of it.
 	if err := s.client.WriteRequest(ack, prebuilt); err != nil {
 		c.log.Info("ACK not sent", "leg", l.role.String(), "error", err)
 	}
@@ -175,7 +181,7 @@ func (s *Server) endCall(c *Call, from *leg, result, reason string) {
 	s.moveLocked(c, Terminating)
 	var byes []*sip.Request
 	for _, l := range []*leg{c.caller, c.callee} {
-		if l == nil || l == from {
+		if l == nil {
 			continue
 		}
 		if l.okTimer != nil {
@@ -183,6 +189,9 @@ func (s *Server) endCall(c *Call, from *leg, result, reason string) {
 			l.okTimer = nil
 		}
 		l.okRes, l.ackedFor = nil, nil
+		if l == from {
+			continue
+		}
 		if l.role == roleCallee && l.dialog != DialogConfirmed && l.remoteTag != "" {
 			// A callee hung up before the caller's ACK came: it still
 			// needs its ACK before the BYE (RFC 3261 §15).
@@ -362,20 +371,20 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	c.mu.Unlock()
-	// An INVITE or UPDATE with SDP is an offer; a re-INVITE without one
-	// asks the other side for an offer (answered in the ACK).
-	sdpOffer := (req.IsInvite() || req.Method == sip.UPDATE) && isSDP(req)
 	if offering {
-		c.mu.Lock()
+		// Claimed in the same critical section as the check above, so two
+		// crossing offers cannot both pass (RFC 3261 §14.1).
 		c.negotiating = true
-		c.mu.Unlock()
 		defer func() {
 			c.mu.Lock()
 			c.negotiating = false
 			c.mu.Unlock()
 		}()
 	}
+	c.mu.Unlock()
+	// An INVITE or UPDATE with SDP is an offer; a re-INVITE without one
+	// asks the other side for an offer (answered in the ACK).
+	sdpOffer := (req.IsInvite() || req.Method == sip.UPDATE) && isSDP(req)
 	body := req.Body()
 	if sdpOffer {
 		var err error
@@ -414,6 +423,11 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		case <-s.context().Done():
 			otx.Terminate()
 			s.reply(req, tx, ErrServerBusy)
+			return
+		case <-c.closed:
+			// The dialog ended under the request (RFC 3261 §15.1.2).
+			otx.Terminate()
+			s.reply(req, tx, errStatus(487, "Request Terminated"))
 			return
 		case res := <-otx.Responses():
 			if res.StatusCode < 200 {

@@ -542,7 +542,8 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		s.ackLeg(c, callee, res.CSeq().SeqNo, nil)
 		c.log.Info("answer crossed caller's CANCEL; hanging up callee")
 		s.m.response(string(sip.INVITE), 487)
-		s.endCall(c, nil, resultCancelled, "cancelled by caller")
+		// The caller has a 487 and no dialog: no BYE for it.
+		s.endCall(c, c.caller, resultCancelled, "cancelled by caller")
 		return
 	default:
 	}
@@ -600,6 +601,16 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	c.log.Info("call answered", "setup_ms", c.answer.Sub(c.start).Milliseconds())
 	if err := tx.Respond(ok); err != nil {
 		c.log.Info("2xx to caller failed", "error", err)
+	}
+	select {
+	case <-c.cancelled:
+		// The CANCEL reached the transaction before the 2xx: sipgo sent 487
+		// and dropped the 2xx (its cancel hook runs under the transaction's
+		// lock, so it has run by the time Respond returns).
+		c.log.Info("caller's CANCEL won over the answer; hanging up callee")
+		s.ackLeg(c, callee, inviteCSeq, nil)
+		s.endCall(c, c.caller, resultCancelled, "cancelled by caller")
+	default:
 	}
 }
 
