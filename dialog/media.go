@@ -35,8 +35,9 @@ type MediaSession interface {
 	Unchanged(fromCaller bool, sdp []byte) bool
 	// Quality reports the codec and what the relay measured.
 	Quality() MediaQuality
-	// Done is closed when the media stopped for longer than the timeout.
-	Done() <-chan struct{}
+	// OnTimeout registers f to run once the media stopped for longer than
+	// the timeout; no goroutine waits meanwhile.
+	OnTimeout(f func())
 	// Close frees the relay ports.
 	Close() error
 }
@@ -137,18 +138,19 @@ func (s *Server) holdState(c *Call) {
 	}
 }
 
-// watchMedia hangs a call up when its media stops.
+// watchMedia hangs a call up when its media stops. An established call
+// holds no goroutine for this: the relay calls back.
 func (s *Server) watchMedia(c *Call) {
 	if c.media == nil {
 		return
 	}
-	done := c.media.Done()
-	s.goOwned(func() {
+	c.media.OnTimeout(func() {
 		select {
-		case <-done:
-			c.log.Info("media timeout: no RTP")
-			s.endCall(c, nil, resultAnswered, "media timeout")
 		case <-c.closed:
+			return
+		default:
 		}
+		c.log.Info("media timeout: no RTP")
+		s.endCall(c, nil, resultAnswered, "media timeout")
 	})
 }

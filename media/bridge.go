@@ -29,7 +29,8 @@ type Bridge struct {
 	hold     bool
 	activity int64 // relay clock of the last RTP from either side, open or end of hold
 	idle     bool  // done is closed
-	widx     int   // index in w.bridges, -1 when not registered
+	onIdle   func()
+	widx     int // index in w.bridges, -1 when not registered
 }
 
 // sideState is what a bridge knows about one side. Guarded by the worker's
@@ -117,6 +118,20 @@ func (b *Bridge) Stats() BridgeStats {
 // bridge has been open that long. The owner should then hang up and Close
 // the bridge. Close does not close Done.
 func (b *Bridge) Done() <-chan struct{} { return b.done }
+
+// OnIdle registers f to run, in a goroutine of its own, when the bridge
+// times out as Done does (at once if it already has). It spares the owner a
+// goroutine per call waiting on Done. A later call replaces f.
+func (b *Bridge) OnIdle(f func()) {
+	b.w.mu.Lock()
+	if b.idle {
+		b.w.mu.Unlock()
+		go f()
+		return
+	}
+	b.onIdle = f
+	b.w.mu.Unlock()
+}
 
 // Close stops forwarding, closes the bridge's sockets and returns its ports
 // to the pool. It is safe to call more than once, from several goroutines
@@ -258,6 +273,10 @@ func (b *Bridge) checkIdle(now, timeout int64) {
 	}
 	b.idle = true
 	close(b.done)
+	if f := b.onIdle; f != nil {
+		b.onIdle = nil
+		go f()
+	}
 	b.r.log.Info("media timeout: no RTP from either side",
 		"port_a", b.sides[SideA].port, "port_b", b.sides[SideB].port, "timeout", time.Duration(timeout))
 }

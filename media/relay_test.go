@@ -377,6 +377,27 @@ func TestRelayInactivity(t *testing.T) {
 			t.Errorf("Done after %v", took)
 		}
 	})
+	t.Run("on idle callback", func(t *testing.T) {
+		b := openBridge(t, r)
+		fired := make(chan time.Time, 2)
+		start := time.Now()
+		b.OnIdle(func() { fired <- time.Now() })
+		select {
+		case at := <-fired:
+			if at.Sub(start) < timeout-10*time.Millisecond {
+				t.Errorf("OnIdle ran after %v, before the %v timeout", at.Sub(start), timeout)
+			}
+		case <-time.After(4 * timeout):
+			t.Fatal("OnIdle never ran")
+		}
+		// Registered after the timeout, it runs at once.
+		b.OnIdle(func() { fired <- time.Now() })
+		select {
+		case <-fired:
+		case <-time.After(timeout):
+			t.Fatal("OnIdle registered late did not run")
+		}
+	})
 	t.Run("hold", func(t *testing.T) {
 		b := openBridge(t, r)
 		b.SetHold(true)

@@ -20,6 +20,7 @@ type bridge interface {
 	SetClockRate(s Side, hz int)
 	Stats() BridgeStats
 	Done() <-chan struct{}
+	OnIdle(f func())
 	Close() error
 }
 
@@ -275,6 +276,10 @@ func (s *Session) Stats() BridgeStats { return s.br.Stats() }
 // Done is closed when the bridge stops on its own, when no RTP arrived for
 // longer than the relay's media timeout.
 func (s *Session) Done() <-chan struct{} { return s.br.Done() }
+
+// OnTimeout registers f to run when the media stopped for the relay's
+// timeout (see Done), without a goroutine waiting meanwhile.
+func (s *Session) OnTimeout(f func()) { s.br.OnIdle(f) }
 
 // Close stops relaying and frees the bridge's ports. It may be called more
 // than once; later calls return the first one's error.

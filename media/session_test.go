@@ -55,6 +55,12 @@ func (b *fakeBridge) Stats() BridgeStats {
 	return BridgeStats{A: SideStats{Packets: 1}, B: SideStats{Packets: 2}}
 }
 func (b *fakeBridge) Done() <-chan struct{} { return b.done }
+func (b *fakeBridge) OnIdle(f func()) {
+	go func() {
+		<-b.done
+		f()
+	}()
+}
 func (b *fakeBridge) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -218,8 +218,8 @@ func (m mediaSession) Current(toCaller bool) []byte {
 func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
 	return m.s.Unchanged(side(fromCaller), sdp)
 }
-func (m mediaSession) Done() <-chan struct{} { return m.s.Done() }
-func (m mediaSession) Close() error          { return m.s.Close() }
+func (m mediaSession) OnTimeout(f func()) { m.s.OnTimeout(f) }
+func (m mediaSession) Close() error       { return m.s.Close() }
 
 func (m mediaSession) Quality() dialog.MediaQuality {
 	st := m.s.Stats()
