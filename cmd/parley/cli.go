@@ -176,29 +176,7 @@ func (a *apiClient) do(method, path string) ([]byte, error) {
 
 // cmdCalls lists the calls in progress, like who lists logins.
 func cmdCalls(args []string, stdout, stderr io.Writer) error {
-	f := newCommandFlags("calls", "[-admin ADDR | -config FILE] [-json]", true, stderr)
-	if pos, err := f.parse(args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", pos[0])}
-	}
-	api, err := f.client()
-	if err != nil {
-		return err
-	}
-	body, err := api.do(http.MethodGet, "/api/calls")
-	if err != nil {
-		return err
-	}
-	if f.json {
-		_, err = stdout.Write(body)
-		return err
-	}
-	var calls []dialog.Snapshot
-	if err := json.Unmarshal(body, &calls); err != nil {
-		return fmt.Errorf("admin API sent calls I cannot read: %w", err)
-	}
-	return printCalls(stdout, calls)
+	return listCommand(args, stdout, stderr, "calls", "/api/calls", printCalls)
 }
 
 // cmdHangup ends one call, like kill ends a process: silent on success.
@@ -222,7 +200,14 @@ func cmdHangup(args []string, _, stderr io.Writer) error {
 
 // cmdRegistrations lists the registered contacts.
 func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
-	f := newCommandFlags("registrations", "[-admin ADDR | -config FILE] [-json]", true, stderr)
+	return listCommand(args, stdout, stderr, "registrations", "/api/registrations",
+		func(w io.Writer, bs []registrar.Binding) error { return printRegistrations(w, bs, time.Now()) })
+}
+
+// listCommand is a command that GETs a JSON list from the admin API and
+// prints it as columns, or as the API's JSON with -json.
+func listCommand[T any](args []string, stdout, stderr io.Writer, name, path string, print func(io.Writer, []T) error) error {
+	f := newCommandFlags(name, "[-admin ADDR | -config FILE] [-json]", true, stderr)
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -232,7 +217,7 @@ func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, err := api.do(http.MethodGet, "/api/registrations")
+	body, err := api.do(http.MethodGet, path)
 	if err != nil {
 		return err
 	}
@@ -240,11 +225,11 @@ func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(body)
 		return err
 	}
-	var bs []registrar.Binding
-	if err := json.Unmarshal(body, &bs); err != nil {
-		return fmt.Errorf("admin API sent registrations I cannot read: %w", err)
+	var list []T
+	if err := json.Unmarshal(body, &list); err != nil {
+		return fmt.Errorf("admin API sent %s I cannot read: %w", name, err)
 	}
-	return printRegistrations(stdout, bs, time.Now())
+	return print(stdout, list)
 }
 
 // timeLayout is how the commands print times: local, to the second.
