@@ -52,64 +52,16 @@ root=$(cd "$here/../.." && pwd)
 OUT=${OUT:-$root/testcalls/bench/out/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 # --- tools ---------------------------------------------------------------
-if ! command -v sipp >/dev/null; then
-	log "sipp missing: installing sip-tester"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	$sudo apt-get update && $sudo apt-get install -y sip-tester
-fi
+need_pkg sipp sip-tester
 command -v curl >/dev/null || die "curl is needed to read parley's admin endpoints"
-
-port_busy() { # $1 = udp|tcp, $2 = port
-	local flag=-lun
-	[ "$1" = tcp ] && flag=-ltn
-	command -v ss >/dev/null || return 1
-	ss $flag "sport = :$2" | grep -q ":$2"
-}
 for p in "$SIP_PORT" "$UAS_PORT" "$UAC_PORT"; do
 	port_busy udp "$p" && die "udp port $p is in use (set SIP_PORT/UAS_PORT/UAC_PORT)"
 done
 port_busy tcp "$ADMIN_PORT" && die "tcp port $ADMIN_PORT is in use (set ADMIN_PORT)"
-
-# --- kernel and process counters -------------------------------------------
-udp_counter() { # $1 = column name in the Udp: rows of /proc/net/snmp
-	awk -v col="$1" '$1 == "Udp:" { if (!n) { for (i = 2; i <= NF; i++) if ($i == col) c = i; n = 1 } else print $c }' /proc/net/snmp
-}
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# metric NAME: sum of all series of NAME on parley's /metrics ("-" without parley).
-metric() {
-	[ -n "$parley_pid" ] || { echo -; return; }
-	curl -fsS -m 2 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
-		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF; f = 1 } END { print (f ? s : "-") }'
-}
-
-# csv_stat FILE COLUMN: the last row's value of COLUMN in SIPp's -trace_stat CSV.
-csv_stat() {
-	awk -F';' -v col="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } { v = $c } END { print (c ? v : "") }' "$1"
-}
 
 # --- parley ----------------------------------------------------------------
 target_port=$SIP_PORT

@@ -60,48 +60,20 @@ root=$(cd "$here/../.." && pwd)
 OUT=${OUT:-$root/testcalls/bench/out/media-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 
-log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 want() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 
 # --- tools ---------------------------------------------------------------
 command -v curl >/dev/null || die "curl is needed to read parley's admin endpoints"
-if want rtpengine && ! command -v rtpengine >/dev/null; then
-	log "rtpengine missing: installing rtpengine-daemon"
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	# The package ships a systemd unit and an init script that would start a
-	# daemon from /etc/rtpengine/rtpengine.conf (kernel table 0, every
-	# interface); this script runs its own process with --config-file=none,
-	# so a packaged daemon, if one started, is left alone but must not hold
-	# the ng port (checked below).
-	$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y rtpengine-daemon
-fi
+# The package ships a systemd unit and an init script that would start a
+# daemon from /etc/rtpengine/rtpengine.conf (kernel table 0, every
+# interface); this script runs its own process with --config-file=none, so a
+# packaged daemon, if one started, is left alone but must not hold the ng
+# port (checked below).
+if want rtpengine; then need_pkg rtpengine rtpengine-daemon; fi
 
-port_busy() { # $1 = udp|tcp, $2 = port
-	local flag=-lun
-	[ "$1" = tcp ] && flag=-ltn
-	command -v ss >/dev/null || return 1
-	ss $flag "sport = :$2" | grep -q ":$2"
-}
 if want parley; then
 	for p in "$SIP_PORT" "$LOAD_SIP_PORT"; do
 		port_busy udp "$p" && die "udp port $p is in use (set SIP_PORT/LOAD_SIP_PORT)"
@@ -114,11 +86,6 @@ fi
 
 log "building rtpload"
 (cd "$root" && timeout 300 go build -o "$OUT/rtpload" ./testcalls/bench/rtpload) || die "go build rtpload failed"
-
-metric() { # NAME: sum of all series of NAME on parley's /metrics
-	curl -fsS -m 2 "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null |
-		awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF; f = 1 } END { print (f ? s : "-") }'
-}
 
 # --- parley ----------------------------------------------------------------
 parley_pid=""
