@@ -117,15 +117,28 @@ func validate(req *sip.Request) error {
 // unsupported returns the Require option tags parley does not implement.
 func unsupported(req *sip.Request) []string {
 	var bad []string
-	for _, h := range req.GetHeaders("Require") {
-		for _, tag := range strings.Split(h.Value(), ",") {
-			tag = strings.TrimSpace(tag)
-			if tag != "" && !supported[tag] {
-				bad = append(bad, tag)
-			}
+	for _, tag := range listTags(req, "Require") {
+		if !supported[tag] {
+			bad = append(bad, tag)
 		}
 	}
 	return bad
+}
+
+// listTags returns the comma-separated values of the list headers names of
+// m (Require, Supported, Allow and their compact forms), trimmed.
+func listTags(m sip.Message, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		for _, h := range m.GetHeaders(n) {
+			for _, t := range strings.Split(h.Value(), ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // reply answers req with the response err maps to.

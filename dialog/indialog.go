@@ -526,9 +526,9 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 	}
 }
 
-// HangupAll ends every call: BYE to established calls, a final error to
-// calls still being set up.
-func (s *Server) hangupAll(reason string) {
+// HangupAll ends every call: BYE to both legs of established calls, a
+// final error to calls still being set up.
+func (s *Server) HangupAll(reason string) {
 	for _, c := range s.calls.all() {
 		s.hangup(c, reason)
 	}

@@ -61,9 +61,3 @@ func (s *Server) Ping(ctx context.Context, contact, dest, transport string) (tim
 		}
 	}
 }
-
-// HangupAll ends every call: BYE to both legs of established calls, a
-// final error to calls still being set up.
-func (s *Server) HangupAll(reason string) {
-	s.hangupAll(reason)
-}

@@ -87,17 +87,6 @@ func (s *Server) response(req *sip.Request, code int, reason string, tag string)
 	return res
 }
 
-// copyBody moves a message body and its Content-Type onto another message.
-func copyBody(dst, src sip.Message) {
-	body := src.Body()
-	if len(body) == 0 {
-		dst.SetBody(nil)
-		return
-	}
-	copyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
-	dst.SetBody(body)
-}
-
 // copyHeaders copies end-to-end headers a B2BUA should pass between legs.
 func copyHeaders(dst, src sip.Message, names ...string) {
 	for _, n := range names {

@@ -272,7 +272,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	close(s.ready)
 
 	<-ctx.Done()
-	s.hangupAll("shutdown")
+	s.HangupAll("shutdown")
 	s.wg.Wait()
 	s.closeListeners()
 	serving.Wait()

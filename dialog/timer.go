@@ -68,13 +68,9 @@ func minSEOf(m sip.Message) int {
 // hasTag reports whether a list header (Supported, Require, Allow) of m
 // names tag; compact forms are checked too.
 func hasTag(m sip.Message, tag string, names ...string) bool {
-	for _, n := range names {
-		for _, h := range m.GetHeaders(n) {
-			for _, t := range strings.Split(h.Value(), ",") {
-				if strings.EqualFold(strings.TrimSpace(t), tag) {
-					return true
-				}
-			}
+	for _, t := range listTags(m, names...) {
+		if strings.EqualFold(t, tag) {
+			return true
 		}
 	}
 	return false
