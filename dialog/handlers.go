@@ -44,41 +44,48 @@ func (t countingTx) Respond(res *sip.Response) error {
 
 // wrap puts every handler behind the checks all requests share: metrics,
 // validation of the headers RFC 3261 §8.1.1 requires, the Require check of
-// §8.2.2.3, and recovery from a panic (answered 500, never a crash).
+// §8.2.2.3, and recovery from a panic (answered 500, never a crash). The
+// handler runs on a worker (see workers) and sipgo's goroutine waits for
+// it, so every response is sent before sipgo sees the handler return.
 func (s *Server) wrap(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		method := string(req.Method)
-		s.m.requests.WithLabelValues(methodLabel(method)).Inc()
-		if tx != nil {
-			tx = countingTx{ServerTransaction: tx, m: s.m, method: method}
+		s.work.Run(func() { s.handle(h, req, tx) })
+	}
+}
+
+// handle is wrap's work for one request.
+func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerTransaction) {
+	method := string(req.Method)
+	s.m.requests.WithLabelValues(methodLabel(method)).Inc()
+	if tx != nil {
+		tx = countingTx{ServerTransaction: tx, m: s.m, method: method}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in SIP handler", "method", method, "call_id", callIDOf(req), "panic", r, "stack", string(debug.Stack()))
+			if tx != nil && !req.IsAck() {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+			}
 		}
-		defer func() {
-			if r := recover(); r != nil {
-				s.log.Error("panic in SIP handler", "method", method, "call_id", callIDOf(req), "panic", r, "stack", string(debug.Stack()))
-				if tx != nil && !req.IsAck() {
-					_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
-				}
-			}
-		}()
-		if err := validate(req); err != nil {
-			if req.IsAck() {
-				s.log.Debug("dropped malformed ACK", "error", err)
-				return
-			}
-			s.log.Info("bad request", "method", method, "source", req.Source(), "error", err)
-			s.reply(req, tx, err)
+	}()
+	if err := validate(req); err != nil {
+		if req.IsAck() {
+			s.log.Debug("dropped malformed ACK", "error", err)
 			return
 		}
-		if !req.IsAck() && !req.IsCancel() {
-			if bad := unsupported(req); len(bad) > 0 {
-				res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-				res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
-				_ = tx.Respond(res)
-				return
-			}
-		}
-		h(req, tx)
+		s.log.Info("bad request", "method", method, "source", req.Source(), "error", err)
+		s.reply(req, tx, err)
+		return
 	}
+	if !req.IsAck() && !req.IsCancel() {
+		if bad := unsupported(req); len(bad) > 0 {
+			res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
+			res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
+			_ = tx.Respond(res)
+			return
+		}
+	}
+	h(req, tx)
 }
 
 // validate checks what every request needs before parley acts on it.

@@ -142,6 +142,8 @@ type Server struct {
 	// wg counts goroutines the Server starts outside sipgo's own handlers
 	// (second-leg transactions, BYEs); Serve waits for them.
 	wg sync.WaitGroup
+	// work runs the handlers and those goroutines (see workers).
+	work *workers
 	// base is the context calls derive from; it ends when Serve returns.
 	baseMu sync.Mutex
 	base   context.Context
@@ -156,6 +158,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		services:    map[string]Service{},
 		ringTimeout: 120 * time.Second,
 		calls:       newTable(),
+		work:        newWorkers(workerIdle),
 		ready:       make(chan struct{}),
 		base:        context.Background(),
 	}
@@ -270,14 +273,21 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Info("SIP listening", "network", ln.network, "addr", net.JoinHostPort(ln.ip().String(), fmt.Sprint(ln.port())))
 	}
 	close(s.ready)
+	go s.work.janitor(ctx.Done())
 
 	<-ctx.Done()
 	s.HangupAll("shutdown")
 	s.wg.Wait()
 	s.closeListeners()
 	serving.Wait()
-	return s.ua.Close()
+	err := s.ua.Close()
+	s.work.Close()
+	s.work.Wait()
+	return err
 }
+
+// workerIdle is how long a worker goroutine waits for a job before it ends.
+const workerIdle = 10 * time.Second
 
 func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
@@ -383,11 +393,11 @@ func (s *Server) context() context.Context {
 	return s.base
 }
 
-// goOwned runs f in a goroutine that Serve waits for.
+// goOwned runs f on a worker; Serve waits for it.
 func (s *Server) goOwned(f func()) {
 	s.wg.Add(1)
-	go func() {
+	s.work.Go(func() {
 		defer s.wg.Done()
 		f()
-	}()
+	})
 }

@@ -2,8 +2,6 @@ package media
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 )
 
@@ -16,8 +14,10 @@ type PortPool struct {
 	inUse map[int]bool // handed out, or being probed by Acquire
 	size  int
 
-	// probe reports whether the OS lets us bind port and port+1; tests
-	// replace it.
+	// probe, when set, reports whether a port may be handed out; tests set
+	// it. The pool does not probe the OS itself: its users bind the port
+	// they get and, when that fails, release it and acquire another, which
+	// costs one bind instead of two per port.
 	probe func(port int) bool
 }
 
@@ -32,7 +32,7 @@ func NewPortPool(min, max int) (*PortPool, error) {
 	if first+1 > max {
 		return nil, fmt.Errorf("%w: %d-%d", ErrBadPortRange, min, max)
 	}
-	p := &PortPool{inUse: map[int]bool{}, probe: canBind}
+	p := &PortPool{inUse: map[int]bool{}}
 	for port := first; port+1 <= max; port += 2 {
 		p.free = append(p.free, port)
 	}
@@ -41,9 +41,10 @@ func NewPortPool(min, max int) (*PortPool, error) {
 }
 
 // Acquire takes an RTP port out of the pool; RTCP is the port after it.
-// Ports the OS will not let us bind (another program holds them) are skipped
-// and go back to the end of the queue. When no port is left it returns
-// ErrPortsExhausted.
+// Ports the probe refuses are skipped and go back to the end of the queue.
+// The caller binds the pair; when another program holds either port it
+// releases this one (it goes to the end of the queue) and acquires again.
+// When no port is left it returns ErrPortsExhausted.
 func (p *PortPool) Acquire() (int, error) {
 	p.mu.Lock()
 	tries := len(p.free)
@@ -61,7 +62,7 @@ func (p *PortPool) Acquire() (int, error) {
 
 		// Probe outside the lock: the port is marked in use, so nobody else
 		// can take it meanwhile.
-		if p.probe(port) {
+		if p.probe == nil || p.probe(port) {
 			return port, nil
 		}
 		p.mu.Lock()
@@ -93,20 +94,3 @@ func (p *PortPool) InUse() int {
 
 // Size returns how many RTP ports the pool holds in all.
 func (p *PortPool) Size() int { return p.size }
-
-// canBind reports whether UDP port and port+1 are free on every local
-// address. Binding the wildcard is the strictest test: it fails if any
-// address already has the port bound.
-func canBind(port int) bool {
-	rtp, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	defer rtp.Close()
-	rtcp, err := net.ListenPacket("udp", ":"+strconv.Itoa(port+1))
-	if err != nil {
-		return false
-	}
-	rtcp.Close()
-	return true
-}

@@ -153,22 +153,6 @@ func TestPortPoolSkipsRefused(t *testing.T) {
 	}
 }
 
-// TestPortPoolSkipsBound checks the real probe: a port another socket holds
-// (here the RTCP half of a pair) is skipped.
-func TestPortPoolSkipsBound(t *testing.T) {
-	base, held := freePairs(t, 2)
-	defer held.Close()
-	p, err := NewPortPool(base, base+3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := p.Acquire()
-	if err != nil || port != base+2 {
-		t.Fatalf("Acquire() = %d, %v, want %d (%d+1 is bound)", port, err, base+2, base)
-	}
-	p.Release(port)
-}
-
 // freePairs finds n consecutive free RTP/RTCP pairs starting at an even
 // port and returns the first, with a socket holding its RTCP port.
 func freePairs(t *testing.T, n int) (int, net.PacketConn) {
@@ -197,7 +181,7 @@ func freePairs(t *testing.T, n int) (int, net.PacketConn) {
 		}
 		return base, conns[1]
 	}
-	t.Skip("no free UDP ports in 24000-30000")
+	t.Fatal("no free UDP ports in 24000-30000")
 	return 0, nil
 }
 

@@ -665,3 +665,30 @@ func TestNewRelayOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestRelaySkipsBoundPort checks that a port another program holds (here
+// the RTCP half of the first pair) is skipped: the bridge binds the next
+// pairs and the held one goes back to the pool.
+func TestRelaySkipsBoundPort(t *testing.T) {
+	base, held := freePairs(t, 3)
+	defer held.Close()
+	pool, err := NewPortPool(base, base+5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRelay(pool, loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Open()
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer b.Close()
+	if a, c := b.sides[SideA].port, b.sides[SideB].port; a != base+2 || c != base+4 {
+		t.Errorf("bridge ports %d and %d, want %d and %d (%d is held)", a, c, base+2, base+4, base+1)
+	}
+	if n := pool.InUse(); n != 2 {
+		t.Errorf("pool has %d ports in use, want 2 (the refused one released)", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -51,6 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	logger := newLogger(cfg.Log, stderr)
+	tuneGC()
 
 	// SIGTERM drains and SIGINT stops at once (see stopper); either way
 	// every call gets its BYE and parley exits 0.
@@ -63,6 +65,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("parley stopped")
 	return 0
+}
+
+// gcPercent is parley's GOGC when the environment sets none. A call
+// allocates its SIP messages, transactions and SDP and drops them within
+// seconds, while the heap that stays (registrations, calls, relay state) is
+// small, so Go's default of 100 collects far more often than memory needs:
+// at 1,000 calls/s the collector took about 14% of parley's CPU. 400 lets
+// the heap grow to five times what is live between collections.
+const gcPercent = 400
+
+// tuneGC sets the collector's pace to gcPercent unless GOGC says otherwise.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 func newLogger(c configLog, w io.Writer) *slog.Logger {

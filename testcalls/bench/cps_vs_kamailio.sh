@@ -46,6 +46,9 @@
 #   SIP_PORT KAM_PORT ADMIN_PORT UAS_PORT UAC_PORT  (25060 26060 29060 25070 25080;
 #                   callees on UAS_PORT..UAS_PORT+3, callers on UAC_PORT, UAC_PORT+1)
 #   PARLEY_BIN      benchmark this binary instead of building ./cmd/parley
+#   PROFILE         1 writes a CPU profile of parley at each rate
+#                   (OUT/parley-RATE.cpu, from /debug/pprof, the middle of the run)
+#                   and keeps its allocations since start (OUT/parley-RATE.allocs)
 #   OUT             directory for configs, logs and SIPp statistics
 #                   (default testcalls/bench/out/cps-kam-<timestamp>)
 set -euo pipefail
@@ -57,6 +60,7 @@ TWO_PAIRS_FROM=${TWO_PAIRS_FROM:-2500}
 STOP_ON_FAIL=${STOP_ON_FAIL:-1}
 PAUSE=${PAUSE:-5}
 PLOT=${PLOT:-1}
+PROFILE=${PROFILE:-0}
 SIP_PORT=${SIP_PORT:-25060}
 KAM_PORT=${KAM_PORT:-26060}
 ADMIN_PORT=${ADMIN_PORT:-29060}
@@ -140,9 +144,19 @@ run_rate() {
 			-trace_stat -stf "$OUT/$sys-uac-$rate-$i.csv" -fd 1 >"$OUT/$sys-uac-$rate-$i.log" 2>&1) &
 		uac_pids+=($!)
 	done
+	local prof_pid=""
+	if [ "$PROFILE" = 1 ] && [ "$sys" = parley ] && [ "$DURATION" -gt 6 ]; then
+		(sleep 3 && curl -fsS -m $((DURATION + 10)) -o "$OUT/parley-$rate.cpu" \
+			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$((DURATION - 5))" 2>/dev/null) &
+		prof_pid=$!
+	fi
 	for p in "${uac_pids[@]}"; do
 		wait "$p" || { r=$?; [ "$r" -gt "$rc" ] && rc=$r; }
 	done
+	if [ -n "$prof_pid" ]; then
+		wait "$prof_pid" || true
+		curl -fsS -m 30 -o "$OUT/parley-$rate.allocs" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/allocs" 2>/dev/null || true
+	fi
 	kill -0 "$pid" 2>/dev/null || die "$sys died at $rate calls/s (see $OUT)"
 	local rcv1 cpu1 busy1 tot1 ok=0 failed=0 cps=0 retrans=0 csv unexp late drops mem cpu_us=- hostpct kept_up
 	rcv1=$(udp_counter RcvbufErrors)
