@@ -16,18 +16,31 @@ const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, N
 var supported = map[string]bool{"timer": true}
 
 func (s *Server) routeHandlers() {
-	s.srv.OnInvite(s.wrap(s.onInvite))
-	s.srv.OnAck(s.wrap(s.onAck))
-	s.srv.OnBye(s.wrap(s.onBye))
-	s.srv.OnCancel(s.wrap(s.onCancel))
-	s.srv.OnOptions(s.wrap(s.onOptions))
-	for _, m := range []sip.RequestMethod{sip.UPDATE, sip.INFO, sip.MESSAGE, sip.NOTIFY, sip.REFER, sip.PRACK, sip.SUBSCRIBE, sip.PUBLISH} {
-		s.srv.OnRequest(m, s.wrap(s.onOther))
+	s.handlers = map[sip.RequestMethod]sipgo.RequestHandler{
+		sip.INVITE:  s.onInvite,
+		sip.ACK:     s.onAck,
+		sip.BYE:     s.onBye,
+		sip.CANCEL:  s.onCancel,
+		sip.OPTIONS: s.onOptions,
 	}
 	for m, h := range s.extra {
+		s.handlers[m] = h
+	}
+	// TCP requests come through sipgo's server.
+	for m, h := range s.handlers {
 		s.srv.OnRequest(m, s.wrap(h))
 	}
 	s.srv.OnNoRoute(s.wrap(s.onOther))
+}
+
+// handlerFor returns the handler of method m: onOther for the methods
+// parley answers without a handler of their own (UPDATE, INFO and the
+// rest, and the unknown ones).
+func (s *Server) handlerFor(m sip.RequestMethod) sipgo.RequestHandler {
+	if h, ok := s.handlers[m]; ok {
+		return h
+	}
+	return s.onOther
 }
 
 // countingTx counts every response sent through it.

@@ -144,6 +144,11 @@ type Server struct {
 	wg sync.WaitGroup
 	// work runs the handlers and those goroutines (see workers).
 	work *workers
+	// parser reads every message; stx holds the server transactions of
+	// the UDP listeners (servertx.go), handlers the handler per method.
+	parser   *sip.Parser
+	stx      *serverTxs
+	handlers map[sip.RequestMethod]sipgo.RequestHandler
 	// base is the context calls derive from; it ends when Serve returns.
 	baseMu sync.Mutex
 	base   context.Context
@@ -177,10 +182,12 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.m = newMetrics(s.reg)
 
 	sipLog := s.log.With("component", "sipgo")
+	s.parser = newLenientParser()
+	s.stx = newServerTxs(s)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("parley"),
 		sipgo.WithUserAgentHostname(cfg.SIP.Realm),
-		sipgo.WithUserAgentParser(newLenientParser()),
+		sipgo.WithUserAgentParser(s.parser),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(sipLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
@@ -256,12 +263,21 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	var serving sync.WaitGroup
 	for _, ln := range s.listeners {
+		var port *udpPort
+		if ln.udp != nil {
+			port = newUDPPort(ln.udp, s.parser, s.stx)
+			serving.Add(1)
+			go func() {
+				defer serving.Done()
+				port.read()
+			}()
+		}
 		serving.Add(1)
 		go func() {
 			defer serving.Done()
 			var err error
-			if ln.udp != nil {
-				err = s.srv.ServeUDP(ln.udp)
+			if port != nil {
+				err = s.srv.ServeUDP(port)
 			} else {
 				err = s.srv.ServeTCP(ln.tcp)
 			}
@@ -274,6 +290,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	close(s.ready)
 	go s.work.janitor(ctx.Done())
+	serving.Add(1)
+	go func() {
+		defer serving.Done()
+		s.stx.run(ctx.Done())
+	}()
 
 	<-ctx.Done()
 	s.HangupAll("shutdown")

@@ -1,0 +1,512 @@
+package dialog
+
+import (
+	"bytes"
+	"errors"
+	"hash/maphash"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// parley runs its own server transactions (RFC 3261 §17.2, with the
+// Accepted state of RFC 6026) on its UDP listeners instead of sipgo's. The
+// reason is memory and CPU at high rates: a transaction must stay 64*T1
+// (32 s) after its final response to absorb retransmissions, and sipgo keeps
+// the whole transaction then, with its request, response, timers and
+// channels, about 5 KB; at 8,000 registrations/s that is 2.5 GB. Here a
+// finished transaction keeps its key and the bytes of its last response
+// (none after a 2xx to INVITE), and expires from a queue without a timer
+// of its own. Client transactions and TCP stay with sipgo.
+
+// errTxDone is returned by Respond when the transaction can send no more.
+var errTxDone = errors.New("dialog: server transaction has ended")
+
+// Server transaction states (RFC 3261 Figures 7 and 8, RFC 6026 Figure 5).
+type stxState uint8
+
+const (
+	stxTrying stxState = iota
+	stxProceeding
+	stxCompleted
+	stxConfirmed
+	stxAccepted
+	stxTerminated
+)
+
+// serverTxs holds the live server transactions of every UDP listener.
+type serverTxs struct {
+	s      *Server
+	seed   maphash.Seed
+	shards [64]stxShard
+
+	mu    sync.Mutex
+	long  expiryQueue // Timers H, J and L: 64*T1
+	short expiryQueue // Timer I: T4
+}
+
+type stxShard struct {
+	mu sync.Mutex
+	m  map[string]*serverTx
+}
+
+// expiryQueue is a FIFO of transactions to end: every entry waits the same
+// time, so the oldest is always first and no timer per entry is needed.
+type expiryQueue struct {
+	q    []expiry
+	head int
+}
+
+type expiry struct {
+	tx *serverTx
+	at time.Time
+}
+
+func (q *expiryQueue) push(e expiry) {
+	if q.head > 0 && q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	}
+	q.q = append(q.q, e)
+}
+
+// pop returns the entries due at now.
+func (q *expiryQueue) pop(now time.Time, due []expiry) []expiry {
+	for q.head < len(q.q) && !q.q[q.head].at.After(now) {
+		due = append(due, q.q[q.head])
+		q.q[q.head] = expiry{}
+		q.head++
+	}
+	// Let the array shrink once most of it is consumed.
+	if q.head > 4096 && q.head*2 > len(q.q) {
+		q.q = append([]expiry(nil), q.q[q.head:]...)
+		q.head = 0
+	}
+	return due
+}
+
+func (q *expiryQueue) len() int { return len(q.q) - q.head }
+
+func newServerTxs(s *Server) *serverTxs {
+	t := &serverTxs{s: s, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = map[string]*serverTx{}
+	}
+	return t
+}
+
+func (t *serverTxs) shard(key string) *stxShard {
+	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+}
+
+func (t *serverTxs) get(key string) *serverTx {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	tx := sh.m[key]
+	sh.mu.Unlock()
+	return tx
+}
+
+// add stores tx unless a transaction with its key exists; it returns the
+// one stored.
+func (t *serverTxs) add(tx *serverTx) *serverTx {
+	sh := t.shard(tx.key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.m[tx.key]; ok {
+		return old
+	}
+	sh.m[tx.key] = tx
+	return tx
+}
+
+func (t *serverTxs) remove(tx *serverTx) {
+	sh := t.shard(tx.key)
+	sh.mu.Lock()
+	if sh.m[tx.key] == tx {
+		delete(sh.m, tx.key)
+	}
+	sh.mu.Unlock()
+}
+
+// count returns how many transactions are live.
+func (t *serverTxs) count() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// expireAfter schedules tx to end after d, 64*T1 or T4.
+func (t *serverTxs) expireAfter(tx *serverTx, at time.Time, short bool) {
+	t.mu.Lock()
+	if short {
+		t.short.push(expiry{tx: tx, at: at})
+	} else {
+		t.long.push(expiry{tx: tx, at: at})
+	}
+	t.mu.Unlock()
+}
+
+// sweep ends the transactions whose time has come.
+func (t *serverTxs) sweep(now time.Time, due []expiry) []expiry {
+	t.mu.Lock()
+	due = t.long.pop(now, due[:0])
+	due = t.short.pop(now, due)
+	t.mu.Unlock()
+	for _, e := range due {
+		e.tx.expire(e.at)
+	}
+	return due
+}
+
+// run sweeps every 50 ms until done is closed, then ends every transaction.
+func (t *serverTxs) run(done <-chan struct{}) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var due []expiry
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			due = t.sweep(now, due)
+		}
+	}
+}
+
+// receive takes a request read on port from src: a retransmission is
+// answered from its transaction, an ACK to a non-2xx final response ends
+// its transaction, a CANCEL is matched to its INVITE (RFC 3261 §9.2), and
+// anything else starts a transaction and goes to the handlers.
+func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort) {
+	key, err := sip.ServerTxKeyMake(req)
+	if err != nil {
+		// No Via or CSeq: the handlers answer 400 where they can, from a
+		// transaction that keeps nothing.
+		t.dispatch(req, newServerTx(t, port, "", req, src))
+		return
+	}
+	if tx := t.get(key); tx != nil {
+		if req.IsAck() {
+			if tx.ack() {
+				return
+			}
+			// An ACK that reused its INVITE's branch after a 2xx: the
+			// dialog layer takes it.
+			t.dispatch(req, nil)
+			return
+		}
+		tx.retransmitted()
+		return
+	}
+	if req.IsAck() {
+		t.dispatch(req, nil)
+		return
+	}
+	if req.IsCancel() && strings.HasSuffix(key, string(sip.CANCEL)) {
+		if inv := t.get(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
+			ctx := t.add(newServerTx(t, port, key, req, src))
+			ctx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+			inv.cancel(req)
+			return
+		}
+	}
+	tx := newServerTx(t, port, key, req, src)
+	if got := t.add(tx); got != tx {
+		got.retransmitted() // raced with its first copy
+		return
+	}
+	t.dispatch(req, tx)
+}
+
+// dispatch runs the request's handler on a worker; tx is nil for an ACK.
+func (t *serverTxs) dispatch(req *sip.Request, tx *serverTx) {
+	h := t.s.handlerFor(req.Method)
+	var stx sip.ServerTransaction
+	if tx != nil {
+		stx = tx
+	}
+	t.s.work.Go(func() { t.s.handle(h, req, stx) })
+}
+
+// serverTx is one server transaction on a UDP listener. It implements
+// sip.ServerTransaction, so the handlers serve UDP and TCP (sipgo's
+// transactions) alike.
+type serverTx struct {
+	t      *serverTxs
+	port   *udpPort
+	key    string // "" for a transaction outside the table
+	invite bool
+	dest   netip.AddrPort // where responses go (RFC 3261 §18.2.2, RFC 3581)
+
+	mu       sync.Mutex
+	state    stxState
+	origin   *sip.Request // until the final response
+	last     []byte       // the last response, to send again
+	toTag    string       // of the first response with one
+	gWait    time.Duration
+	gTimer   *time.Timer
+	expireAt time.Time
+	onCancel sip.FnTxCancel
+	canceled *sip.Request // the CANCEL that ended it, for a late OnCancel
+	onTerm   []sip.FnTxTerminate
+	done     chan struct{}
+	err      error
+}
+
+func newServerTx(t *serverTxs, port *udpPort, key string, req *sip.Request, src netip.AddrPort) *serverTx {
+	return &serverTx{
+		t: t, port: port, key: key, invite: req.IsInvite(), dest: responseDest(req, src),
+		origin: req, done: make(chan struct{}),
+	}
+}
+
+// responseDest is where UDP responses to req go: the source address and
+// port when the Via asks for rport (RFC 3581), else the source address
+// (the "received" of RFC 3261 §18.2.1) and the Via's sent-by port.
+func responseDest(req *sip.Request, src netip.AddrPort) netip.AddrPort {
+	via := req.Via()
+	if via == nil || via.Params.Has("rport") {
+		return src
+	}
+	port := via.Port
+	if port <= 0 {
+		port = 5060
+	}
+	return netip.AddrPortFrom(src.Addr(), uint16(port))
+}
+
+// Respond sends res and moves the transaction on.
+func (tx *serverTx) Respond(res *sip.Response) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	res.StringWrite(buf)
+
+	tx.mu.Lock()
+	switch tx.state {
+	case stxTrying, stxProceeding:
+	case stxAccepted:
+		// RFC 6026 §8.5: 2xx retransmissions from the TU go out.
+		if !res.IsSuccess() {
+			tx.mu.Unlock()
+			return errTxDone
+		}
+	default:
+		tx.mu.Unlock()
+		return errTxDone
+	}
+	if tx.toTag == "" && res.StatusCode > 100 {
+		if to := res.To(); to != nil {
+			tx.toTag, _ = to.Params.Get("tag")
+		}
+	}
+	now := time.Now()
+	switch {
+	case res.IsProvisional():
+		tx.state = stxProceeding
+		if res.StatusCode > 100 || tx.last == nil {
+			tx.last = append(tx.last[:0], buf.Bytes()...)
+		}
+	case tx.invite && res.IsSuccess():
+		if tx.state != stxAccepted {
+			tx.state = stxAccepted
+			tx.origin, tx.last = nil, nil
+			tx.schedule(now.Add(64*sip.T1), false) // Timer L
+		}
+	case tx.invite:
+		tx.state = stxCompleted
+		tx.origin = nil
+		tx.last = append(tx.last[:0], buf.Bytes()...)
+		tx.gWait = sip.T1
+		tx.gTimer = time.AfterFunc(tx.gWait, tx.timerG)
+		tx.schedule(now.Add(64*sip.T1), false) // Timer H
+	default:
+		tx.state = stxCompleted
+		tx.origin = nil
+		tx.last = append(tx.last[:0], buf.Bytes()...)
+		tx.schedule(now.Add(64*sip.T1), false) // Timer J
+	}
+	tx.mu.Unlock()
+	return tx.port.send(buf.Bytes(), tx.dest)
+}
+
+// schedule makes the transaction end at at. Call with tx.mu held.
+func (tx *serverTx) schedule(at time.Time, short bool) {
+	if tx.key == "" {
+		return // not in the table: nothing to remove
+	}
+	tx.expireAt = at
+	tx.t.expireAfter(tx, at, short)
+}
+
+// expire is a queue entry coming due: it ends the transaction unless the
+// entry is stale (the transaction was rescheduled meanwhile).
+func (tx *serverTx) expire(at time.Time) {
+	tx.mu.Lock()
+	if !tx.expireAt.Equal(at) || tx.state == stxTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	var err error
+	if tx.state == stxCompleted && tx.invite {
+		err = sip.ErrTransactionTimeout // Timer H: no ACK came
+	}
+	tx.terminateLocked(err)
+}
+
+// timerG retransmits a non-2xx final response to INVITE until the ACK.
+func (tx *serverTx) timerG() {
+	tx.mu.Lock()
+	if tx.state != stxCompleted {
+		tx.mu.Unlock()
+		return
+	}
+	tx.gWait = min(2*tx.gWait, sip.T2)
+	tx.gTimer.Reset(tx.gWait)
+	last := tx.last
+	tx.mu.Unlock()
+	_ = tx.port.send(last, tx.dest)
+}
+
+// retransmitted answers a retransmitted request with the last response.
+func (tx *serverTx) retransmitted() {
+	tx.mu.Lock()
+	var last []byte
+	if tx.state == stxProceeding || tx.state == stxCompleted {
+		last = tx.last
+	}
+	tx.mu.Unlock()
+	if last != nil {
+		_ = tx.port.send(last, tx.dest)
+	}
+}
+
+// ack takes an ACK matching this transaction; false when it is not the
+// ACK of a non-2xx final response and belongs to the dialog layer.
+func (tx *serverTx) ack() bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	switch tx.state {
+	case stxCompleted:
+		tx.state = stxConfirmed
+		tx.last = nil
+		if tx.gTimer != nil {
+			tx.gTimer.Stop()
+		}
+		tx.schedule(time.Now().Add(sip.T4), true) // Timer I
+		return true
+	case stxConfirmed:
+		return true
+	case stxAccepted:
+		return false
+	}
+	return true // before any final response: nothing to acknowledge
+}
+
+// cancel takes a CANCEL for this INVITE (already answered 200): unless a
+// final response went out, the INVITE gets 487 with the To tag of its
+// provisional responses, and the handler hears of it.
+func (tx *serverTx) cancel(req *sip.Request) {
+	tx.mu.Lock()
+	if tx.state != stxTrying && tx.state != stxProceeding || tx.origin == nil {
+		tx.mu.Unlock()
+		return
+	}
+	origin, tag, f := tx.origin, tx.toTag, tx.onCancel
+	tx.canceled = req
+	tx.mu.Unlock()
+	if f != nil {
+		f(req)
+	}
+	res := sip.NewResponseFromRequest(origin, 487, "Request Terminated", nil)
+	if tag != "" {
+		if to := res.To(); to != nil {
+			to.Params.Add("tag", tag)
+		}
+	}
+	tx.t.s.m.response("INVITE", 487)
+	_ = tx.Respond(res)
+}
+
+// Acks is never fed: ACKs to a 2xx go to the handlers as requests.
+func (tx *serverTx) Acks() <-chan *sip.Request { return nil }
+
+// OnCancel sets f to hear of a CANCEL that ends this INVITE; when one
+// came before the handler got this far, f hears of it at once.
+func (tx *serverTx) OnCancel(f sip.FnTxCancel) bool {
+	tx.mu.Lock()
+	if tx.canceled != nil {
+		req := tx.canceled
+		tx.mu.Unlock()
+		f(req)
+		return true
+	}
+	defer tx.mu.Unlock()
+	if tx.state == stxTerminated {
+		return false
+	}
+	tx.onCancel = f
+	return true
+}
+
+// OnTerminate adds f to the functions called when the transaction ends;
+// false when it has ended already.
+func (tx *serverTx) OnTerminate(f sip.FnTxTerminate) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == stxTerminated {
+		return false
+	}
+	tx.onTerm = append(tx.onTerm, f)
+	return true
+}
+
+// Terminate ends the transaction now.
+func (tx *serverTx) Terminate() {
+	tx.mu.Lock()
+	if tx.state == stxTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	tx.terminateLocked(sip.ErrTransactionTerminated)
+}
+
+// terminateLocked ends the transaction and unlocks tx.mu.
+func (tx *serverTx) terminateLocked(err error) {
+	tx.state = stxTerminated
+	tx.err = err
+	tx.origin, tx.last, tx.onCancel, tx.canceled = nil, nil, nil, nil
+	if tx.gTimer != nil {
+		tx.gTimer.Stop()
+	}
+	fs := tx.onTerm
+	tx.onTerm = nil
+	close(tx.done)
+	tx.mu.Unlock()
+	if tx.key != "" {
+		tx.t.remove(tx)
+	}
+	for _, f := range fs {
+		f(tx.key, err)
+	}
+}
+
+// Done is closed when the transaction ends.
+func (tx *serverTx) Done() <-chan struct{} { return tx.done }
+
+// Err says why the transaction ended: nil when it ran its course.
+func (tx *serverTx) Err() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.err
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
