@@ -10,9 +10,12 @@ import (
 	"time"
 )
 
-// bindAttempts bounds how many ports Start tries when binding fails for a
-// port the pool's probe found free (another program won the race).
-const bindAttempts = 4
+// bindAttempts bounds how many ports one bind tries when ports are taken
+// by other programs: the pool hands those out like any other and the
+// binder releases each (it goes to the back of the queue) and tries the
+// next. A block of ports another program holds inside rtp.port_min and
+// rtp.port_max costs a few failed binds, not a failed call.
+func bindAttempts(p *PortPool) int { return max(4, min(p.Size(), 256)) }
 
 // Echo is the echo service: it answers a call itself and sends every RTP
 // packet back to where it came from, so a caller hears themself and can
@@ -85,7 +88,7 @@ func (e *Echo) bind() (int, *net.UDPConn, *net.UDPConn, error) {
 		}
 	}()
 	var lastErr error
-	for range bindAttempts {
+	for range bindAttempts(e.pool) {
 		port, err := e.pool.Acquire()
 		if err != nil {
 			// Returned as is so its SIPStatus (503) stays visible.

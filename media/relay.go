@@ -230,7 +230,7 @@ func (r *Relay) bindSide() (int, [2]relaySocket, error) {
 		}
 	}()
 	var lastErr error
-	for range bindAttempts {
+	for range bindAttempts(r.pool) {
 		port, err := r.pool.Acquire()
 		if err != nil {
 			// Returned as is so its SIPStatus (503) stays visible.

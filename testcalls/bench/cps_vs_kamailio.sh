@@ -49,6 +49,7 @@
 #   PROFILE         1 writes a CPU profile of parley at each rate
 #                   (OUT/parley-RATE.cpu, from /debug/pprof, the middle of the run)
 #                   and keeps its allocations since start (OUT/parley-RATE.allocs)
+#                   and its heap as the load ends (OUT/parley-RATE.heap)
 #   OUT             directory for configs, logs and SIPp statistics
 #                   (default testcalls/bench/out/cps-kam-<timestamp>)
 set -euo pipefail
@@ -97,7 +98,7 @@ for sys in $SYSTEMS; do
 	case $sys in
 	parley)
 		build_parley
-		write_parley_config "$OUT/parley.yaml" 40000 49999
+		write_parley_config "$OUT/parley.yaml" 30000 39999
 		start_parley "$OUT/parley.yaml"
 		target[$sys]=127.0.0.1:$SIP_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$SIP_PORT
 		;;
@@ -156,6 +157,7 @@ run_rate() {
 	if [ -n "$prof_pid" ]; then
 		wait "$prof_pid" || true
 		curl -fsS -m 30 -o "$OUT/parley-$rate.allocs" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/allocs" 2>/dev/null || true
+		curl -fsS -m 30 -o "$OUT/parley-$rate.heap" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/heap" 2>/dev/null || true
 	fi
 	kill -0 "$pid" 2>/dev/null || die "$sys died at $rate calls/s (see $OUT)"
 	local rcv1 cpu1 busy1 tot1 ok=0 failed=0 cps=0 retrans=0 csv unexp late drops mem cpu_us=- hostpct kept_up
