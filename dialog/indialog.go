@@ -127,7 +127,7 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 	l.setDialog(DialogConfirmed)
 	defer c.mu.Unlock()
 	// Written under the lock: endCall must not send a BYE ahead of it.
-	if err := s.client.WriteRequest(ack, prebuilt); err != nil {
+	if err := s.write(ack); err != nil {
 		c.log.Info("ACK not sent", "leg", l.role.String(), "error", err)
 	}
 }
@@ -143,7 +143,7 @@ func (s *Server) ackAndBye(c *Call, f *fork, res *sip.Response) {
 	l.routes = reversed(recordRoutes(res))
 	ack := s.newRequest(&l, sip.ACK, f.req.CSeq().SeqNo)
 	ack.SetBody(nil)
-	_ = s.client.WriteRequest(ack, prebuilt)
+	_ = s.write(ack)
 	l.localCSeq++
 	bye := s.newRequest(&l, sip.BYE, l.localCSeq)
 	bye.SetBody(nil)
@@ -197,7 +197,7 @@ func (s *Server) endCall(c *Call, from *leg, result, reason string) {
 			// needs its ACK before the BYE (RFC 3261 §15).
 			ack := s.newRequest(l, sip.ACK, l.inviteCSeq)
 			ack.SetBody(nil)
-			_ = s.client.WriteRequest(ack, prebuilt)
+			_ = s.write(ack)
 		}
 		if l.role == roleCallee && l.remoteTag == "" {
 			continue
@@ -270,7 +270,7 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 // a goroutine the Server owns.
 func (s *Server) send(c *Call, req *sip.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
+	tx, err := s.request(ctx, req)
 	cancel()
 	if err != nil {
 		c.log.Info("request not sent", "method", string(req.Method), "error", err)
@@ -405,7 +405,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	withBody(out, req, body)
 
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
-	otx, err := s.client.TransactionRequest(ctx, out, prebuilt)
+	otx, err := s.request(ctx, out)
 	cancel()
 	if err != nil {
 		s.reply(req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
@@ -445,7 +445,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 					ack := other.lastAck
 					c.mu.Unlock()
 					if ack != nil && ack.CSeq().SeqNo == cseq {
-						_ = s.client.WriteRequest(ack, prebuilt)
+						_ = s.write(ack)
 					}
 				})
 			} else {

@@ -108,8 +108,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.move(c, Establishing)
 	c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
 	tx.OnCancel(func(*sip.Request) {
-		// sipgo answers a matching CANCEL itself (200, and 487 to the
-		// INVITE), so it is counted here.
+		// The transaction layer answers a matching CANCEL itself (200,
+		// and 487 to the INVITE), so it is counted here.
 		s.m.requests.WithLabelValues("CANCEL").Inc()
 		s.m.response("CANCEL", 200)
 		c.cancelOnce.Do(func() { close(c.cancelled) })
@@ -256,7 +256,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		s.timerRequestHeaders(out, &l, false)
 		withBody(out, req, offer)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
-		ctx2tx, err := s.client.TransactionRequest(ctx, out, prebuilt)
+		ctx2tx, err := s.request(ctx, out)
 		cancel()
 		if err != nil {
 			c.log.Info("second leg not sent", "dest", t.dest, "error", err)
@@ -531,7 +531,7 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		ack := callee.lastAck
 		c.mu.Unlock()
 		if ack != nil {
-			_ = s.client.WriteRequest(ack, prebuilt)
+			_ = s.write(ack)
 		}
 	})
 
@@ -604,9 +604,10 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	}
 	select {
 	case <-c.cancelled:
-		// The CANCEL reached the transaction before the 2xx: sipgo sent 487
-		// and dropped the 2xx (its cancel hook runs under the transaction's
-		// lock, so it has run by the time Respond returns).
+		// The CANCEL reached the transaction before the 2xx: it sent 487
+		// and dropped the 2xx (the cancel hook runs under the transaction's
+		// lock, in parley's transactions and in sipgo's, so it has run by
+		// the time Respond returns).
 		c.log.Info("caller's CANCEL won over the answer; hanging up callee")
 		s.ackLeg(c, callee, inviteCSeq, nil)
 		s.endCall(c, c.caller, resultCancelled, "cancelled by caller")

@@ -40,7 +40,7 @@ func (s *Server) Ping(ctx context.Context, contact, dest, transport string) (tim
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	tx, err := s.client.TransactionRequest(tctx, req, prebuilt)
+	tx, err := s.request(tctx, req)
 	if err != nil {
 		return 0, err
 	}

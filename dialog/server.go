@@ -95,6 +95,7 @@ type listener struct {
 	taddr   *net.TCPAddr
 	udp     *net.UDPConn
 	tcp     *net.TCPListener
+	reader  *udpPort // parley's reading of udp, once serving
 }
 
 func (l *listener) ip() net.IP {
@@ -148,6 +149,8 @@ type Server struct {
 	// the UDP listeners (servertx.go), handlers the handler per method.
 	parser   *sip.Parser
 	stx      *serverTxs
+	ctxs     *clientTxs
+	txTimers txTimers
 	handlers map[sip.RequestMethod]sipgo.RequestHandler
 	// base is the context calls derive from; it ends when Serve returns.
 	baseMu sync.Mutex
@@ -184,6 +187,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	sipLog := s.log.With("component", "sipgo")
 	s.parser = newLenientParser()
 	s.stx = newServerTxs(s)
+	s.ctxs = newClientTxs(s)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("parley"),
 		sipgo.WithUserAgentHostname(cfg.SIP.Realm),
@@ -265,7 +269,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, ln := range s.listeners {
 		var port *udpPort
 		if ln.udp != nil {
-			port = newUDPPort(ln.udp, s.parser, s.stx)
+			port = newUDPPort(ln.udp, s)
+			ln.reader = port
 			serving.Add(1)
 			go func() {
 				defer serving.Done()
@@ -293,7 +298,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	serving.Add(1)
 	go func() {
 		defer serving.Done()
-		s.stx.run(ctx.Done())
+		s.txTimers.run(ctx.Done())
 	}()
 
 	<-ctx.Done()

@@ -42,52 +42,12 @@ type serverTxs struct {
 	s      *Server
 	seed   maphash.Seed
 	shards [64]stxShard
-
-	mu    sync.Mutex
-	long  expiryQueue // Timers H, J and L: 64*T1
-	short expiryQueue // Timer I: T4
 }
 
 type stxShard struct {
 	mu sync.Mutex
 	m  map[string]*serverTx
 }
-
-// expiryQueue is a FIFO of transactions to end: every entry waits the same
-// time, so the oldest is always first and no timer per entry is needed.
-type expiryQueue struct {
-	q    []expiry
-	head int
-}
-
-type expiry struct {
-	tx *serverTx
-	at time.Time
-}
-
-func (q *expiryQueue) push(e expiry) {
-	if q.head > 0 && q.head == len(q.q) {
-		q.q, q.head = q.q[:0], 0
-	}
-	q.q = append(q.q, e)
-}
-
-// pop returns the entries due at now.
-func (q *expiryQueue) pop(now time.Time, due []expiry) []expiry {
-	for q.head < len(q.q) && !q.q[q.head].at.After(now) {
-		due = append(due, q.q[q.head])
-		q.q[q.head] = expiry{}
-		q.head++
-	}
-	// Let the array shrink once most of it is consumed.
-	if q.head > 4096 && q.head*2 > len(q.q) {
-		q.q = append([]expiry(nil), q.q[q.head:]...)
-		q.head = 0
-	}
-	return due
-}
-
-func (q *expiryQueue) len() int { return len(q.q) - q.head }
 
 func newServerTxs(s *Server) *serverTxs {
 	t := &serverTxs{s: s, seed: maphash.MakeSeed()}
@@ -141,44 +101,6 @@ func (t *serverTxs) count() int {
 		sh.mu.Unlock()
 	}
 	return n
-}
-
-// expireAfter schedules tx to end after d, 64*T1 or T4.
-func (t *serverTxs) expireAfter(tx *serverTx, at time.Time, short bool) {
-	t.mu.Lock()
-	if short {
-		t.short.push(expiry{tx: tx, at: at})
-	} else {
-		t.long.push(expiry{tx: tx, at: at})
-	}
-	t.mu.Unlock()
-}
-
-// sweep ends the transactions whose time has come.
-func (t *serverTxs) sweep(now time.Time, due []expiry) []expiry {
-	t.mu.Lock()
-	due = t.long.pop(now, due[:0])
-	due = t.short.pop(now, due)
-	t.mu.Unlock()
-	for _, e := range due {
-		e.tx.expire(e.at)
-	}
-	return due
-}
-
-// run sweeps every 50 ms until done is closed, then ends every transaction.
-func (t *serverTxs) run(done <-chan struct{}) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var due []expiry
-	for {
-		select {
-		case <-done:
-			return
-		case now := <-tick.C:
-			due = t.sweep(now, due)
-		}
-	}
 }
 
 // receive takes a request read on port from src: a retransmission is
@@ -322,12 +244,7 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 			tx.schedule(now.Add(64*sip.T1), false) // Timer L
 		}
 	case tx.invite:
-		tx.state = stxCompleted
-		tx.origin = nil
-		tx.last = append(tx.last[:0], buf.Bytes()...)
-		tx.gWait = sip.T1
-		tx.gTimer = time.AfterFunc(tx.gWait, tx.timerG)
-		tx.schedule(now.Add(64*sip.T1), false) // Timer H
+		tx.completeInviteLocked(buf.Bytes())
 	default:
 		tx.state = stxCompleted
 		tx.origin = nil
@@ -338,13 +255,28 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 	return tx.port.send(buf.Bytes(), tx.dest)
 }
 
+// completeInviteLocked makes res, a non-2xx final response to INVITE, the
+// last one: it is resent on Timer G until the ACK, and Timer H runs.
+func (tx *serverTx) completeInviteLocked(res []byte) {
+	tx.state = stxCompleted
+	tx.origin = nil
+	tx.last = append(tx.last[:0], res...)
+	tx.gWait = sip.T1
+	tx.gTimer = time.AfterFunc(tx.gWait, tx.timerG)
+	tx.schedule(time.Now().Add(64*sip.T1), false) // Timer H
+}
+
 // schedule makes the transaction end at at. Call with tx.mu held.
 func (tx *serverTx) schedule(at time.Time, short bool) {
 	if tx.key == "" {
 		return // not in the table: nothing to remove
 	}
 	tx.expireAt = at
-	tx.t.expireAfter(tx, at, short)
+	q := queueLong
+	if short {
+		q = queueShort
+	}
+	tx.t.s.txTimers.add(q, tx, at)
 }
 
 // expire is a queue entry coming due: it ends the transaction unless the
@@ -413,18 +345,17 @@ func (tx *serverTx) ack() bool {
 
 // cancel takes a CANCEL for this INVITE (already answered 200): unless a
 // final response went out, the INVITE gets 487 with the To tag of its
-// provisional responses, and the handler hears of it.
+// provisional responses, and the handler hears of it. The 487 takes the
+// transaction's final response under its lock, so a 2xx the handler sends
+// at the same moment fails instead of going out too (RFC 3261 §9.2). The
+// OnCancel hook must not call back into the transaction.
 func (tx *serverTx) cancel(req *sip.Request) {
 	tx.mu.Lock()
-	if tx.state != stxTrying && tx.state != stxProceeding || tx.origin == nil {
-		tx.mu.Unlock()
-		return
-	}
-	origin, tag, f := tx.origin, tx.toTag, tx.onCancel
-	tx.canceled = req
+	origin, tag := tx.origin, tx.toTag
+	open := (tx.state == stxTrying || tx.state == stxProceeding) && origin != nil
 	tx.mu.Unlock()
-	if f != nil {
-		f(req)
+	if !open {
+		return
 	}
 	res := sip.NewResponseFromRequest(origin, 487, "Request Terminated", nil)
 	if tag != "" {
@@ -432,8 +363,24 @@ func (tx *serverTx) cancel(req *sip.Request) {
 			to.Params.Add("tag", tag)
 		}
 	}
+	var buf bytes.Buffer
+	res.StringWrite(&buf)
+
+	tx.mu.Lock()
+	if tx.state != stxTrying && tx.state != stxProceeding {
+		tx.mu.Unlock()
+		return // a final response won
+	}
+	tx.canceled = req
+	tx.completeInviteLocked(buf.Bytes())
+	// The hook runs under the lock, as sipgo's does: once a racing Respond
+	// has failed, the handler can count on the hook having run.
+	if tx.onCancel != nil {
+		tx.onCancel(req)
+	}
+	tx.mu.Unlock()
+	_ = tx.port.send(buf.Bytes(), tx.dest)
 	tx.t.s.m.response("INVITE", 487)
-	_ = tx.Respond(res)
 }
 
 // Acks is never fed: ACKs to a 2xx go to the handlers as requests.

@@ -251,7 +251,7 @@ func (s *Server) refresh(l *leg) {
 	c.log.Debug("session refresh", "leg", l.role.String(), "method", string(method))
 
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
+	tx, err := s.request(ctx, req)
 	cancel()
 	if err != nil {
 		s.endCall(c, nil, resultAnswered, "session refresh not sent: "+err.Error())
@@ -298,8 +298,8 @@ func (s *Server) refreshAnswered(l *leg, req *sip.Request, tx sip.ClientTransact
 			ack.SetBody(nil)
 			l.lastAck = ack
 			c.mu.Unlock()
-			_ = s.client.WriteRequest(ack, prebuilt)
-			tx.OnRetransmission(func(*sip.Response) { _ = s.client.WriteRequest(ack, prebuilt) })
+			_ = s.write(ack)
+			tx.OnRetransmission(func(*sip.Response) { _ = s.write(ack) })
 			c.mu.Lock()
 		} else {
 			tx.Terminate()
@@ -374,7 +374,7 @@ func (s *Server) retry422(c *Call, f *fork, res *sip.Response, events chan<- for
 	out.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(max(minSE, s.cfg.Sessions.MinSE))))
 	withBody(out, old, old.Body())
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
-	tx, err := s.client.TransactionRequest(ctx, out, prebuilt)
+	tx, err := s.request(ctx, out)
 	cancel()
 	if err != nil {
 		c.log.Info("422 retry not sent", "error", err)

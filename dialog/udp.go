@@ -16,12 +16,8 @@ import (
 // which owns the client transactions and reads them through the port's
 // net.PacketConn face. Whatever sipgo sends goes out of the same socket.
 type udpPort struct {
-	conn   *net.UDPConn
-	parser *sip.Parser
-	txs    *serverTxs
-	log    interface {
-		Debug(msg string, args ...any)
-	}
+	conn *net.UDPConn
+	s    *Server
 
 	toSipgo   chan datagram
 	closed    chan struct{}
@@ -29,19 +25,16 @@ type udpPort struct {
 }
 
 type datagram struct {
-	b    *[]byte
-	n    int
+	b    []byte
 	from *net.UDPAddr
 }
 
 // maxDatagram is the largest SIP message read over UDP.
 const maxDatagram = 65535
 
-var datagramPool = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
-
-func newUDPPort(conn *net.UDPConn, parser *sip.Parser, txs *serverTxs) *udpPort {
+func newUDPPort(conn *net.UDPConn, s *Server) *udpPort {
 	return &udpPort{
-		conn: conn, parser: parser, txs: txs, log: txs.s.log,
+		conn: conn, s: s,
 		toSipgo: make(chan datagram, 1024),
 		closed:  make(chan struct{}),
 	}
@@ -57,41 +50,41 @@ func (u *udpPort) read() {
 				u.Close()
 				return
 			}
-			u.log.Debug("SIP UDP read failed", "error", err)
+			u.s.log.Debug("SIP UDP read failed", "error", err)
 			continue
 		}
 		data := buf[:n]
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			continue // keepalive
 		}
-		if bytes.HasPrefix(data, []byte("SIP/")) {
-			u.passResponse(data, src)
-			continue
+		isResponse := bytes.HasPrefix(data, []byte("SIP/"))
+		if !isResponse {
+			data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
 		}
-		data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
-		msg, err := u.parser.ParseSIP(data)
+		msg, err := u.s.parser.ParseSIP(data)
 		if err != nil {
-			u.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
+			u.s.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
 			continue
 		}
-		req, ok := msg.(*sip.Request)
-		if !ok {
-			continue
+		msg.SetTransport("UDP")
+		msg.SetSource(src.String())
+		switch m := msg.(type) {
+		case *sip.Request:
+			u.s.stx.receive(u, m, src)
+		case *sip.Response:
+			if !u.s.ctxs.receive(m) {
+				// Not one of parley's transactions: sipgo's, or a stray.
+				u.passResponse(data, src)
+			}
 		}
-		req.SetTransport("UDP")
-		req.SetSource(src.String())
-		u.txs.receive(u, req, src)
 	}
 }
 
 // passResponse hands a response to sipgo's read loop.
 func (u *udpPort) passResponse(data []byte, src netip.AddrPort) {
-	b := datagramPool.Get().(*[]byte)
-	n := copy(*b, data)
 	select {
-	case u.toSipgo <- datagram{b: b, n: n, from: net.UDPAddrFromAddrPort(src)}:
+	case u.toSipgo <- datagram{b: bytes.Clone(data), from: net.UDPAddrFromAddrPort(src)}:
 	case <-u.closed:
-		datagramPool.Put(b)
 	}
 }
 
@@ -105,9 +98,7 @@ func (u *udpPort) send(b []byte, dst netip.AddrPort) error {
 func (u *udpPort) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case d := <-u.toSipgo:
-		n := copy(p, (*d.b)[:d.n])
-		datagramPool.Put(d.b)
-		return n, d.from, nil
+		return copy(p, d.b), d.from, nil
 	case <-u.closed:
 		return 0, nil, net.ErrClosed
 	}

@@ -1,0 +1,432 @@
+package dialog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// parley's own client transactions (RFC 3261 §17.1, RFC 6026 §7.2) for
+// requests it sends over UDP to an address (not a name): what servertx.go
+// does for the server side. They keep the request's bytes only while they
+// may have to retransmit it, the ACK's bytes while a non-2xx final may come
+// again, and nothing but their key after a 2xx. Requests to a host name,
+// and TCP, go through sipgo's client.
+
+// Client transaction states.
+type ctxState uint8
+
+const (
+	ctxCalling ctxState = iota // INVITE Calling, non-INVITE Trying
+	ctxProceeding
+	ctxCompleted
+	ctxAccepted
+	ctxTerminated
+)
+
+// responsesBuffer is how many responses a transaction holds for its
+// handler; a handler reads them as they come.
+const responsesBuffer = 16
+
+type clientTxs struct {
+	s      *Server
+	seed   maphash.Seed
+	shards [64]ctxShard
+}
+
+type ctxShard struct {
+	mu sync.Mutex
+	m  map[string]*clientTx
+}
+
+func newClientTxs(s *Server) *clientTxs {
+	t := &clientTxs{s: s, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = map[string]*clientTx{}
+	}
+	return t
+}
+
+func (t *clientTxs) shard(key string) *ctxShard {
+	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+}
+
+// clientKey matches a response to its request (RFC 3261 §17.1.3): the top
+// Via's branch and the CSeq method.
+func clientKey(m sip.Message) (string, bool) {
+	via, cseq := m.Via(), m.CSeq()
+	if via == nil || cseq == nil {
+		return "", false
+	}
+	branch, ok := via.Params.Get("branch")
+	if !ok || branch == "" {
+		return "", false
+	}
+	return branch + "|" + string(cseq.MethodName), true
+}
+
+func (t *clientTxs) get(key string) *clientTx {
+	sh := t.shard(key)
+	sh.mu.Lock()
+	tx := sh.m[key]
+	sh.mu.Unlock()
+	return tx
+}
+
+func (t *clientTxs) remove(tx *clientTx) {
+	sh := t.shard(tx.key)
+	sh.mu.Lock()
+	if sh.m[tx.key] == tx {
+		delete(sh.m, tx.key)
+	}
+	sh.mu.Unlock()
+}
+
+// count returns how many transactions are live.
+func (t *clientTxs) count() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// receive takes a response read on a UDP listener; false when no
+// transaction of parley's matches it (it may be sipgo's).
+func (t *clientTxs) receive(res *sip.Response) bool {
+	key, ok := clientKey(res)
+	if !ok {
+		return false
+	}
+	tx := t.get(key)
+	if tx == nil {
+		return false
+	}
+	tx.receive(res)
+	return true
+}
+
+// udpTarget returns the UDP listener and address req goes to when parley
+// sends it itself: over UDP, from a UDP listener, to an IP address.
+func (s *Server) udpTarget(req *sip.Request) (*udpPort, netip.AddrPort, bool) {
+	if req.Transport() != "UDP" {
+		return nil, netip.AddrPort{}, false
+	}
+	dst, err := netip.ParseAddrPort(req.Destination())
+	if err != nil {
+		return nil, netip.AddrPort{}, false
+	}
+	for _, ln := range s.listeners {
+		if ln.reader != nil && ln.addr.Port == req.Laddr.Port {
+			return ln.reader, dst, true
+		}
+	}
+	return nil, netip.AddrPort{}, false
+}
+
+// request sends req, which newRequest built, in a client transaction.
+func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	port, dst, ok := s.udpTarget(req)
+	if !ok {
+		return s.client.TransactionRequest(ctx, req, prebuilt)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	key, ok := clientKey(req)
+	if !ok {
+		return nil, errors.New("dialog: request without Via branch or CSeq")
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	req.StringWrite(buf)
+	tx := &clientTx{
+		t: s.ctxs, port: port, key: key, invite: req.IsInvite(), dest: dst,
+		origin: req, raw: bytes.Clone(buf.Bytes()),
+		responses: make(chan *sip.Response, responsesBuffer),
+		done:      make(chan struct{}),
+		wait:      sip.T1,
+	}
+	sh := s.ctxs.shard(key)
+	sh.mu.Lock()
+	if _, dup := sh.m[key]; dup {
+		sh.mu.Unlock()
+		return nil, errors.New("dialog: client transaction exists: " + key)
+	}
+	sh.m[key] = tx
+	sh.mu.Unlock()
+
+	tx.mu.Lock()
+	tx.timer = time.AfterFunc(tx.wait, tx.retransmit) // Timer A or E
+	tx.schedule(queueLong, time.Now().Add(64*sip.T1)) // Timer B or F
+	tx.mu.Unlock()
+	if err := port.send(tx.raw, dst); err != nil {
+		tx.end(err)
+		return nil, err
+	}
+	return tx, nil
+}
+
+// write sends a request outside any transaction: an ACK to a 2xx.
+func (s *Server) write(req *sip.Request) error {
+	port, dst, ok := s.udpTarget(req)
+	if !ok {
+		return s.client.WriteRequest(req, prebuilt)
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	req.StringWrite(buf)
+	return port.send(buf.Bytes(), dst)
+}
+
+// clientTx is one client transaction over UDP. It implements
+// sip.ClientTransaction like sipgo's: the handler reads responses from
+// Responses, a 2xx that comes again after the first goes to the
+// OnRetransmission functions, and Terminate drops the transaction.
+type clientTx struct {
+	t      *clientTxs
+	port   *udpPort
+	key    string
+	invite bool
+	dest   netip.AddrPort
+
+	mu        sync.Mutex
+	state     ctxState
+	origin    *sip.Request // until the final response
+	raw       []byte       // the request while it may be resent; then an ACK to resend
+	wait      time.Duration
+	timer     *time.Timer // Timer A or E
+	expireAt  time.Time
+	responses chan *sip.Response
+	onRetrans []sip.FnTxResponse
+	onTerm    []sip.FnTxTerminate
+	done      chan struct{}
+	err       error
+}
+
+func (tx *clientTx) schedule(queue int, at time.Time) {
+	tx.expireAt = at
+	tx.t.s.txTimers.add(queue, tx, at)
+}
+
+// retransmit is Timer A (INVITE: doubling each time) or Timer E
+// (non-INVITE: doubling up to T2, and T2 once a provisional came).
+func (tx *clientTx) retransmit() {
+	tx.mu.Lock()
+	if tx.state != ctxCalling && (tx.invite || tx.state != ctxProceeding) {
+		tx.mu.Unlock()
+		return
+	}
+	tx.wait *= 2
+	if !tx.invite {
+		tx.wait = min(tx.wait, sip.T2)
+		if tx.state == ctxProceeding {
+			tx.wait = sip.T2
+		}
+	}
+	tx.timer.Reset(tx.wait)
+	raw := tx.raw
+	tx.mu.Unlock()
+	_ = tx.port.send(raw, tx.dest)
+}
+
+// expire is a queue entry coming due: Timer B or F (no final response in
+// time: the transaction fails with a timeout), or Timer D, K or M (the
+// transaction has run its course).
+func (tx *clientTx) expire(at time.Time) {
+	tx.mu.Lock()
+	if !tx.expireAt.Equal(at) || tx.state == ctxTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	var err error
+	switch {
+	case tx.state == ctxCalling, !tx.invite && tx.state == ctxProceeding:
+		err = sip.ErrTransactionTimeout
+	case tx.state == ctxProceeding:
+		// INVITE after a provisional: Timer B no longer runs (the
+		// dialog layer's Timer C does).
+		tx.mu.Unlock()
+		return
+	}
+	tx.endLocked(err)
+}
+
+// receive moves the transaction on with a response.
+func (tx *clientTx) receive(res *sip.Response) {
+	tx.mu.Lock()
+	switch tx.state {
+	case ctxTerminated:
+		tx.mu.Unlock()
+		return
+	case ctxAccepted:
+		fs := tx.onRetrans
+		tx.mu.Unlock()
+		if res.IsSuccess() {
+			for _, f := range fs {
+				f(res)
+			}
+		}
+		return
+	case ctxCompleted:
+		ack := tx.raw
+		tx.mu.Unlock()
+		if tx.invite && ack != nil && res.StatusCode >= 300 {
+			_ = tx.port.send(ack, tx.dest) // the final came again
+		}
+		return
+	}
+	now := time.Now()
+	switch {
+	case res.IsProvisional():
+		tx.state = ctxProceeding
+		if tx.invite && tx.timer != nil {
+			tx.timer.Stop()
+		}
+	case tx.invite && res.IsSuccess():
+		tx.state = ctxAccepted
+		tx.stopLocked()
+		tx.origin, tx.raw = nil, nil
+		tx.schedule(queueLong, now.Add(64*sip.T1)) // Timer M
+	case tx.invite:
+		tx.state = ctxCompleted
+		tx.stopLocked()
+		ack := ackFor(tx.origin, res)
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		ack.StringWrite(buf)
+		tx.raw = bytes.Clone(buf.Bytes())
+		bufPool.Put(buf)
+		tx.origin = nil
+		_ = tx.port.send(tx.raw, tx.dest)
+		tx.schedule(queueD, now.Add(timerD(sip.T1)))
+	default:
+		tx.state = ctxCompleted
+		tx.stopLocked()
+		tx.origin, tx.raw = nil, nil
+		tx.schedule(queueShort, now.Add(sip.T4)) // Timer K
+	}
+	tx.mu.Unlock()
+	select {
+	case tx.responses <- res:
+	default:
+		tx.t.s.log.Warn("response dropped: its handler does not read", "status", res.StatusCode, "call_id", callIDOf(res))
+	}
+}
+
+// stopLocked stops Timer A or E.
+func (tx *clientTx) stopLocked() {
+	if tx.timer != nil {
+		tx.timer.Stop()
+	}
+}
+
+// ackFor builds the ACK to a non-2xx final response to INVITE (RFC 3261
+// §17.1.1.3): the INVITE's Request-URI, top Via, Route, From, Call-ID and
+// CSeq number, and the response's To.
+func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
+	ack := sip.NewRequest(sip.ACK, *inv.Recipient.Clone())
+	ack.SipVersion = inv.SipVersion
+	if via := inv.Via(); via != nil {
+		ack.AppendHeader(sip.HeaderClone(via))
+	}
+	for _, h := range inv.GetHeaders("Route") {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	if h := inv.From(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := res.To(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.CallID(); h != nil {
+		ack.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := inv.CSeq(); h != nil {
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: h.SeqNo, MethodName: sip.ACK})
+	}
+	ack.SetBody(nil)
+	return ack
+}
+
+// Responses delivers the responses, each once.
+func (tx *clientTx) Responses() <-chan *sip.Response { return tx.responses }
+
+// OnRetransmission adds f to the functions called with every 2xx after
+// the first; false once the transaction has ended.
+func (tx *clientTx) OnRetransmission(f sip.FnTxResponse) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == ctxTerminated {
+		return false
+	}
+	tx.onRetrans = append(tx.onRetrans, f)
+	return true
+}
+
+// OnTerminate adds f to the functions called when the transaction ends.
+func (tx *clientTx) OnTerminate(f sip.FnTxTerminate) bool {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	if tx.state == ctxTerminated {
+		return false
+	}
+	tx.onTerm = append(tx.onTerm, f)
+	return true
+}
+
+// Terminate ends the transaction now; its responses from then on are
+// strays.
+func (tx *clientTx) Terminate() { tx.end(sip.ErrTransactionCanceled) }
+
+func (tx *clientTx) end(err error) {
+	tx.mu.Lock()
+	if tx.state == ctxTerminated {
+		tx.mu.Unlock()
+		return
+	}
+	tx.endLocked(err)
+}
+
+// endLocked ends the transaction and unlocks tx.mu. A transaction that ran
+// its course ends with ErrTransactionTerminated, as sipgo's do.
+func (tx *clientTx) endLocked(err error) {
+	if err == nil {
+		err = sip.ErrTransactionTerminated
+	}
+	tx.state = ctxTerminated
+	tx.err = err
+	tx.stopLocked()
+	tx.origin, tx.raw, tx.onRetrans = nil, nil, nil
+	fs := tx.onTerm
+	tx.onTerm = nil
+	close(tx.done)
+	tx.mu.Unlock()
+	tx.t.remove(tx)
+	for _, f := range fs {
+		f(tx.key, err)
+	}
+}
+
+// Done is closed when the transaction ends.
+func (tx *clientTx) Done() <-chan struct{} { return tx.done }
+
+// Err says why it ended.
+func (tx *clientTx) Err() error {
+	tx.mu.Lock()
+	defer tx.mu.Unlock()
+	return tx.err
+}
