@@ -3,8 +3,10 @@ package dialog
 import (
 	"bytes"
 	"errors"
+	"hash/maphash"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ type udpPort struct {
 	conn *net.UDPConn
 	s    *Server
 
+	seed      maphash.Seed
 	toSipgo   chan datagram
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -34,14 +37,36 @@ const maxDatagram = 65535
 
 func newUDPPort(conn *net.UDPConn, s *Server) *udpPort {
 	return &udpPort{
-		conn: conn, s: s,
+		conn: conn, s: s, seed: maphash.MakeSeed(),
 		toSipgo: make(chan datagram, 1024),
 		closed:  make(chan struct{}),
 	}
 }
 
-// read serves the socket until it is closed.
+// read serves the socket until it is closed. Reading stays on one
+// goroutine; parsing and what follows run on one goroutine per CPU, and
+// every message of one Call-ID goes to the same one, so a call's messages
+// are taken in the order they came (an ACK before the BYE after it).
 func (u *udpPort) read() {
+	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
+	shards := make([]chan datagramIn, n)
+	var wg sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan datagramIn, 4096)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for in := range shards[i] {
+				u.take(in.data, in.src)
+			}
+		}()
+	}
+	defer func() {
+		for _, c := range shards {
+			close(c)
+		}
+		wg.Wait()
+	}()
 	buf := make([]byte, maxDatagram)
 	for {
 		n, src, err := u.conn.ReadFromUDPAddrPort(buf)
@@ -57,27 +82,69 @@ func (u *udpPort) read() {
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			continue // keepalive
 		}
-		isResponse := bytes.HasPrefix(data, []byte("SIP/"))
-		if !isResponse {
-			data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
+		shard := 0
+		if len(shards) > 1 {
+			shard = int(maphash.Bytes(u.seed, callIDBytes(data)) % uint64(len(shards)))
 		}
-		msg, err := u.s.parser.ParseSIP(data)
-		if err != nil {
-			u.s.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
-			continue
-		}
-		msg.SetTransport("UDP")
-		msg.SetSource(src.String())
-		switch m := msg.(type) {
-		case *sip.Request:
-			u.s.stx.receive(u, m, src)
-		case *sip.Response:
-			if !u.s.ctxs.receive(m) {
-				// Not one of parley's transactions: sipgo's, or a stray.
-				u.passResponse(data, src)
-			}
+		shards[shard] <- datagramIn{data: bytes.Clone(data), src: src}
+	}
+}
+
+type datagramIn struct {
+	data []byte
+	src  netip.AddrPort
+}
+
+// take parses one datagram and gives it to the transactions.
+func (u *udpPort) take(data []byte, src netip.AddrPort) {
+	isResponse := bytes.HasPrefix(data, []byte("SIP/"))
+	if !isResponse {
+		data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
+	}
+	msg, err := u.s.parser.ParseSIP(data)
+	if err != nil {
+		u.s.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
+		return
+	}
+	msg.SetTransport("UDP")
+	msg.SetSource(src.String())
+	switch m := msg.(type) {
+	case *sip.Request:
+		u.s.stx.receive(u, m, src)
+	case *sip.Response:
+		if !u.s.ctxs.receive(m) {
+			// Not one of parley's transactions: sipgo's, or a stray.
+			u.passResponse(data, src)
 		}
 	}
+}
+
+// callIDBytes finds the Call-ID (or its compact form i) in a raw message
+// without parsing it; nil when there is none.
+func callIDBytes(data []byte) []byte {
+	head := data
+	if end := bytes.Index(data, []byte("\r\n\r\n")); end >= 0 {
+		head = data[:end]
+	}
+	for len(head) > 0 {
+		i := bytes.Index(head, []byte("\r\n"))
+		if i < 0 {
+			return nil
+		}
+		head = head[i+2:]
+		name, value, ok := bytes.Cut(head, []byte(":"))
+		if !ok {
+			continue
+		}
+		name = bytes.TrimRight(name, " \t")
+		if bytes.EqualFold(name, []byte("Call-ID")) || bytes.EqualFold(name, []byte("i")) {
+			if j := bytes.Index(value, []byte("\r\n")); j >= 0 {
+				value = value[:j]
+			}
+			return bytes.TrimSpace(value)
+		}
+	}
+	return nil
 }
 
 // passResponse hands a response to sipgo's read loop.

@@ -38,6 +38,10 @@ type Relay struct {
 	mu      sync.Mutex
 	state   relayState
 	bridges map[*Bridge]struct{}
+	// parked holds the bound sockets of ports the pool has back: a port
+	// handed out again reuses them, drained, instead of a socket, bind and
+	// close per port and call. Guarded by mu.
+	parked map[int][2]relaySocket
 }
 
 type relayState int
@@ -85,6 +89,7 @@ func NewRelay(pool *PortPool, addr netip.Addr, opts ...RelayOption) (*Relay, err
 		nworkers: runtime.GOMAXPROCS(0),
 		base:     time.Now(),
 		bridges:  map[*Bridge]struct{}{},
+		parked:   map[int][2]relaySocket{},
 	}
 	for _, o := range opts {
 		if err := o(r); err != nil {
@@ -161,6 +166,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	for _, b := range open {
 		b.Close()
 	}
+	r.mu.Lock()
+	for port, socks := range r.parked {
+		closeSocket(socks[rtpSock])
+		closeSocket(socks[rtcpSock])
+		delete(r.parked, port)
+	}
+	r.mu.Unlock()
 	for _, w := range r.workers[:started] {
 		w.stop()
 	}
@@ -236,6 +248,9 @@ func (r *Relay) bindSide() (int, [2]relaySocket, error) {
 			// Returned as is so its SIPStatus (503) stays visible.
 			return 0, [2]relaySocket{}, err
 		}
+		if socks, ok := r.unpark(port); ok {
+			return port, socks, nil
+		}
 		rtp, rtcp, err := openSockets(r.addr, port)
 		if err != nil {
 			failed, lastErr = append(failed, port), err
@@ -244,6 +259,33 @@ func (r *Relay) bindSide() (int, [2]relaySocket, error) {
 		return port, [2]relaySocket{rtp, rtcp}, nil
 	}
 	return 0, [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", r.addr, lastErr)
+}
+
+// unpark returns the parked sockets of port, drained of what came while
+// they waited.
+func (r *Relay) unpark(port int) ([2]relaySocket, bool) {
+	r.mu.Lock()
+	socks, ok := r.parked[port]
+	delete(r.parked, port)
+	r.mu.Unlock()
+	if ok {
+		drainSocket(socks[rtpSock])
+		drainSocket(socks[rtcpSock])
+	}
+	return socks, ok
+}
+
+// park keeps the sockets of a closed bridge's side for the next bridge
+// that gets its port, while Run runs; otherwise they are closed.
+func (r *Relay) park(port int, socks [2]relaySocket) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state != relayRunning {
+		closeSocket(socks[rtpSock])
+		closeSocket(socks[rtcpSock])
+		return
+	}
+	r.parked[port] = socks
 }
 
 // leastLoaded picks the worker with the fewest bridges.
@@ -261,13 +303,17 @@ func (r *Relay) leastLoaded() *worker {
 func (r *Relay) closeBridge(b *Bridge) {
 	w := b.w
 	w.mu.Lock()
-	w.remove(b)
+	w.remove(b, true)
 	st := BridgeStats{A: b.sides[SideA].stats(r), B: b.sides[SideB].stats(r)}
 	w.mu.Unlock()
 
 	r.mu.Lock()
 	delete(r.bridges, b)
 	r.mu.Unlock()
+	for s := range b.sides {
+		r.park(b.sides[s].port, b.sides[s].socks)
+		b.sides[s].socks[rtpSock].fd, b.sides[s].socks[rtcpSock].fd = -1, -1
+	}
 	r.pool.Release(b.sides[SideA].port)
 	r.pool.Release(b.sides[SideB].port)
 	r.open.Add(-1)

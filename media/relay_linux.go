@@ -201,7 +201,7 @@ func (w *worker) add(b *Bridge) error {
 			b.sides[s].socks[k].slot = idx
 			if w.epfd >= 0 {
 				if err := w.watch(b.sides[s].socks[k].fd, idx); err != nil {
-					w.remove(b)
+					w.remove(b, false)
 					return err
 				}
 			}
@@ -211,9 +211,10 @@ func (w *worker) add(b *Bridge) error {
 	return nil
 }
 
-// remove takes b's sockets out of the epoll set, closes them and frees
-// their slots. The caller holds mu, so the loop is not using them.
-func (w *worker) remove(b *Bridge) {
+// remove takes b's sockets out of the epoll set and frees their slots, and
+// closes them unless keep (the relay parks them). The caller holds mu, so
+// the loop is not using them.
+func (w *worker) remove(b *Bridge, keep bool) {
 	for s := range b.sides {
 		for k := range b.sides[s].socks {
 			sk := &b.sides[s].socks[k]
@@ -227,8 +228,10 @@ func (w *worker) remove(b *Bridge) {
 				w.free = append(w.free, sk.slot)
 				sk.slot = -1
 			}
-			closeSocket(*sk)
-			sk.fd = -1
+			if !keep {
+				closeSocket(*sk)
+				sk.fd = -1
+			}
 		}
 	}
 	w.detach(b)
@@ -443,6 +446,16 @@ func bindUDP(addr netip.Addr, port int) (int, error) {
 		return -1, fmt.Errorf("binding %v: %w", netip.AddrPortFrom(addr, uint16(port)), os.NewSyscallError("bind", err))
 	}
 	return fd, nil
+}
+
+// drainSocket reads and drops whatever waits on s.
+func drainSocket(s relaySocket) {
+	var buf [2048]byte
+	for range 1024 {
+		if _, _, err := unix.Recvfrom(s.fd, buf[:], unix.MSG_DONTWAIT); err != nil {
+			return
+		}
+	}
 }
 
 // closeSocket closes s, if open.

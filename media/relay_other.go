@@ -16,17 +16,19 @@ type worker struct{ workerBase }
 
 func newWorker(*Relay) (*worker, error) { return nil, ErrRelayUnsupported }
 
-func (w *worker) start() error        { return ErrRelayUnsupported }
-func (w *worker) loop() error         { return ErrRelayUnsupported }
-func (w *worker) wake()               {}
-func (w *worker) stop()               {}
-func (w *worker) add(b *Bridge) error { return ErrRelayUnsupported }
-func (w *worker) remove(b *Bridge)    {}
+func (w *worker) start() error         { return ErrRelayUnsupported }
+func (w *worker) loop() error          { return ErrRelayUnsupported }
+func (w *worker) wake()                {}
+func (w *worker) stop()                {}
+func (w *worker) add(b *Bridge) error  { return ErrRelayUnsupported }
+func (w *worker) remove(*Bridge, bool) {}
 
 func openSockets(netip.Addr, int) (rtp, rtcp relaySocket, err error) {
 	return relaySocket{-1}, relaySocket{-1}, ErrRelayUnsupported
 }
 
 func closeSocket(relaySocket) {}
+
+func drainSocket(relaySocket) {}
 
 func makeSockaddr(netip.AddrPort) sockaddr { return sockaddr{} }

@@ -692,3 +692,48 @@ func TestRelaySkipsBoundPort(t *testing.T) {
 		t.Errorf("pool has %d ports in use, want 2 (the refused one released)", n)
 	}
 }
+
+// TestRelayReusesParkedSockets checks that a closed bridge's ports keep
+// their sockets for the next bridge, and that what reached a parked port
+// meanwhile is dropped rather than forwarded to the next call.
+func TestRelayReusesParkedSockets(t *testing.T) {
+	r, _ := startRelay(t, relayTestPorts, 2)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		running := r.state == relayRunning
+		r.mu.Unlock()
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("relay not running after 5s")
+		}
+	}
+	b1, err := r.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	portA, fd := b1.Port(SideA), b1.sides[SideA].socks[rtpSock].fd
+	staleTo := bridgeAddr(b1, SideA, false)
+	b1.Close()
+
+	a, c := relayPeer(t), relayPeer(t)
+	stale := relayRTP(t, 0xdead, 1, 160, bytes.Repeat([]byte{1}, 160))
+	sendTo(t, a, staleTo, stale)
+	time.Sleep(20 * time.Millisecond) // let it reach the parked socket
+
+	b2 := openBridge(t, r)
+	if b2.Port(SideA) != portA || b2.sides[SideA].socks[rtpSock].fd != fd {
+		t.Fatalf("second bridge has port %d fd %d, want the parked port %d fd %d",
+			b2.Port(SideA), b2.sides[SideA].socks[rtpSock].fd, portA, fd)
+	}
+	b2.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
+	b2.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
+	fresh := relayRTP(t, 0xaaaa, 2, 320, bytes.Repeat([]byte{2}, 160))
+	sendTo(t, a, bridgeAddr(b2, SideA, false), fresh)
+	// The first packet c gets must be the fresh one, not the stale one.
+	expect(t, c, fresh, bridgeAddr(b2, SideB, false))
+	if st := b2.Stats().Side(SideA); st.Packets != 1 {
+		t.Errorf("side A counted %d packets, want 1 (the stale one drained)", st.Packets)
+	}
+}
