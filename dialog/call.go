@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -68,7 +69,7 @@ type leg struct {
 	ackedFor func(ack *sip.Request) // runs when the awaited ACK arrives
 
 	// Callee side: the ACK last sent for a 2xx, resent when the 2xx is.
-	lastAck *sip.Request
+	acks *ackSlot // the last ACK sent on this leg; see ackSlot
 }
 
 // key is the call table key for requests arriving on this leg.
@@ -173,3 +174,27 @@ func newID() string {
 }
 
 func newTag() string { return sip.GenerateTagN(16) }
+
+// ackSlot holds the last ACK parley sent on a leg, apart from the leg: an
+// INVITE client transaction answers the 2xx retransmissions it sees until
+// Timer M (32 s) with it, and keeps only the slot alive that long, not the
+// whole call.
+type ackSlot struct{ p atomic.Pointer[sip.Request] }
+
+// ackSlot returns the leg's slot, made on first use. Call with c.mu held.
+func (l *leg) ackSlot() *ackSlot {
+	if l.acks == nil {
+		l.acks = new(ackSlot)
+	}
+	return l.acks
+}
+
+// resend sends the ACK in the slot again, if there is one and it is for
+// the INVITE with CSeq cseq (0: any).
+func (a *ackSlot) resend(s *Server, cseq uint32) {
+	ack := a.p.Load()
+	if ack == nil || cseq != 0 && ack.CSeq().SeqNo != cseq {
+		return
+	}
+	_ = s.write(ack)
+}

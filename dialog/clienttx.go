@@ -32,7 +32,7 @@ const (
 
 // responsesBuffer is how many responses a transaction holds for its
 // handler; a handler reads them as they come.
-const responsesBuffer = 16
+const responsesBuffer = 8
 
 type clientTxs struct {
 	s      *Server
@@ -325,10 +325,11 @@ func (tx *clientTx) receive(res *sip.Response) {
 	}
 }
 
-// stopLocked stops Timer A or E.
+// stopLocked stops Timer A or E for good.
 func (tx *clientTx) stopLocked() {
 	if tx.timer != nil {
 		tx.timer.Stop()
+		tx.timer = nil
 	}
 }
 

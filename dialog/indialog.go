@@ -123,7 +123,7 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 	} else {
 		ack.SetBody(nil)
 	}
-	l.lastAck = ack
+	l.ackSlot().p.Store(ack)
 	l.setDialog(DialogConfirmed)
 	defer c.mu.Unlock()
 	// Written under the lock: endCall must not send a BYE ahead of it.
@@ -440,14 +440,10 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			if req.IsInvite() && res.StatusCode < 300 {
 				// The INVITE transaction lives on to Timer M; each 2xx
 				// retransmission gets the ACK sent for it again.
-				otx.OnRetransmission(func(*sip.Response) {
-					c.mu.Lock()
-					ack := other.lastAck
-					c.mu.Unlock()
-					if ack != nil && ack.CSeq().SeqNo == cseq {
-						_ = s.write(ack)
-					}
-				})
+				c.mu.Lock()
+				slot := other.ackSlot()
+				c.mu.Unlock()
+				otx.OnRetransmission(func(*sip.Response) { slot.resend(s, cseq) })
 			} else {
 				otx.Terminate()
 			}

@@ -526,14 +526,10 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 
 	// The callee retransmits its 2xx until it sees our ACK; answer each
 	// retransmission with the ACK we sent, once we have sent one.
-	win.tx.OnRetransmission(func(*sip.Response) {
-		c.mu.Lock()
-		ack := callee.lastAck
-		c.mu.Unlock()
-		if ack != nil {
-			_ = s.write(ack)
-		}
-	})
+	c.mu.Lock()
+	slot := callee.ackSlot()
+	c.mu.Unlock()
+	win.tx.OnRetransmission(func(*sip.Response) { slot.resend(s, 0) })
 
 	select {
 	case <-c.cancelled:

@@ -231,6 +231,11 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		}
 	}
 	now := time.Now()
+	if !res.IsProvisional() {
+		// The handler's hook holds on to its call; the transaction, which
+		// lives on 64*T1, needs it no more.
+		tx.onCancel = nil
+	}
 	switch {
 	case res.IsProvisional():
 		tx.state = stxProceeding

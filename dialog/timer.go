@@ -296,7 +296,7 @@ func (s *Server) refreshAnswered(l *leg, req *sip.Request, tx sip.ClientTransact
 		if req.IsInvite() {
 			ack := s.newRequest(l, sip.ACK, req.CSeq().SeqNo)
 			ack.SetBody(nil)
-			l.lastAck = ack
+			l.ackSlot().p.Store(ack)
 			c.mu.Unlock()
 			_ = s.write(ack)
 			tx.OnRetransmission(func(*sip.Response) { _ = s.write(ack) })
