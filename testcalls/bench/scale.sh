@@ -4,7 +4,8 @@
 # A SIPp UAS registers as 2000 (digest) and answers; a SIPp UAC (user 1001,
 # 407 answered) sets up CALLS calls at RATE calls/s and holds each for
 # HOLD_MS without media (-d), then hangs up. parley's RSS, Go heap in use
-# (after a forced GC, through /debug/pprof/heap?gc=1), goroutines and relay
+# (spans holding live objects) and the live objects' bytes within it (both
+# after a forced GC, through /debug/pprof/heap?gc=1), goroutines and relay
 # ports are read from /metrics and /proc:
 #   idle     before the first call;
 #   plateau  PLATEAU_WAIT seconds after the last call was set up (sipgo keeps
@@ -106,9 +107,9 @@ sipp_register "127.0.0.1:$SIP_PORT" "$UAS_PORT" 2000
 start_uas "$UAS_PORT" 13100 uas -recv_timeout $((HOLD_MS + 60000))
 
 # sample NAME: one row of readings, also kept as NAME_rss/heap/gor/ports.
-fmt='%-10s %-6s %-7s %-8s %-8s %-8s %-7s %-7s\n'
+fmt='%-10s %-6s %-7s %-8s %-8s %-8s %-8s %-7s %-7s\n'
 # shellcheck disable=SC2059
-printf "$fmt" reading t_s calls active rss_kb heap_kb gorout ports
+printf "$fmt" reading t_s calls active rss_kb heap_kb live_kb gorout ports
 t0=$(date +%s)
 declare -A r
 sample() {
@@ -118,13 +119,16 @@ sample() {
 	heap=$(metric go_memstats_heap_inuse_bytes)
 	[ "$heap" = - ] || heap=$((heap / 1024))
 	r[${name}_heap]=$heap
+	heap=$(metric go_memstats_heap_alloc_bytes)
+	[ "$heap" = - ] || heap=$((heap / 1024))
+	r[${name}_live]=$heap
 	r[${name}_gor]=$(metric go_goroutines)
 	r[${name}_ports]=$(metric parley_rtp_ports_in_use)
 	r[${name}_calls]=$(metric parley_calls)
 	r[${name}_active]=$(metric parley_calls 'state="active"')
 	# shellcheck disable=SC2059
 	printf "$fmt" "$name" $(($(date +%s) - t0)) "${r[${name}_calls]}" "${r[${name}_active]}" "${r[${name}_rss]}" \
-		"${r[${name}_heap]}" "${r[${name}_gor]}" "${r[${name}_ports]}"
+		"${r[${name}_heap]}" "${r[${name}_live]}" "${r[${name}_gor]}" "${r[${name}_ports]}"
 }
 
 # save_heap NAME: parley's heap profile (in-use, after a GC) as
@@ -186,9 +190,10 @@ unexp=$(unexpected_count "$OUT/uac.err" "$OUT/uas.err")
 per() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.2f", (a - b) / n }'; }
 rss_pc=$(per "${r[plateau_rss]}" "${r[idle_rss]}" "$established")
 heap_pc=$(per "${r[plateau_heap]}" "${r[idle_heap]}" "$established")
+live_pc=$(per "${r[plateau_live]}" "${r[idle_live]}" "$established")
 gor_pc=$(per "${r[plateau_gor]}" "${r[idle_gor]}" "$established")
 ports_pc=$(per "${r[plateau_ports]}" "${r[idle_ports]}" "$established")
-echo "per established call ($established): rss ${rss_pc} KB, heap ${heap_pc} KB, goroutines ${gor_pc}, relay ports ${ports_pc}"
+echo "per established call ($established): rss ${rss_pc} KB, heap ${heap_pc} KB in use (${live_pc} KB of live objects), goroutines ${gor_pc}, relay ports ${ports_pc}"
 echo "after the end vs idle: rss $((r[after_rss] - r[idle_rss])) KB, heap $((r[after_heap] - r[idle_heap])) KB, goroutines $((r[after_gor] - r[idle_gor])), relay ports $((r[after_ports] - r[idle_ports])), calls ${r[after_calls]}"
 echo "sipp: ok $ok failed $failed unexpected $unexp rc $rc; kernel RcvbufErrors +$((rcv1 - rcv0))"
 echo "heap profiles: $OUT/heap-plateau.txt, $OUT/heap-after.txt (go tool pprof)"
@@ -198,4 +203,4 @@ verdict=$(awk -v rss="$rss_pc" -v heap="$heap_pc" -v g="$gor_pc" -v n="$establis
 	'BEGIN { ok = (n >= c && rss < 10 && heap < 10 && g <= 1 && dg <= 0 && dp == 0 && f == 0); print (ok ? "met" : "not met") }')
 limit=""
 [ "$CALLS" = "$asked_calls" ] || limit=" (cut from $asked_calls by the fd limit $(ulimit -n))"
-echo "SUMMARY scale: $established of $CALLS calls held$limit (SDP $SDP), per call rss ${rss_pc} KB heap ${heap_pc} KB goroutines ${gor_pc}; after end goroutines $((r[after_gor] - r[idle_gor])) heap $((r[after_heap] - r[idle_heap])) KB ports $((r[after_ports] - r[idle_ports])); failed ${failed:-?}; target <10 KB and <=1 goroutine per call, all back: $verdict (commit $commit, results in $OUT)"
+echo "SUMMARY scale: $established of $CALLS calls held$limit (SDP $SDP), per call rss ${rss_pc} KB heap ${heap_pc} KB (live ${live_pc} KB) goroutines ${gor_pc}; after end goroutines $((r[after_gor] - r[idle_gor])) heap $((r[after_heap] - r[idle_heap])) KB ports $((r[after_ports] - r[idle_ports])); failed ${failed:-?}; target <10 KB and <=1 goroutine per call, all back: $verdict (commit $commit, results in $OUT)"
