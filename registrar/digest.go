@@ -191,7 +191,7 @@ func (d *Digest) credentials(req *sip.Request, code int) *digest.Credentials {
 		if !digest.IsDigest(v) {
 			continue
 		}
-		c, err := digest.ParseCredentials(v)
+		c, err := parseCredentials(v)
 		if err != nil {
 			// Keep something so checkFields can answer 400.
 			if first == nil {
@@ -279,14 +279,7 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 		}
 	}
 	for _, alg := range algs {
-		ch := digest.Challenge{
-			Realm:     d.realm,
-			Nonce:     nonce,
-			Algorithm: alg,
-			QOP:       []string{"auth"},
-			Stale:     stale,
-		}
-		res.AppendHeader(sip.NewHeader(name, ch.String()))
+		res.AppendHeader(sip.NewHeader(name, challengeValue(d.realm, nonce, alg, stale)))
 	}
 	return res
 }
