@@ -155,7 +155,28 @@ func (t *serverTxs) dispatch(req *sip.Request, tx *serverTx) {
 	if tx != nil {
 		stx = tx
 	}
-	t.s.work.Go(func() { t.s.handle(h, req, stx) })
+	t.s.work.Go(func() {
+		t.s.handle(h, req, stx)
+		if tx != nil {
+			tx.handlerReturned(req)
+		}
+	})
+}
+
+// handlerReturned makes sure the request got a final response: a handler
+// that returned without one is a bug in parley, and the caller gets a 500
+// rather than silence until its own timeout (RFC 3261 §8.2: a UAS answers
+// every request but ACK).
+func (tx *serverTx) handlerReturned(req *sip.Request) {
+	tx.mu.Lock()
+	open := tx.state == stxTrying || tx.state == stxProceeding
+	tx.mu.Unlock()
+	if !open {
+		return
+	}
+	tx.t.s.log.Error("handler returned without a final response; answering 500", "method", string(req.Method), "call_id", callIDOf(req))
+	tx.t.s.m.response(string(req.Method), 500)
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
 }
 
 // serverTx is one server transaction on a UDP listener. It implements
