@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash/maphash"
 	"net/netip"
 	"sync"
 	"time"
@@ -35,26 +34,14 @@ const (
 const responsesBuffer = 8
 
 type clientTxs struct {
-	s      *Server
-	seed   maphash.Seed
-	shards [64]ctxShard
-}
-
-type ctxShard struct {
-	mu sync.Mutex
-	m  map[string]*clientTx
+	s     *Server
+	table txTable[*clientTx]
 }
 
 func newClientTxs(s *Server) *clientTxs {
-	t := &clientTxs{s: s, seed: maphash.MakeSeed()}
-	for i := range t.shards {
-		t.shards[i].m = map[string]*clientTx{}
-	}
+	t := &clientTxs{s: s}
+	t.table.init()
 	return t
-}
-
-func (t *clientTxs) shard(key string) *ctxShard {
-	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
 }
 
 // clientKey matches a response to its request (RFC 3261 §17.1.3): the top
@@ -71,35 +58,6 @@ func clientKey(m sip.Message) (string, bool) {
 	return branch + "|" + string(cseq.MethodName), true
 }
 
-func (t *clientTxs) get(key string) *clientTx {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	tx := sh.m[key]
-	sh.mu.Unlock()
-	return tx
-}
-
-func (t *clientTxs) remove(tx *clientTx) {
-	sh := t.shard(tx.key)
-	sh.mu.Lock()
-	if sh.m[tx.key] == tx {
-		delete(sh.m, tx.key)
-	}
-	sh.mu.Unlock()
-}
-
-// count returns how many transactions are live.
-func (t *clientTxs) count() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
-
 // receive takes a response read on a UDP listener; false when no
 // transaction of parley's matches it (it may be sipgo's).
 func (t *clientTxs) receive(res *sip.Response) bool {
@@ -107,7 +65,7 @@ func (t *clientTxs) receive(res *sip.Response) bool {
 	if !ok {
 		return false
 	}
-	tx := t.get(key)
+	tx := t.table.lookup(key)
 	if tx == nil {
 		return false
 	}
@@ -157,14 +115,9 @@ func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTrans
 		done:      make(chan struct{}),
 		wait:      sip.T1,
 	}
-	sh := s.ctxs.shard(key)
-	sh.mu.Lock()
-	if _, dup := sh.m[key]; dup {
-		sh.mu.Unlock()
+	if _, added := s.ctxs.table.insert(key, tx); !added {
 		return nil, errors.New("dialog: client transaction exists: " + key)
 	}
-	sh.m[key] = tx
-	sh.mu.Unlock()
 
 	tx.mu.Lock()
 	tx.timer = time.AfterFunc(tx.wait, tx.retransmit) // Timer A or E
@@ -416,7 +369,7 @@ func (tx *clientTx) endLocked(err error) {
 	tx.onTerm = nil
 	close(tx.done)
 	tx.mu.Unlock()
-	tx.t.remove(tx)
+	tx.t.table.delete(tx.key, tx)
 	for _, f := range fs {
 		f(tx.key, err)
 	}

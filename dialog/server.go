@@ -188,6 +188,17 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.parser = newLenientParser()
 	s.stx = newServerTxs(s)
 	s.ctxs = newClientTxs(s)
+	if s.reg != nil {
+		// parley's own transactions (UDP), finished ones included while
+		// they absorb retransmissions.
+		for side, n := range map[string]func() int{"server": s.stx.table.len, "client": s.ctxs.table.len} {
+			s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "parley_sip_transactions",
+				Help:        "SIP transactions parley holds over UDP, finished ones included while they absorb retransmissions.",
+				ConstLabels: prometheus.Labels{"side": side},
+			}, func() float64 { return float64(n()) }))
+		}
+	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("parley"),
 		sipgo.WithUserAgentHostname(cfg.SIP.Realm),

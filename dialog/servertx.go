@@ -3,7 +3,6 @@ package dialog
 import (
 	"bytes"
 	"errors"
-	"hash/maphash"
 	"net/netip"
 	"strings"
 	"sync"
@@ -39,68 +38,14 @@ const (
 
 // serverTxs holds the live server transactions of every UDP listener.
 type serverTxs struct {
-	s      *Server
-	seed   maphash.Seed
-	shards [64]stxShard
-}
-
-type stxShard struct {
-	mu sync.Mutex
-	m  map[string]*serverTx
+	s     *Server
+	table txTable[*serverTx]
 }
 
 func newServerTxs(s *Server) *serverTxs {
-	t := &serverTxs{s: s, seed: maphash.MakeSeed()}
-	for i := range t.shards {
-		t.shards[i].m = map[string]*serverTx{}
-	}
+	t := &serverTxs{s: s}
+	t.table.init()
 	return t
-}
-
-func (t *serverTxs) shard(key string) *stxShard {
-	return &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
-}
-
-func (t *serverTxs) get(key string) *serverTx {
-	sh := t.shard(key)
-	sh.mu.Lock()
-	tx := sh.m[key]
-	sh.mu.Unlock()
-	return tx
-}
-
-// add stores tx unless a transaction with its key exists; it returns the
-// one stored.
-func (t *serverTxs) add(tx *serverTx) *serverTx {
-	sh := t.shard(tx.key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old, ok := sh.m[tx.key]; ok {
-		return old
-	}
-	sh.m[tx.key] = tx
-	return tx
-}
-
-func (t *serverTxs) remove(tx *serverTx) {
-	sh := t.shard(tx.key)
-	sh.mu.Lock()
-	if sh.m[tx.key] == tx {
-		delete(sh.m, tx.key)
-	}
-	sh.mu.Unlock()
-}
-
-// count returns how many transactions are live.
-func (t *serverTxs) count() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
 }
 
 // receive takes a request read on port from src: a retransmission is
@@ -115,7 +60,7 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 		t.dispatch(req, newServerTx(t, port, "", req, src))
 		return
 	}
-	if tx := t.get(key); tx != nil {
+	if tx := t.table.lookup(key); tx != nil {
 		if req.IsAck() {
 			if tx.ack() {
 				return
@@ -133,15 +78,15 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 		return
 	}
 	if req.IsCancel() && strings.HasSuffix(key, string(sip.CANCEL)) {
-		if inv := t.get(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
-			ctx := t.add(newServerTx(t, port, key, req, src))
-			ctx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		if inv := t.table.lookup(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
+			ctx, _ := t.table.insert(key, newServerTx(t, port, key, req, src))
+			_ = ctx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 			inv.cancel(req)
 			return
 		}
 	}
 	tx := newServerTx(t, port, key, req, src)
-	if got := t.add(tx); got != tx {
+	if got, added := t.table.insert(key, tx); !added {
 		got.retransmitted() // raced with its first copy
 		return
 	}
@@ -465,7 +410,7 @@ func (tx *serverTx) terminateLocked(err error) {
 	close(tx.done)
 	tx.mu.Unlock()
 	if tx.key != "" {
-		tx.t.remove(tx)
+		tx.t.table.delete(tx.key, tx)
 	}
 	for _, f := range fs {
 		f(tx.key, err)
