@@ -25,7 +25,7 @@ func (s *Server) newRequest(l *leg, method sip.RequestMethod, cseq uint32) *sip.
 		Port:            ln.port(),
 		Params:          sip.NewParams(),
 	}
-	via.Params.Add("branch", sip.GenerateBranchN(16))
+	via.Params.Add("branch", newBranch())
 	via.Params.Add("rport", "")
 	req.AppendHeader(via)
 	for _, r := range l.routes {
