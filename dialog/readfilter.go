@@ -9,8 +9,10 @@ import (
 // malformedHeader names the header a bad header line is turned into.
 const malformedHeader = "X-Parley-Malformed"
 
-// markMalformedLines is a UDP read filter. sipgo drops a datagram that has a
-// header line without a colon, so the sender never learns why; this filter
+// markMalformedLines filters UDP requests before parley parses them (see
+// udpPort.take); it keeps sipgo's read-filter signature. The parser drops
+// a datagram that has a header line without a colon, so the sender would
+// never learn why; this filter
 // turns such a line into an X-Parley-Malformed header instead, and the
 // request then gets a 400 from parley's handlers (RFC 3261 §21.4.1).
 // Datagrams without such a line pass untouched and unallocated.

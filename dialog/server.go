@@ -209,7 +209,6 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipLog),
-			sip.WithTransportLayerReadFilter(markMalformedLines),
 		),
 	)
 	if err != nil {

@@ -75,17 +75,6 @@ func (t *txTimers) sweep(now time.Time, due []expiry) []expiry {
 	return due
 }
 
-// pending returns how many entries wait.
-func (t *txTimers) pending() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for i := range t.queues {
-		n += len(t.queues[i].q) - t.queues[i].head
-	}
-	return n
-}
-
 // run sweeps every 50 ms until done is closed.
 func (t *txTimers) run(done <-chan struct{}) {
 	tick := time.NewTicker(50 * time.Millisecond)
