@@ -295,7 +295,7 @@ func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
 	if via := inv.Via(); via != nil {
 		ack.AppendHeader(sip.HeaderClone(via))
 	}
-	for _, h := range inv.GetHeaders("Route") {
+	for _, h := range headersNamed(inv, "Route") {
 		ack.AppendHeader(sip.HeaderClone(h))
 	}
 	mf := sip.MaxForwardsHeader(70)

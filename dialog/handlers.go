@@ -77,7 +77,7 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 		if r := recover(); r != nil {
 			s.log.Error("panic in SIP handler", "method", method, "call_id", callIDOf(req), "panic", r, "stack", string(debug.Stack()))
 			if tx != nil && !req.IsAck() {
-				_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+				_ = tx.Respond(newResponse(req, 500, "Server Internal Error", ""))
 			}
 		}
 	}()
@@ -92,7 +92,7 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 	}
 	if !req.IsAck() && !req.IsCancel() {
 		if bad := unsupported(req); len(bad) > 0 {
-			res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
+			res := newResponse(req, 420, "Bad Extension", "")
 			res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
 			_ = tx.Respond(res)
 			return
@@ -103,7 +103,7 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 
 // validate checks what every request needs before parley acts on it.
 func validate(req *sip.Request) error {
-	if h := req.GetHeader(malformedHeader); h != nil {
+	if h := headerNamed(req, malformedHeader); h != nil {
 		return badRequest("malformed header line %q", h.Value())
 	}
 	if req.From() == nil {
@@ -122,10 +122,10 @@ func validate(req *sip.Request) error {
 	if cseq.MethodName != req.Method {
 		return badRequest("CSeq method %s does not match request method %s", cseq.MethodName, req.Method)
 	}
-	if h := req.GetHeader("Max-Forwards"); h != nil && req.MaxForwards() == nil {
+	if h := headerNamed(req, "Max-Forwards"); h != nil && req.MaxForwards() == nil {
 		return badRequest("malformed Max-Forwards header")
 	}
-	if h := req.GetHeader("Contact"); h != nil && req.Contact() == nil {
+	if h := headerNamed(req, "Contact"); h != nil && req.Contact() == nil {
 		return badRequest("malformed Contact header")
 	}
 	if _, ok := req.From().Params.Get("tag"); !ok {
@@ -150,7 +150,7 @@ func unsupported(req *sip.Request) []string {
 func listTags(m sip.Message, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		for _, h := range m.GetHeaders(n) {
+		for _, h := range headersNamed(m, n) {
 			for _, t := range strings.Split(h.Value(), ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					out = append(out, t)
@@ -164,7 +164,7 @@ func listTags(m sip.Message, names ...string) []string {
 // reply answers req with the response err maps to.
 func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, err error) {
 	se := asSIPError(err)
-	res := sip.NewResponseFromRequest(req, se.Code, se.Reason, nil)
+	res := newResponse(req, se.Code, se.Reason, "")
 	if se.RetryAfter > 0 {
 		res.AppendHeader(sip.NewHeader("Retry-After", fmt.Sprint(se.RetryAfter)))
 	}
@@ -187,7 +187,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		s.onOther(req, tx)
 		return
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res := newResponse(req, 200, "OK", "")
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
@@ -203,7 +203,7 @@ func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	switch req.Method {
 	case sip.SUBSCRIBE:
 		// RFC 6665 §4.2.2.1: no event package is supported here.
-		res := sip.NewResponseFromRequest(req, 489, "Bad Event", nil)
+		res := newResponse(req, 489, "Bad Event", "")
 		_ = tx.Respond(res)
 	case sip.PRACK, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.BYE:
 		s.reply(req, tx, ErrNoDialog)

@@ -157,7 +157,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, ErrNoDialog)
 		return
 	}
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	_ = tx.Respond(newResponse(req, 200, "OK", ""))
 	s.endCall(l.call, l, resultAnswered, "BYE from "+l.role.String())
 }
 

@@ -369,7 +369,7 @@ func finalFor(res *sip.Response) *sipError {
 		return errStatus(487, "Request Terminated")
 	}
 	se := &sipError{Code: res.StatusCode, Reason: res.Reason}
-	if ra := res.GetHeader("Retry-After"); ra != nil {
+	if ra := headerNamed(res, "Retry-After"); ra != nil {
 		se.RetryAfter, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(ra.Value(), ";", 2)[0]))
 	}
 	return se

@@ -62,9 +62,9 @@ func isSDP(m sip.Message) bool {
 	if len(m.Body()) == 0 {
 		return false
 	}
-	for _, h := range m.GetHeaders("Content-Type") {
-		ct := strings.ToLower(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]))
-		return ct == "application/sdp"
+	if h := headerNamed(m, "Content-Type"); h != nil {
+		ct, _, _ := strings.Cut(h.Value(), ";")
+		return strings.EqualFold(strings.TrimSpace(ct), "application/sdp")
 	}
 	return true // no Content-Type: RFC 3261 §7.4.1 defaults to SDP in practice
 }
@@ -98,7 +98,7 @@ func withBody(dst, src sip.Message, body []byte) {
 		return
 	}
 	copyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
-	if len(dst.GetHeaders("Content-Type")) == 0 {
+	if headerNamed(dst, "Content-Type") == nil {
 		dst.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	dst.SetBody(body)

@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"net"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -78,19 +79,81 @@ func (s *Server) contact(ln *listener, host string) *sip.ContactHeader {
 
 // response builds a response to req on a leg whose local tag is tag.
 func (s *Server) response(req *sip.Request, code int, reason string, tag string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if code > 100 && tag != "" {
-		if to := res.To(); to != nil {
-			to.Params.Add("tag", tag)
+	return newResponse(req, code, reason, tag)
+}
+
+// newResponse builds a response to req as RFC 3261 §8.2.6 asks: Via
+// (with rport and received filled in, RFC 3581), From, To, Call-ID and
+// CSeq copied; Record-Route copied into the 18x and 2xx of a request that
+// may create a dialog (§12.1.1); Timestamp into a 100 (§8.2.6.1). The To
+// of anything but a 100 gets tag, or a new tag when tag is empty and the
+// request had none.
+//
+// It is sip.NewResponseFromRequest without the lower-cased copy of every
+// unknown header name that sipgo's header lookup allocates.
+func newResponse(req *sip.Request, code int, reason string, tag string) *sip.Response {
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	copyRR := req.Method != sip.REGISTER && req.Method != sip.ACK &&
+		((code > 100 && code < 200 && req.Method == sip.INVITE) ||
+			(code >= 180 && code < 190) || (code >= 200 && code < 300))
+	if copyRR {
+		for _, h := range req.Headers() {
+			if strings.EqualFold(h.Name(), "Record-Route") {
+				res.AppendHeader(sip.HeaderClone(h))
+			}
 		}
 	}
+	top := true
+	for _, h := range req.Headers() {
+		v, ok := h.(*sip.ViaHeader)
+		if !ok {
+			continue
+		}
+		v = v.Clone()
+		if rp, ok := v.Params.Get("rport"); top && ok && rp == "" {
+			host, port, _ := net.SplitHostPort(req.Source())
+			v.Params.Add("rport", port)
+			v.Params.Add("received", host)
+		}
+		top = false
+		res.AppendHeader(v)
+	}
+	if h := req.From(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := req.To(); h != nil {
+		to := sip.HeaderClone(h).(*sip.ToHeader)
+		switch {
+		case code == 100:
+		case tag != "":
+			to.Params.Add("tag", tag)
+		case !to.Params.Has("tag"):
+			to.Params.Add("tag", newTag())
+		}
+		res.AppendHeader(to)
+	}
+	if h := req.CallID(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if h := req.CSeq(); h != nil {
+		res.AppendHeader(sip.HeaderClone(h))
+	}
+	if code == 100 {
+		if h := headerNamed(req, "Timestamp"); h != nil {
+			res.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	res.SetBody(nil) // Content-Length: 0
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
 	return res
 }
 
 // copyHeaders copies end-to-end headers a B2BUA should pass between legs.
 func copyHeaders(dst, src sip.Message, names ...string) {
 	for _, n := range names {
-		for _, h := range src.GetHeaders(n) {
+		for _, h := range headersNamed(src, n) {
 			dst.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
 		}
 	}
@@ -99,7 +162,7 @@ func copyHeaders(dst, src sip.Message, names ...string) {
 // recordRoutes returns the Record-Route URIs of m in order.
 func recordRoutes(m sip.Message) []sip.Uri {
 	var out []sip.Uri
-	for _, h := range m.GetHeaders("Record-Route") {
+	for _, h := range headersNamed(m, "Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
 			out = append(out, *rr.Address.Clone())
 			continue

@@ -76,6 +76,19 @@ func WithHandler(method sip.RequestMethod, h sipgo.RequestHandler) Option {
 	return func(s *Server) error { s.extra[method] = h; return nil }
 }
 
+// WithQuickHandler is WithHandler for a handler that never waits: no
+// network, no lock held for long, no channel it could block on. On UDP it
+// runs on the goroutine that parsed the request, which saves handing every
+// request to a worker; a handler that blocked would stall every request
+// parsed there.
+func WithQuickHandler(method sip.RequestMethod, h sipgo.RequestHandler) Option {
+	return func(s *Server) error {
+		s.extra[method] = h
+		s.quick[method] = true
+		return nil
+	}
+}
+
 // WithRingTimeout sets how long a call may ring before parley gives up with
 // 408 (RFC 3261 Timer C is its upper bound).
 func WithRingTimeout(d time.Duration) Option {
@@ -125,6 +138,7 @@ type Server struct {
 	auth        Authenticator
 	loc         Locator
 	extra       map[sip.RequestMethod]sipgo.RequestHandler
+	quick       map[sip.RequestMethod]bool // handlers run where parsed
 	services    map[string]Service
 	media       Media
 	ringTimeout time.Duration
@@ -163,6 +177,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		cfg:         cfg,
 		log:         slog.Default(),
 		extra:       map[sip.RequestMethod]sipgo.RequestHandler{},
+		quick:       map[sip.RequestMethod]bool{},
 		services:    map[string]Service{},
 		ringTimeout: 120 * time.Second,
 		calls:       newTable(),

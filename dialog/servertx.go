@@ -80,7 +80,7 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 	if req.IsCancel() && strings.HasSuffix(key, string(sip.CANCEL)) {
 		if inv := t.table.lookup(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
 			ctx, _ := t.table.insert(key, newServerTx(t, port, key, req, src))
-			_ = ctx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+			_ = ctx.Respond(newResponse(req, 200, "OK", ""))
 			inv.cancel(req)
 			return
 		}
@@ -100,12 +100,17 @@ func (t *serverTxs) dispatch(req *sip.Request, tx *serverTx) {
 	if tx != nil {
 		stx = tx
 	}
-	t.s.work.Go(func() {
+	run := func() {
 		t.s.handle(h, req, stx)
 		if tx != nil {
 			tx.handlerReturned(req)
 		}
-	})
+	}
+	if t.s.quick[req.Method] {
+		run()
+		return
+	}
+	t.s.work.Go(run)
 }
 
 // handlerReturned makes sure the request got a final response: a handler
@@ -121,7 +126,7 @@ func (tx *serverTx) handlerReturned(req *sip.Request) {
 	}
 	tx.t.s.log.Error("handler returned without a final response; answering 500", "method", string(req.Method), "call_id", callIDOf(req))
 	tx.t.s.m.response(string(req.Method), 500)
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+	_ = tx.Respond(newResponse(req, 500, "Server Internal Error", ""))
 }
 
 // serverTx is one server transaction on a UDP listener. It implements
@@ -328,12 +333,7 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	if !open {
 		return
 	}
-	res := sip.NewResponseFromRequest(origin, 487, "Request Terminated", nil)
-	if tag != "" {
-		if to := res.To(); to != nil {
-			to.Params.Add("tag", tag)
-		}
-	}
+	res := newResponse(origin, 487, "Request Terminated", tag)
 	var buf bytes.Buffer
 	res.StringWrite(&buf)
 

@@ -35,8 +35,8 @@ func (t *sessionTimer) stop() {
 // sessionExpires reads Session-Expires (or its compact form x) of m.
 func sessionExpires(m sip.Message) (secs int, refresher string, ok bool, err error) {
 	var hs []sip.Header
-	hs = append(hs, m.GetHeaders("Session-Expires")...)
-	hs = append(hs, m.GetHeaders("x")...)
+	hs = append(hs, headersNamed(m, "Session-Expires")...)
+	hs = append(hs, headersNamed(m, "x")...)
 	if len(hs) == 0 {
 		return 0, "", false, nil
 	}
@@ -56,7 +56,7 @@ func sessionExpires(m sip.Message) (secs int, refresher string, ok bool, err err
 
 // minSEOf reads Min-SE of m (0 when absent or malformed).
 func minSEOf(m sip.Message) int {
-	for _, h := range m.GetHeaders("Min-SE") {
+	for _, h := range headersNamed(m, "Min-SE") {
 		v, _, _ := strings.Cut(h.Value(), ";")
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
 			return n

@@ -153,7 +153,7 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 		d.fallback.answered(req.Source())
 	}
 	if err := d.checkFields(req, cred); err != nil {
-		return Identity{}, sip.NewResponseFromRequest(req, err.Code, err.Reason, nil), false
+		return Identity{}, newResponse(req, err.Code, err.Reason), false
 	}
 	keys, known := d.users[cred.Username]
 	alg := canonicalAlgorithm(cred.Algorithm)
@@ -186,7 +186,10 @@ func (d *Digest) credentials(req *sip.Request, code int) *digest.Credentials {
 		name = "Proxy-Authorization"
 	}
 	var first *digest.Credentials
-	for _, h := range req.GetHeaders(name) {
+	for _, h := range req.Headers() {
+		if !strings.EqualFold(h.Name(), name) {
+			continue
+		}
 		v := h.Value()
 		if !digest.IsDigest(v) {
 			continue
@@ -235,28 +238,62 @@ func (d *Digest) offers(alg string) bool {
 }
 
 // responseOK recomputes the qop=auth response of RFC 7616 §3.4.1 with the
-// stored H(A1) and compares it in constant time.
+// stored H(A1) and compares it in constant time:
+//
+//	response = H(H(A1) ":" nonce ":" nc ":" cnonce ":" "auth" ":" H(method ":" uri))
+//
+// It hashes into stack buffers; the unit tests check it against
+// icholy/digest.
 func (d *Digest) responseOK(req *sip.Request, c *digest.Credentials, alg string, keys userKeys) bool {
-	ha1 := keys.md5
-	if alg == AlgorithmSHA256 {
+	sha, ha1 := alg == AlgorithmSHA256, keys.md5
+	if sha {
 		ha1 = keys.sha256
 	}
-	want, err := digest.Digest(&digest.Challenge{
-		Realm:     d.realm,
-		Nonce:     c.Nonce,
-		Algorithm: alg,
-		QOP:       []string{"auth"},
-	}, digest.Options{
-		Method: string(req.Method),
-		URI:    c.URI,
-		Count:  c.Nc,
-		Cnonce: c.Cnonce,
-		A1:     ha1,
-	})
+	sum := func(dst, p []byte) []byte {
+		if sha {
+			s := sha256.Sum256(p)
+			return append(dst, s[:]...)
+		}
+		s := md5.Sum(p)
+		return append(dst, s[:]...)
+	}
+	var got [sha256.Size]byte
+	if len(c.Response) > 2*len(got) {
+		return false
+	}
+	n, err := hex.Decode(got[:], []byte(c.Response))
 	if err != nil {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(want.Response), []byte(strings.ToLower(c.Response))) == 1
+	var buf [512]byte
+	b := append(buf[:0], req.Method...)
+	b = append(b, ':')
+	b = append(b, c.URI...)
+	var ha2 [2 * sha256.Size]byte
+	h2 := sum(ha2[:0], b)
+	b = append(buf[:0], ha1...)
+	b = append(b, ':')
+	b = append(b, c.Nonce...)
+	b = append(b, ':')
+	b = appendNC(b, c.Nc)
+	b = append(b, ':')
+	b = append(b, c.Cnonce...)
+	b = append(b, ":auth:"...)
+	b = hex.AppendEncode(b, h2)
+	var want [sha256.Size]byte
+	w := sum(want[:0], b)
+	return n == len(w) && subtle.ConstantTimeCompare(got[:n], w) == 1
+}
+
+// appendNC appends the nonce count as the eight hex digits the response
+// hash covers.
+func appendNC(b []byte, nc int) []byte {
+	var d [8]byte
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = "0123456789abcdef"[nc&0xf]
+		nc >>= 4
+	}
+	return append(b, d[:]...)
 }
 
 // challenge builds a 401/407 with one WWW-Authenticate (or
@@ -267,7 +304,7 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 	if code == 407 {
 		reason, name = "Proxy Authentication Required", "Proxy-Authenticate"
 	}
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := newResponse(req, code, reason)
 	now := d.now()
 	nonce := d.nonces.issue(now)
 	algs := d.algorithms
@@ -345,7 +382,7 @@ func callID(req *sip.Request) string {
 }
 
 func userAgent(req *sip.Request) string {
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := header(req, "User-Agent"); h != nil {
 		return h.Value()
 	}
 	return ""

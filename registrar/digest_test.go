@@ -239,6 +239,9 @@ func FuzzAuthorization(f *testing.F) {
 	for _, alg := range []string{"MD5", "SHA-256"} {
 		chal := challengeFor(f, d.challenge(req, 401, false), "WWW-Authenticate", alg)
 		f.Add(answer(f, req, chal, "1001", "wrong").String())
+		long := answer(f, req, chal, "1001", "secret")
+		long.Response += strings.Repeat("0", 40) // longer than any hash
+		f.Add(long.String())
 	}
 	f.Add(`Digest username="1001", realm="parley.test", nonce="x", uri="sip:parley.test", response="00", qop=auth, nc=00000001, cnonce="a"`)
 	f.Add(`Digest username="1001", realm="parley.test", nonce="`)

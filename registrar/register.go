@@ -26,24 +26,26 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 // register returns the response to a REGISTER.
 func (r *Registrar) register(req *sip.Request) *sip.Response {
 	if r.closed.Load() {
-		return sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		return newResponse(req, 503, "Service Unavailable")
 	}
 	if req.Method != sip.REGISTER {
-		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+		res := newResponse(req, 405, "Method Not Allowed")
 		res.AppendHeader(sip.NewHeader("Allow", "REGISTER"))
 		return res
 	}
 	to, callID, cseq := req.To(), req.CallID(), req.CSeq()
 	if to == nil || callID == nil || cseq == nil {
-		return sip.NewResponseFromRequest(req, 400, "Missing To, Call-ID or CSeq", nil)
+		return newResponse(req, 400, "Missing To, Call-ID or CSeq")
 	}
 	// Step 2: we support no extension a REGISTER could require.
-	if reqs := req.GetHeaders("Require"); len(reqs) > 0 {
-		names := make([]string, 0, len(reqs))
-		for _, h := range reqs {
-			names = append(names, h.Value())
+	var required []string
+	for _, h := range req.Headers() {
+		if strings.EqualFold(h.Name(), "Require") {
+			required = append(required, h.Value())
 		}
-		return r.errorResponse(req, &sipError{Code: 420, Reason: "Bad Extension", Unsupported: strings.Join(names, ", ")})
+	}
+	if len(required) > 0 {
+		return r.errorResponse(req, &sipError{Code: 420, Reason: "Bad Extension", Unsupported: strings.Join(required, ", ")})
 	}
 	// Step 3: authenticate.
 	id, res, ok := r.digest.Authenticate(req, 401)
@@ -57,10 +59,10 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	aor := to.Address.User
 	if !id.Trusted && id.User != aor {
 		r.log.Info("registrar: REGISTER for another user refused", "user", id.User, "aor", aor)
-		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
+		return newResponse(req, 403, "Forbidden")
 	}
 	if !r.digest.IsUser(aor) {
-		return sip.NewResponseFromRequest(req, 404, "Not Found", nil)
+		return newResponse(req, 404, "Not Found")
 	}
 	u, err := r.parseRegister(req, aor)
 	if err != nil {
@@ -95,21 +97,22 @@ func (r *Registrar) parseRegister(req *sip.Request, aor string) (*registerUpdate
 		source:    req.Source(),
 		transport: strings.ToLower(req.Transport()),
 	}
-	if h := req.GetHeader("User-Agent"); h != nil {
-		u.userAgent = h.Value()
-	}
-	hdrExpires, hasHdr := -1, false
-	if h := req.GetHeader("Expires"); h != nil {
-		hdrExpires, hasHdr = parseExpires(h.Value()), true
-	}
-	headers := req.GetHeaders("Contact")
-	contacts := make([]*sip.ContactHeader, 0, len(headers))
-	for _, h := range headers {
-		c, ok := h.(*sip.ContactHeader)
-		if !ok {
-			return nil, errBadRequest("Malformed Contact")
+	// One pass over the headers; the first User-Agent and Expires count.
+	hdrExpires, hasHdr, hasUA := -1, false, false
+	var contacts []*sip.ContactHeader
+	for _, h := range req.Headers() {
+		switch name := h.Name(); {
+		case strings.EqualFold(name, "Contact"):
+			c, ok := h.(*sip.ContactHeader)
+			if !ok {
+				return nil, errBadRequest("Malformed Contact")
+			}
+			contacts = append(contacts, c)
+		case !hasUA && strings.EqualFold(name, "User-Agent"):
+			u.userAgent, hasUA = h.Value(), true
+		case !hasHdr && strings.EqualFold(name, "Expires"):
+			hdrExpires, hasHdr = parseExpires(h.Value()), true
 		}
-		contacts = append(contacts, c)
 	}
 	for _, c := range contacts {
 		if c.Address.Wildcard {
@@ -189,7 +192,7 @@ func param(p sip.HeaderParams, name string) (string, bool) {
 // okResponse is the 200 of §10.3 step 8: every current binding with its
 // remaining time, and a Date header.
 func (r *Registrar) okResponse(req *sip.Request, bs []Binding, now time.Time) *sip.Response {
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res := newResponse(req, 200, "OK")
 	for _, b := range bs {
 		left := int(math.Ceil(b.Expires.Sub(now).Seconds()))
 		var v strings.Builder
@@ -200,8 +203,25 @@ func (r *Registrar) okResponse(req *sip.Request, bs []Binding, now time.Time) *s
 		v.WriteString(strconv.Itoa(left))
 		res.AppendHeader(sip.NewHeader("Contact", v.String()))
 	}
-	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
+	res.AppendHeader(sip.NewHeader("Date", r.date(now)))
 	return res
+}
+
+// date formats now for the Date header, reusing the string within a
+// second.
+func (r *Registrar) date(now time.Time) string {
+	sec := now.Unix()
+	if d := r.lastDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &formattedDate{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	r.lastDate.Store(d)
+	return d.text
+}
+
+type formattedDate struct {
+	sec  int64
+	text string
 }
 
 // errorResponse turns a sipError into its response; anything else is a
@@ -212,7 +232,7 @@ func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
 		r.log.Error("registrar: REGISTER failed", "err", err)
 		se = &sipError{Code: 500, Reason: "Server Internal Error"}
 	}
-	res := sip.NewResponseFromRequest(req, se.Code, se.Reason, nil)
+	res := newResponse(req, se.Code, se.Reason)
 	if se.MinExpires > 0 {
 		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(se.MinExpires)))
 	}

@@ -46,6 +46,8 @@ type Registrar struct {
 	flushMu     sync.Mutex
 	storeClosed bool
 
+	lastDate atomic.Pointer[formattedDate]
+
 	running   atomic.Bool
 	closed    atomic.Bool
 	closeOnce sync.Once

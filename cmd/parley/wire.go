@@ -110,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 		dialog.WithRegisterer(reg),
 		dialog.WithAuthenticator(authenticator{digest}),
 		dialog.WithLocator(locator{regs}),
-		dialog.WithHandler(sip.REGISTER, regs.HandleRegister),
+		dialog.WithQuickHandler(sip.REGISTER, regs.HandleRegister),
 	)...)
 	if err != nil {
 		return err
