@@ -3,10 +3,10 @@ package dialog
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -68,8 +68,9 @@ type leg struct {
 	okSent   time.Time
 	ackedFor func(ack *sip.Request) // runs when the awaited ACK arrives
 
-	// Callee side: the ACK last sent for a 2xx, resent when the 2xx is.
-	acks *ackSlot // the last ACK sent on this leg; see ackSlot
+	// Callee side: the ACK last sent for a 2xx, resent when the 2xx is;
+	// see ackSlot.
+	acks weak.Pointer[ackSlot]
 }
 
 // key is the call table key for requests arriving on this leg.
@@ -92,7 +93,7 @@ type Call struct {
 	end      time.Time
 	result   string
 	reason   string
-	log      *slog.Logger
+	log      callLog
 	// cancelled is closed when the caller CANCELs before the answer.
 	cancelled  chan struct{}
 	cancelOnce sync.Once
@@ -190,12 +191,18 @@ func newBranch() string { return sip.RFC3261BranchMagicCookie + newID() + newID(
 // whole call.
 type ackSlot struct{ p atomic.Pointer[sip.Request] }
 
-// ackSlot returns the leg's slot, made on first use. Call with c.mu held.
+// ackSlot returns the leg's slot. The leg holds it weakly: the retransmission
+// hook of the INVITE client transaction holds it until Timer M, and once
+// that is gone nothing could resend the ACK, so the slot and its ACK go
+// with the garbage instead of staying for the whole call. Call with c.mu
+// held.
 func (l *leg) ackSlot() *ackSlot {
-	if l.acks == nil {
-		l.acks = new(ackSlot)
+	if a := l.acks.Value(); a != nil {
+		return a
 	}
-	return l.acks
+	a := new(ackSlot)
+	l.acks = weak.Make(a)
+	return a
 }
 
 // resend sends the ACK in the slot again, if there is one and it is for

@@ -77,7 +77,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		decided:   make(chan struct{}),
 		closed:    make(chan struct{}),
 	}
-	c.log = s.log.With("call", c.ID)
+	c.log = callLog{l: s.log, id: c.ID}
 	c.caller = &leg{
 		call:       c,
 		role:       roleCaller,

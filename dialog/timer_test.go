@@ -134,7 +134,7 @@ func TestNegotiateUAC(t *testing.T) {
 func TestSessionTimerExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newTestServer(t, "")
-		c := &Call{ID: "t", state: Active, closed: make(chan struct{}), log: s.log}
+		c := &Call{ID: "t", state: Active, closed: make(chan struct{}), log: callLog{l: s.log, id: "t"}}
 		// A callee leg without a remote tag gets no BYE, so the test needs
 		// no network.
 		l := &leg{call: c, role: roleCallee, st: sessionTimer{interval: 90 * time.Second}}
