@@ -183,7 +183,14 @@ func newTag() string { return newID() }
 
 // newBranch returns a Via branch (RFC 3261 §8.1.1.7), hex for the same
 // reason as newTag.
-func newBranch() string { return sip.RFC3261BranchMagicCookie + newID() + newID() }
+func newBranch() string {
+	var b [len(sip.RFC3261BranchMagicCookie) + 32]byte
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	copy(b[:], sip.RFC3261BranchMagicCookie)
+	hex.Encode(b[len(sip.RFC3261BranchMagicCookie):], r[:])
+	return string(b[:])
+}
 
 // ackSlot holds the last ACK parley sent on a leg, apart from the leg: an
 // INVITE client transaction answers the 2xx retransmissions it sees until

@@ -19,6 +19,13 @@ func (cl callLog) Info(msg string, args ...any)  { cl.log(slog.LevelInfo, msg, a
 func (cl callLog) Warn(msg string, args ...any)  { cl.log(slog.LevelWarn, msg, args) }
 func (cl callLog) Error(msg string, args ...any) { cl.log(slog.LevelError, msg, args) }
 
+// enabled reports whether records at level are logged. Hot paths ask it
+// first: the arguments of a call that logs nothing are still converted to
+// interfaces, which allocates.
+func (cl callLog) enabled(level slog.Level) bool {
+	return cl.l.Enabled(context.Background(), level)
+}
+
 func (cl callLog) log(level slog.Level, msg string, args []any) {
 	ctx := context.Background()
 	if !cl.l.Enabled(ctx, level) {

@@ -69,7 +69,7 @@ func (s *Server) wrap(h sipgo.RequestHandler) sipgo.RequestHandler {
 // handle is wrap's work for one request.
 func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerTransaction) {
 	method := string(req.Method)
-	s.m.requests.WithLabelValues(methodLabel(method)).Inc()
+	s.m.request(method)
 	if tx != nil {
 		tx = countingTx{ServerTransaction: tx, m: s.m, method: method}
 	}

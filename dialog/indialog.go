@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -25,13 +26,10 @@ func (s *Server) moveLocked(c *Call, to State) {
 		return
 	}
 	c.state = to
-	if from != Idle {
-		s.m.calls.WithLabelValues(from.String()).Dec()
+	s.m.state(from, to)
+	if c.log.enabled(slog.LevelDebug) {
+		c.log.Debug("call state", "from", from.String(), "to", to.String())
 	}
-	if to != Closed {
-		s.m.calls.WithLabelValues(to.String()).Inc()
-	}
-	c.log.Debug("call state", "from", from.String(), "to", to.String())
 }
 
 // awaitAck records a 2xx sent on leg l that waits for its ACK, and over

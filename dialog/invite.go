@@ -3,6 +3,7 @@ package dialog
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		target:     *contact.Address.Clone(),
 		routes:     recordRoutes(req),
 		dest:       req.Source(),
-		transport:  strings.ToLower(req.Transport()),
+		transport:  lowerTransport(req.Transport()),
 		remoteCSeq: req.CSeq().SeqNo,
 	}
 	// The per-user limit counts local accounts only: a trusted peer (a
@@ -106,11 +107,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.calls.addLeg(c.caller)
 	s.move(c, Establishing)
-	c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
+	if c.log.enabled(slog.LevelInfo) {
+		c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
+	}
 	tx.OnCancel(func(*sip.Request) {
 		// The transaction layer answers a matching CANCEL itself (200,
 		// and 487 to the INVITE), so it is counted here.
-		s.m.requests.WithLabelValues("CANCEL").Inc()
+		s.m.request("CANCEL")
 		s.m.response("CANCEL", 200)
 		c.cancelOnce.Do(func() { close(c.cancelled) })
 	})

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +15,19 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	responses  *prometheus.CounterVec
 	setup      prometheus.Histogram
+
+	// The children counted on every message, looked up once: a
+	// WithLabelValues hashes its labels each time, and the status code
+	// label would be formatted each time.
+	byState  [Closed + 1]prometheus.Gauge
+	byMethod map[string]prometheus.Counter // knownMethods and "other"; read-only
+	respMu   sync.RWMutex
+	byResp   map[respKey]prometheus.Counter
+}
+
+type respKey struct {
+	method string
+	code   int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +54,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
 	}
-	for _, s := range stateNames[Establishing:Closed] {
-		m.calls.WithLabelValues(s)
+	for st := Establishing; st < Closed; st++ {
+		m.byState[st] = m.calls.WithLabelValues(st.String())
 	}
+	m.byMethod = map[string]prometheus.Counter{"other": m.requests.WithLabelValues("other")}
+	for name := range knownMethods {
+		m.byMethod[name] = m.requests.WithLabelValues(name)
+	}
+	m.byResp = map[respKey]prometheus.Counter{}
 	for _, r := range []string{resultAnswered, resultBusy, resultCancelled, resultNotFound, resultUnavailable, resultRejected, resultFailed} {
 		m.callsTotal.WithLabelValues(r)
 	}
@@ -95,6 +114,32 @@ func methodLabel(m string) string {
 	return "other"
 }
 
+// request counts a request received.
+func (m *metrics) request(method string) {
+	m.byMethod[methodLabel(method)].Inc()
+}
+
+// state moves the calls gauge from state from to state to.
+func (m *metrics) state(from, to State) {
+	if g := m.byState[from]; from != Idle && g != nil {
+		g.Dec()
+	}
+	if g := m.byState[to]; to != Closed && g != nil {
+		g.Inc()
+	}
+}
+
+// response counts a response sent.
 func (m *metrics) response(method string, code int) {
-	m.responses.WithLabelValues(methodLabel(method), strconv.Itoa(code)).Inc()
+	k := respKey{methodLabel(method), code}
+	m.respMu.RLock()
+	c := m.byResp[k]
+	m.respMu.RUnlock()
+	if c == nil {
+		c = m.responses.WithLabelValues(k.method, strconv.Itoa(code))
+		m.respMu.Lock()
+		m.byResp[k] = c
+		m.respMu.Unlock()
+	}
+	c.Inc()
 }

@@ -21,7 +21,7 @@ func (s *Server) newRequest(l *leg, method sip.RequestMethod, cseq uint32) *sip.
 	via := &sip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
-		Transport:       strings.ToUpper(l.transport),
+		Transport:       upperTransport(l.transport),
 		Host:            host,
 		Port:            ln.port(),
 		Params:          sip.NewParams(),
@@ -60,11 +60,38 @@ func (s *Server) newRequest(l *leg, method sip.RequestMethod, cseq uint32) *sip.
 // listener's own socket for UDP so replies come back to the port parley
 // announced.
 func (s *Server) route(req *sip.Request, l *leg, ln *listener) {
-	req.SetTransport(strings.ToUpper(l.transport))
+	req.SetTransport(upperTransport(l.transport))
 	req.SetDestination(l.dest)
 	if ln.udp != nil {
 		req.Laddr = sip.Addr{IP: ln.addr.IP, Port: ln.addr.Port}
 	}
+}
+
+// upperTransport is the transport as a Via spells it ("UDP"), without an
+// allocation for the usual ones.
+func upperTransport(t string) string {
+	switch t {
+	case "udp", "UDP":
+		return "UDP"
+	case "tcp", "TCP":
+		return "TCP"
+	case "tls", "TLS":
+		return "TLS"
+	}
+	return strings.ToUpper(t)
+}
+
+// lowerTransport is the transport in parley's own spelling ("udp").
+func lowerTransport(t string) string {
+	switch t {
+	case "udp", "UDP":
+		return "udp"
+	case "tcp", "TCP":
+		return "tcp"
+	case "tls", "TLS":
+		return "tls"
+	}
+	return strings.ToLower(t)
 }
 
 // contact is parley's Contact for messages sent over ln.

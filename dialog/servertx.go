@@ -60,6 +60,17 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 		t.dispatch(req, newServerTx(t, port, "", req, src))
 		return
 	}
+	if !req.IsAck() && !req.IsCancel() {
+		// The common case in one visit to the table: insert, and treat
+		// the request as a retransmission when its transaction is there.
+		tx := newServerTx(t, port, key, req, src)
+		if got, added := t.table.insert(key, tx); !added {
+			got.retransmitted()
+			return
+		}
+		t.dispatch(req, tx)
+		return
+	}
 	if tx := t.table.lookup(key); tx != nil {
 		if req.IsAck() {
 			if tx.ack() {

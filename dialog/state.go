@@ -1,5 +1,7 @@
 package dialog
 
+import "log/slog"
+
 // State is where a call is in its life. Every call moves forward through
 // these states only; Active and Suspended may alternate (hold and resume).
 type State int
@@ -51,7 +53,9 @@ func (l *leg) setDialog(d DialogState) {
 	if d <= l.dialog {
 		return
 	}
-	l.call.log.Debug("dialog state", "leg", l.role.String(), "from", l.dialog.String(), "to", d.String())
+	if l.call.log.enabled(slog.LevelDebug) {
+		l.call.log.Debug("dialog state", "leg", l.role.String(), "from", l.dialog.String(), "to", d.String())
+	}
 	l.dialog = d
 }
 

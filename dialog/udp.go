@@ -56,8 +56,9 @@ func (u *udpPort) read() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var names sourceNames
 			for in := range shards[i] {
-				u.take(in.data, in.src)
+				u.take(in.data, in.src, &names)
 			}
 		}()
 	}
@@ -95,8 +96,28 @@ type datagramIn struct {
 	src  netip.AddrPort
 }
 
+// sourceNames remembers the text of recent source addresses, which every
+// message carries (sip.Message.Source) and which would otherwise be
+// formatted anew for each. One parsing goroutine owns each.
+type sourceNames struct{ m map[netip.AddrPort]string }
+
+// maxSourceNames bounds the cache; past it, it starts again empty.
+const maxSourceNames = 4096
+
+func (n *sourceNames) name(ap netip.AddrPort) string {
+	if s, ok := n.m[ap]; ok {
+		return s
+	}
+	if n.m == nil || len(n.m) >= maxSourceNames {
+		n.m = make(map[netip.AddrPort]string)
+	}
+	s := ap.String()
+	n.m[ap] = s
+	return s
+}
+
 // take parses one datagram and gives it to the transactions.
-func (u *udpPort) take(data []byte, src netip.AddrPort) {
+func (u *udpPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
 	isResponse := bytes.HasPrefix(data, []byte("SIP/"))
 	if !isResponse {
 		data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
@@ -107,7 +128,7 @@ func (u *udpPort) take(data []byte, src netip.AddrPort) {
 		return
 	}
 	msg.SetTransport("UDP")
-	msg.SetSource(src.String())
+	msg.SetSource(names.name(src))
 	switch m := msg.(type) {
 	case *sip.Request:
 		u.s.stx.receive(u, m, src)
