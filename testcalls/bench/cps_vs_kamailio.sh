@@ -39,7 +39,8 @@
 #   DURATION        seconds per rate (default 30)
 #   RATES           space-separated calls/s (default "500 1000 1500 2000 2500 3000 3500")
 #   SYSTEMS         default "parley kamailio"
-#   TWO_PAIRS_FROM  rates from this one up use two SIPp pairs (default 2500)
+#   TWO_PAIRS_FROM  rates from this one up use two SIPp pairs (default 3500: one pair
+#                   completes every call up to about 3,000/s, TESTING.md)
 #   STOP_ON_FAIL    1 (default) stops a system's ramp at its first failed rate
 #   PAUSE           seconds between rates (default 5)
 #   PLOT            1 (default) writes cps_vs_kamailio.png in OUT
@@ -57,7 +58,7 @@ set -euo pipefail
 DURATION=${DURATION:-30}
 RATES=${RATES:-"500 1000 1500 2000 2500 3000 3500"}
 SYSTEMS=${SYSTEMS:-"parley kamailio"}
-TWO_PAIRS_FROM=${TWO_PAIRS_FROM:-2500}
+TWO_PAIRS_FROM=${TWO_PAIRS_FROM:-3500}
 STOP_ON_FAIL=${STOP_ON_FAIL:-1}
 PAUSE=${PAUSE:-5}
 PLOT=${PLOT:-1}
