@@ -118,11 +118,15 @@ func (n *sourceNames) name(ap netip.AddrPort) string {
 
 // take parses one datagram and gives it to the transactions.
 func (u *udpPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
-	isResponse := bytes.HasPrefix(data, []byte("SIP/"))
-	if !isResponse {
-		data, _ = markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data)
-	}
 	msg, err := u.s.parser.ParseSIP(data)
+	if err != nil && !bytes.HasPrefix(data, []byte("SIP/")) {
+		// A request with a header line the parser refuses: parse it again
+		// with that line marked, so the handlers can answer 400.
+		if marked, _ := markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data); len(marked) != len(data) {
+			data = marked
+			msg, err = u.s.parser.ParseSIP(data)
+		}
+	}
 	if err != nil {
 		u.s.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
 		return

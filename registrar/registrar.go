@@ -25,6 +25,9 @@ type Registrar struct {
 	metricsReg prometheus.Registerer
 	gauge      prometheus.Gauge
 	contacts   *prometheus.GaugeVec
+	// byReach holds contacts' children for reachable, unreachable and
+	// unknown, looked up once: setGauges runs on every REGISTER.
+	byReach [3]prometheus.Gauge
 	rtt        prometheus.Histogram
 
 	// pinger and qualifyEvery are set by WithQualify; nil turns
@@ -79,6 +82,9 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		dirty:      map[string]struct{}{},
 		kick:       make(chan struct{}, 1),
 	}
+	for i, reach := range []string{"reachable", "unreachable", "unknown"} {
+		r.byReach[i] = r.contacts.WithLabelValues(reach)
+	}
 	for _, o := range opts {
 		if err := o(r); err != nil {
 			return nil, err
@@ -119,9 +125,9 @@ func (r *Registrar) Lookup(user string) []Binding {
 // lock whenever they change.
 func (r *Registrar) setGauges(t tally) {
 	r.gauge.Set(float64(t.total()))
-	r.contacts.WithLabelValues("reachable").Set(float64(t.reachable))
-	r.contacts.WithLabelValues("unreachable").Set(float64(t.unreachable))
-	r.contacts.WithLabelValues("unknown").Set(float64(t.unknown))
+	r.byReach[0].Set(float64(t.reachable))
+	r.byReach[1].Set(float64(t.unreachable))
+	r.byReach[2].Set(float64(t.unknown))
 }
 
 // Run removes expired bindings on time, writes changes to the Store in
