@@ -28,7 +28,7 @@ type Registrar struct {
 	// byReach holds contacts' children for reachable, unreachable and
 	// unknown, looked up once: setGauges runs on every REGISTER.
 	byReach [3]prometheus.Gauge
-	rtt        prometheus.Histogram
+	rtt     prometheus.Histogram
 
 	// pinger and qualifyEvery are set by WithQualify; nil turns
 	// qualification off.
