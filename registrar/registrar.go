@@ -25,10 +25,10 @@ type Registrar struct {
 	metricsReg prometheus.Registerer
 	gauge      prometheus.Gauge
 	contacts   *prometheus.GaugeVec
+	rtt        prometheus.Histogram
 	// byReach holds contacts' children for reachable, unreachable and
 	// unknown, looked up once: setGauges runs on every REGISTER.
 	byReach [3]prometheus.Gauge
-	rtt     prometheus.Histogram
 
 	// pinger and qualifyEvery are set by WithQualify; nil turns
 	// qualification off.
