@@ -153,7 +153,7 @@ run_rate() {
 	kept_up=$(awk -v a="$rps" -v r="$rate" 'BEGIN { print (a + 0 >= 0.9 * r) ? 1 : 0 }')
 	if [ "$rc" = 0 ] && [ "$failed" = 0 ] && [ "$ok" = "$regs" ] && [ "$kept_up" = 1 ]; then
 		nofail[$sys]=$rate
-		[ "$unexp" = 0 ] && best[$sys]=$rate
+		if [ "$unexp" = 0 ]; then best[$sys]=$rate; fi
 	elif [ "$STOP_ON_FAIL" = 1 ]; then
 		log "$sys: failures at $rate registrations/s, stopping its ramp (see $OUT/$sys-reg-$rate-*.log)"
 		stopped[$sys]=1
