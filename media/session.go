@@ -2,10 +2,12 @@ package media
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/pion/sdp/v3"
@@ -33,7 +35,10 @@ var errNoOffer = errors.New("media: answer without an offer from the other side"
 // differs (RFC 3264 §8).
 type leg struct {
 	id, version uint64
-	last        []byte
+	// last is the SHA-256 of the last SDP with its version left out; a
+	// hash, not the text, because every established call keeps it.
+	last    [sha256.Size]byte
+	hasLast bool
 	// sent is the last SDP sent to the side, as sent (version included).
 	sent []byte
 	// seen is the o= line (session id and version) of the last SDP the
@@ -49,9 +54,11 @@ type origin struct {
 	addr        string
 }
 
+// originOf copies the o= line of sd. Its strings are cloned: they point
+// into the whole SDP text, which a call would otherwise keep.
 func originOf(sd *sdp.SessionDescription) origin {
 	o := sd.Origin
-	return origin{user: o.Username, id: o.SessionID, version: o.SessionVersion, addr: o.UnicastAddress}
+	return origin{user: strings.Clone(o.Username), id: o.SessionID, version: o.SessionVersion, addr: strings.Clone(o.UnicastAddress)}
 }
 
 // Session is one relayed call's media: a bridge between the caller (SideA)
@@ -159,7 +166,7 @@ func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
 	// The bridge relays RTP as it is, so both sides use the answer's codec.
 	s.br.SetClockRate(SideA, ra.clock)
 	s.br.SetClockRate(SideB, ra.clock)
-	s.codec = ra.codec
+	s.codec = strings.Clone(ra.codec) // not a pointer into the answer's text
 	if h := held(ro, ra); h != s.hold {
 		s.hold = h
 		s.br.SetHold(h)
@@ -209,10 +216,11 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 		return nil, fmt.Errorf("media: writing SDP for the %v: %w", to, err)
 	}
 	version := l.version
+	sum := sha256.Sum256(key)
 	switch {
-	case l.last == nil:
+	case !l.hasLast:
 		version = 1
-	case string(key) != string(l.last):
+	case sum != l.last:
 		version++
 	}
 	// The key was written with version 0; the SDP sent differs only in
@@ -226,7 +234,7 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 	out = append(out, key[:i]...)
 	out = fmt.Appendf(out, "o=parley %d %d ", l.id, version)
 	out = append(out, key[i+len(zero):]...)
-	l.version, l.last, l.sent = version, key, out
+	l.version, l.last, l.hasLast, l.sent = version, sum, true, out
 	return out, nil
 }
 
