@@ -3,6 +3,7 @@ package dialog
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,31 @@ type leg struct {
 	// Callee side: the ACK last sent for a 2xx, resent when the 2xx is;
 	// see ackSlot.
 	acks weak.Pointer[ackSlot]
+}
+
+// keptURI copies u for a leg to keep for the call's life, strings and
+// all: sipgo's point into the text of the whole header, which the leg would
+// otherwise keep alive with them.
+func keptURI(u *sip.Uri) sip.Uri {
+	c := *u
+	c.Scheme = strings.Clone(u.Scheme)
+	c.User = strings.Clone(u.User)
+	c.Password = strings.Clone(u.Password)
+	c.Host = strings.Clone(u.Host)
+	c.UriParams = keptParams(u.UriParams)
+	c.Headers = keptParams(u.Headers)
+	return c
+}
+
+func keptParams(p sip.HeaderParams) sip.HeaderParams {
+	if p == nil {
+		return nil
+	}
+	out := make(sip.HeaderParams, len(p))
+	for i, kv := range p {
+		out[i] = sip.HeaderKV{K: strings.Clone(kv.K), V: strings.Clone(kv.V)}
+	}
+	return out
 }
 
 // key is the call table key for requests arriving on this leg.

@@ -89,7 +89,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	l.okRes, l.okTx, l.ackedFor = nil, nil, nil
 	l.setDialog(DialogConfirmed)
 	if ct := req.Contact(); ct != nil {
-		l.target = *ct.Address.Clone()
+		l.target = keptURI(&ct.Address)
 	}
 	c.mu.Unlock()
 	if fn != nil {
@@ -134,9 +134,9 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 // that dialog at once (RFC 3261 §13.2.2.4).
 func (s *Server) ackAndBye(c *Call, f *fork, res *sip.Response) {
 	l := *f.leg
-	l.remoteTag = tagOf(res.To().Params)
+	l.remoteTag = strings.Clone(tagOf(res.To().Params))
 	if ct := res.Contact(); ct != nil {
-		l.target = *ct.Address.Clone()
+		l.target = keptURI(&ct.Address)
 	}
 	l.routes = reversed(recordRoutes(res))
 	ack := s.newRequest(&l, sip.ACK, f.req.CSeq().SeqNo)
@@ -336,7 +336,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if ct := req.Contact(); ct != nil && (req.IsInvite() || req.Method == sip.UPDATE) {
-		l.target = *ct.Address.Clone()
+		l.target = keptURI(&ct.Address)
 	}
 	fromCaller := l.role == roleCaller
 	if req.IsInvite() || req.Method == sip.UPDATE {
@@ -483,7 +483,7 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 		out.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
 		c.mu.Lock()
 		if ct := res.Contact(); ct != nil {
-			other.target = *ct.Address.Clone()
+			other.target = keptURI(&ct.Address)
 		}
 		// Both legs were refreshed: the phone's request on one, parley's
 		// on the other.

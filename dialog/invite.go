@@ -84,12 +84,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		role:       roleCaller,
 		callID:     callIDOf(req),
 		localTag:   newTag(),
-		remoteTag:  tagOf(req.From().Params),
-		local:      *req.To().Address.Clone(),
-		localName:  req.To().DisplayName,
-		remote:     *req.From().Address.Clone(),
-		remoteName: req.From().DisplayName,
-		target:     *contact.Address.Clone(),
+		remoteTag:  strings.Clone(tagOf(req.From().Params)),
+		local:      keptURI(&req.To().Address),
+		localName:  strings.Clone(req.To().DisplayName),
+		remote:     keptURI(&req.From().Address),
+		remoteName: strings.Clone(req.From().DisplayName),
+		target:     keptURI(&contact.Address),
 		routes:     recordRoutes(req),
 		dest:       req.Source(),
 		transport:  lowerTransport(req.Transport()),
@@ -513,9 +513,9 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, forks []*fork, win *fork, res *sip.Response) {
 	callee := win.leg
 	c.mu.Lock()
-	callee.remoteTag = tagOf(res.To().Params)
+	callee.remoteTag = strings.Clone(tagOf(res.To().Params))
 	if ct := res.Contact(); ct != nil {
-		callee.target = *ct.Address.Clone()
+		callee.target = keptURI(&ct.Address)
 	}
 	callee.routes = reversed(recordRoutes(res))
 	callee.localCSeq = res.CSeq().SeqNo

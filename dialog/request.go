@@ -191,7 +191,7 @@ func recordRoutes(m sip.Message) []sip.Uri {
 	var out []sip.Uri
 	for _, h := range headersNamed(m, "Record-Route") {
 		if rr, ok := h.(*sip.RecordRouteHeader); ok {
-			out = append(out, *rr.Address.Clone())
+			out = append(out, keptURI(&rr.Address))
 			continue
 		}
 		// A header with several comma-separated values is parsed into
