@@ -97,14 +97,7 @@ func TestClientTxNonInvite(t *testing.T) {
 		t.Fatal("no retransmission of the unanswered OPTIONS (Timer E)")
 	}
 	p.respond(first, from, 200, "t1")
-	select {
-	case res := <-tx.Responses():
-		if res.StatusCode != 200 {
-			t.Fatalf("handler got %d", res.StatusCode)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("the 200 did not reach the handler")
-	}
+	wantFinal(t, tx, 200)
 	if more, _ := p.read(1500 * time.Millisecond); more != nil {
 		t.Fatalf("request sent again after its final response: %s", more.StartLine())
 	}
@@ -136,14 +129,7 @@ func TestClientTxInvite(t *testing.T) {
 				t.Fatalf("ACK not in the INVITE's transaction:\n%s", ack)
 			}
 		}
-		select {
-		case res := <-tx.Responses():
-			if res.StatusCode != 486 {
-				t.Fatalf("handler got %d", res.StatusCode)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("the 486 did not reach the handler")
-		}
+		wantFinal(t, tx, 486)
 		select {
 		case res := <-tx.Responses():
 			t.Fatalf("the retransmitted 486 reached the handler too (%d)", res.StatusCode)
@@ -163,14 +149,7 @@ func TestClientTxInvite(t *testing.T) {
 			t.Fatal("no INVITE")
 		}
 		p.respond(inv, from, 200, "ok1")
-		select {
-		case res := <-tx.Responses():
-			if res.StatusCode != 200 {
-				t.Fatalf("handler got %d", res.StatusCode)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("the 200 did not reach the handler")
-		}
+		wantFinal(t, tx, 200)
 		p.respond(inv, from, 200, "ok1")
 		for deadline := time.Now().Add(2 * time.Second); again.Load() == 0; time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
@@ -187,4 +166,18 @@ func TestClientTxInvite(t *testing.T) {
 		}
 		tx.Terminate()
 	})
+}
+
+// wantFinal waits for the handler's copy of the final response, which must
+// have status code.
+func wantFinal(t *testing.T, tx sip.ClientTransaction, code int) {
+	t.Helper()
+	select {
+	case res := <-tx.Responses():
+		if res.StatusCode != code {
+			t.Fatalf("handler got %d, want %d", res.StatusCode, code)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the %d did not reach the handler", code)
+	}
 }

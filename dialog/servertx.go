@@ -60,46 +60,28 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 		t.dispatch(req, newServerTx(t, port, "", req, src))
 		return
 	}
-	if !req.IsAck() && !req.IsCancel() {
-		// The common case in one visit to the table: insert, and treat
-		// the request as a retransmission when its transaction is there.
-		tx := newServerTx(t, port, key, req, src)
-		if got, added := t.table.insert(key, tx); !added {
-			got.retransmitted()
-			return
-		}
-		t.dispatch(req, tx)
-		return
-	}
-	if tx := t.table.lookup(key); tx != nil {
-		if req.IsAck() {
-			if tx.ack() {
-				return
-			}
-			// An ACK that reused its INVITE's branch after a 2xx: the
-			// dialog layer takes it.
-			t.dispatch(req, nil)
-			return
-		}
-		tx.retransmitted()
-		return
-	}
 	if req.IsAck() {
+		if tx := t.table.lookup(key); tx != nil && tx.ack() {
+			return
+		}
+		// The ACK for a 2xx, or one that reused its INVITE's branch after
+		// a 2xx: the dialog layer takes it.
 		t.dispatch(req, nil)
+		return
+	}
+	// One visit to the table: insert, and treat the request as a
+	// retransmission when its transaction is there already.
+	tx := newServerTx(t, port, key, req, src)
+	if got, added := t.table.insert(key, tx); !added {
+		got.retransmitted()
 		return
 	}
 	if req.IsCancel() && strings.HasSuffix(key, string(sip.CANCEL)) {
 		if inv := t.table.lookup(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
-			ctx, _ := t.table.insert(key, newServerTx(t, port, key, req, src))
-			_ = ctx.Respond(newResponse(req, 200, "OK", ""))
+			_ = tx.Respond(newResponse(req, 200, "OK", ""))
 			inv.cancel(req)
 			return
 		}
-	}
-	tx := newServerTx(t, port, key, req, src)
-	if got, added := t.table.insert(key, tx); !added {
-		got.retransmitted() // raced with its first copy
-		return
 	}
 	t.dispatch(req, tx)
 }
