@@ -1,12 +1,13 @@
 package dialog
 
 import (
-	"fmt"
 	"runtime/debug"
 	"strings"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
+	"github.com/parley-sip/parley/dialog/transport"
 )
 
 // allowHeader lists the methods parley accepts.
@@ -75,9 +76,9 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic in SIP handler", "method", method, "call_id", callIDOf(req), "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("panic in SIP handler", "method", method, "call_id", sipmsg.CallID(req), "panic", r, "stack", string(debug.Stack()))
 			if tx != nil && !req.IsAck() {
-				_ = tx.Respond(newResponse(req, 500, "Server Internal Error", ""))
+				_ = tx.Respond(sipmsg.NewResponse(req, 500, "Server Internal Error", ""))
 			}
 		}
 	}()
@@ -92,9 +93,7 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 	}
 	if !req.IsAck() && !req.IsCancel() {
 		if bad := unsupported(req); len(bad) > 0 {
-			res := newResponse(req, 420, "Bad Extension", "")
-			res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
-			_ = tx.Respond(res)
+			s.reply(req, tx, &sipmsg.Error{Code: 420, Reason: "Bad Extension", Unsupported: strings.Join(bad, ", ")})
 			return
 		}
 	}
@@ -103,7 +102,7 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 
 // validate checks what every request needs before parley acts on it.
 func validate(req *sip.Request) error {
-	if h := headerNamed(req, malformedHeader); h != nil {
+	if h := sipmsg.HeaderNamed(req, transport.MalformedHeader); h != nil {
 		return badRequest("malformed header line %q", h.Value())
 	}
 	if req.From() == nil {
@@ -122,10 +121,10 @@ func validate(req *sip.Request) error {
 	if cseq.MethodName != req.Method {
 		return badRequest("CSeq method %s does not match request method %s", cseq.MethodName, req.Method)
 	}
-	if h := headerNamed(req, "Max-Forwards"); h != nil && req.MaxForwards() == nil {
+	if h := sipmsg.HeaderNamed(req, "Max-Forwards"); h != nil && req.MaxForwards() == nil {
 		return badRequest("malformed Max-Forwards header")
 	}
-	if h := headerNamed(req, "Contact"); h != nil && req.Contact() == nil {
+	if h := sipmsg.HeaderNamed(req, "Contact"); h != nil && req.Contact() == nil {
 		return badRequest("malformed Contact header")
 	}
 	if _, ok := req.From().Params.Get("tag"); !ok {
@@ -137,7 +136,7 @@ func validate(req *sip.Request) error {
 // unsupported returns the Require option tags parley does not implement.
 func unsupported(req *sip.Request) []string {
 	var bad []string
-	for _, tag := range listTags(req, "Require") {
+	for _, tag := range sipmsg.ListTags(req, "Require") {
 		if !supported[tag] {
 			bad = append(bad, tag)
 		}
@@ -145,49 +144,19 @@ func unsupported(req *sip.Request) []string {
 	return bad
 }
 
-// listTags returns the comma-separated values of the list headers names of
-// m (Require, Supported, Allow and their compact forms), trimmed.
-func listTags(m sip.Message, names ...string) []string {
-	var out []string
-	for _, n := range names {
-		for _, h := range headersNamed(m, n) {
-			for _, t := range strings.Split(h.Value(), ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					out = append(out, t)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// reply answers req with the response err maps to.
+// reply answers req with the response err maps to (sipmsg.Response).
 func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, err error) {
-	se := asSIPError(err)
-	res := newResponse(req, se.Code, se.Reason, "")
-	if se.RetryAfter > 0 {
-		res.AppendHeader(sip.NewHeader("Retry-After", fmt.Sprint(se.RetryAfter)))
-	}
-	if se.Warning != "" {
-		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf("399 parley %q", se.Warning)))
-	}
-	if se.Code == 405 {
-		res.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	}
-	if se.MinSE > 0 {
-		res.AppendHeader(sip.NewHeader("Min-SE", fmt.Sprint(se.MinSE)))
-	}
-	if err := tx.Respond(res); err != nil {
-		s.log.Debug("respond failed", "status", se.Code, "error", err)
+	if rerr := tx.Respond(sipmsg.Response(req, err, "")); rerr != nil {
+		s.log.Debug("respond failed", "status", sipmsg.ErrorFor(err).Code, "error", rerr)
 	}
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	if hasToTag(req) {
+	if sipmsg.HasToTag(req) {
 		s.onOther(req, tx)
 		return
 	}
-	res := newResponse(req, 200, "OK", "")
+	res := sipmsg.NewResponse(req, 200, "OK", "")
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
@@ -196,26 +165,18 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // onOther passes in-dialog requests to the other leg and refuses what
 // arrives outside a dialog.
 func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
-	if hasToTag(req) {
+	if sipmsg.HasToTag(req) {
 		s.relayInDialog(req, tx)
 		return
 	}
 	switch req.Method {
 	case sip.SUBSCRIBE:
 		// RFC 6665 §4.2.2.1: no event package is supported here.
-		res := newResponse(req, 489, "Bad Event", "")
+		res := sipmsg.NewResponse(req, 489, "Bad Event", "")
 		_ = tx.Respond(res)
 	case sip.PRACK, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.BYE:
 		s.reply(req, tx, ErrNoDialog)
 	default:
-		s.reply(req, tx, errStatus(405, "Method Not Allowed"))
+		s.reply(req, tx, ErrMethodNotAllowed)
 	}
-}
-
-func hasToTag(req *sip.Request) bool {
-	if to := req.To(); to != nil {
-		_, ok := to.Params.Get("tag")
-		return ok
-	}
-	return false
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
+	"github.com/parley-sip/parley/dialog/transport"
 )
 
 func parseFile(t testing.TB, name string) *sip.Request {
@@ -16,7 +18,7 @@ func parseFile(t testing.TB, name string) *sip.Request {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := newLenientParser().ParseSIP(data)
+	msg, err := transport.NewLenientParser().ParseSIP(data)
 	if err != nil {
 		t.Fatalf("%s: lenient parser refused it: %v", name, err)
 	}
@@ -53,7 +55,7 @@ func TestValidate(t *testing.T) {
 			if err == nil {
 				t.Fatal("malformed request accepted")
 			}
-			se := asSIPError(err)
+			se := sipmsg.ErrorFor(err)
 			if se.Code != 400 || !strings.Contains(se.Warning, tt.problem) {
 				t.Fatalf("got %d %q, want 400 naming %s", se.Code, se.Warning, tt.problem)
 			}
@@ -86,7 +88,7 @@ func TestLenientParserKeepsMalformedHeaders(t *testing.T) {
 func TestLenientParserKeepsCommaLists(t *testing.T) {
 	raw := "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bK-1, SIP/2.0/UDP 5.6.7.8:5060;branch=z9hG4bK-2\r\n" +
 		"From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-	msg, err := newLenientParser().ParseSIP([]byte(raw))
+	msg, err := transport.NewLenientParser().ParseSIP([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func FuzzParseAndValidate(f *testing.F) {
 			f.Add(data)
 		}
 	}
-	p := newLenientParser()
+	p := transport.NewLenientParser()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		msg, err := p.ParseSIP(data)
 		if err != nil {
@@ -122,7 +124,7 @@ func FuzzParseAndValidate(f *testing.F) {
 			if validate(req) == nil {
 				_ = unsupported(req)
 				_ = recordRoutes(req)
-				_ = hasToTag(req)
+				_ = sipmsg.HasToTag(req)
 			}
 		}
 	})
@@ -134,25 +136,25 @@ func TestMarkMalformedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := markMalformedLines(udp, good); &out[0] != &good[0] {
+	if out, _ := transport.MarkMalformedLines(udp, good); &out[0] != &good[0] {
 		t.Fatal("a good datagram was copied")
 	}
 	bad := []byte(strings.Replace(string(good), "Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nThis line is not a header\r\n", 1))
-	out, _ := markMalformedLines(udp, bad)
-	req, err := newLenientParser().ParseSIP(out)
+	out, _ := transport.MarkMalformedLines(udp, bad)
+	req, err := transport.NewLenientParser().ParseSIP(out)
 	if err != nil {
 		t.Fatalf("marked datagram does not parse: %v\n%s", err, out)
 	}
 	verr := validate(req.(*sip.Request))
-	if verr == nil || !strings.Contains(asSIPError(verr).Warning, "This line is not a header") {
+	if verr == nil || !strings.Contains(sipmsg.ErrorFor(verr).Warning, "This line is not a header") {
 		t.Fatalf("validate = %v", verr)
 	}
 	// A body line without a colon is not a header line.
 	withBody := []byte(strings.Replace(string(good), "Content-Length: 0\r\n\r\n", "Content-Length: 9\r\n\r\nv=0\r\nxyz\r\n", 1))
-	if out, _ := markMalformedLines(udp, withBody); !bytes.Equal(out, withBody) {
+	if out, _ := transport.MarkMalformedLines(udp, withBody); !bytes.Equal(out, withBody) {
 		t.Fatal("body lines were marked")
 	}
-	if out, _ := markMalformedLines(sip.TransportReadProps{Transport: "TCP"}, bad); !bytes.Equal(out, bad) {
+	if out, _ := transport.MarkMalformedLines(sip.TransportReadProps{Transport: "TCP"}, bad); !bytes.Equal(out, bad) {
 		t.Fatal("TCP stream chunk was rewritten")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // move changes a call's state, keeping the gauge in step.
@@ -70,9 +71,9 @@ func (s *Server) retransmitOK(l *leg) {
 
 // onAck takes the ACK for a 2xx parley sent and passes it on.
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	l := s.calls.lookup(sipmsg.CallID(req), sipmsg.Tag(req.To().Params))
 	if l == nil {
-		s.log.Debug("ACK for no dialog dropped", "call_id", callIDOf(req))
+		s.log.Debug("ACK for no dialog dropped", "call_id", sipmsg.CallID(req))
 		return
 	}
 	c := l.call
@@ -134,7 +135,7 @@ func (s *Server) ackLegBody(c *Call, l *leg, cseq uint32, from *sip.Request, bod
 // that dialog at once (RFC 3261 §13.2.2.4).
 func (s *Server) ackAndBye(c *Call, f *fork, res *sip.Response) {
 	l := *f.leg
-	l.remoteTag = strings.Clone(tagOf(res.To().Params))
+	l.remoteTag = strings.Clone(sipmsg.Tag(res.To().Params))
 	if ct := res.Contact(); ct != nil {
 		l.target = keptURI(&ct.Address)
 	}
@@ -150,12 +151,12 @@ func (s *Server) ackAndBye(c *Call, f *fork, res *sip.Response) {
 
 // onBye ends a call from either side.
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	l := s.calls.lookup(sipmsg.CallID(req), sipmsg.Tag(req.To().Params))
 	if l == nil {
 		s.reply(req, tx, ErrNoDialog)
 		return
 	}
-	_ = tx.Respond(newResponse(req, 200, "OK", ""))
+	_ = tx.Respond(sipmsg.NewResponse(req, 200, "OK", ""))
 	s.endCall(l.call, l, resultAnswered, "BYE from "+l.role.String())
 }
 
@@ -304,7 +305,7 @@ func (s *Server) send(c *Call, req *sip.Request) {
 // relayInDialog passes a request inside a dialog (re-INVITE, UPDATE, INFO,
 // MESSAGE, NOTIFY, REFER, OPTIONS) to the other leg and its response back.
 func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.calls.lookup(callIDOf(req), tagOf(req.To().Params))
+	l := s.calls.lookup(sipmsg.CallID(req), sipmsg.Tag(req.To().Params))
 	if l == nil {
 		s.reply(req, tx, ErrNoDialog)
 		return
@@ -325,7 +326,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	// RFC 3261 §12.2.2: a CSeq lower than the last one is an error.
 	if seq := req.CSeq().SeqNo; l.remoteCSeq != 0 && seq <= l.remoteCSeq {
 		c.mu.Unlock()
-		s.reply(req, tx, &sipError{Code: 500, Reason: "Server Internal Error", Warning: "CSeq out of order"})
+		s.reply(req, tx, &sipmsg.Error{Code: 500, Reason: "Server Internal Error", Warning: "CSeq out of order"})
 		return
 	}
 	l.remoteCSeq = req.CSeq().SeqNo
@@ -351,9 +352,9 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		refreshOnly := (req.Method == sip.UPDATE && len(req.Body()) == 0) ||
 			(c.media != nil && isSDP(req) && c.media.Unchanged(fromCaller, req.Body()))
 		if refreshOnly {
-			res := s.response(req, 200, "OK", l.localTag)
+			res := sipmsg.NewResponse(req, 200, "OK", l.localTag)
 			ln := s.listenerFor(l.transport)
-			res.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+			res.AppendHeader(s.contact(ln, s.advertise.Host(ln, l.dest)))
 			res.AppendHeader(sip.NewHeader("Allow", allowHeader))
 			timerHeaders(res, l)
 			if isSDP(req) {
@@ -399,14 +400,14 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.timerRequestHeaders(out, other, true)
 	}
 	c.mu.Unlock()
-	copyHeaders(out, req, "Event", "Subscription-State", "Refer-To", "Referred-By", "Info-Package", "Recv-Info", "Subject")
+	sipmsg.CopyHeaders(out, req, "Event", "Subscription-State", "Refer-To", "Referred-By", "Info-Package", "Recv-Info", "Subject")
 	withBody(out, req, body)
 
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 	otx, err := s.request(ctx, out)
 	cancel()
 	if err != nil {
-		s.reply(req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
+		s.reply(req, tx, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: err.Error()})
 		return
 	}
 	// RFC 3261 Timer C bounds how long the other side may take to answer.
@@ -416,7 +417,7 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		select {
 		case <-timerC.C:
 			otx.Terminate()
-			s.reply(req, tx, &sipError{Code: 408, Reason: "Request Timeout", Warning: "no final response from the other leg"})
+			s.reply(req, tx, &sipmsg.Error{Code: 408, Reason: "Request Timeout", Warning: "no final response from the other leg"})
 			return
 		case <-s.context().Done():
 			otx.Terminate()
@@ -425,12 +426,12 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		case <-c.closed:
 			// The dialog ended under the request (RFC 3261 §15.1.2).
 			otx.Terminate()
-			s.reply(req, tx, errStatus(487, "Request Terminated"))
+			s.reply(req, tx, sipmsg.Status(487, "Request Terminated"))
 			return
 		case res := <-otx.Responses():
 			if res.StatusCode < 200 {
 				if res.StatusCode > 100 && req.IsInvite() {
-					r := s.response(req, res.StatusCode, res.Reason, l.localTag)
+					r := sipmsg.NewResponse(req, res.StatusCode, res.Reason, l.localTag)
 					_ = tx.Respond(r)
 				}
 				continue
@@ -448,9 +449,9 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			s.relayFinal(c, l, other, req, tx, res, cseq, sdpOffer)
 			return
 		case <-otx.Done():
-			se := &sipError{Code: 408, Reason: "Request Timeout"}
+			se := &sipmsg.Error{Code: 408, Reason: "Request Timeout"}
 			if !strings.Contains(errText(otx.Err()), "timeout") {
-				se = &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(otx.Err())}
+				se = &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(otx.Err())}
 			}
 			s.reply(req, tx, se)
 			return
@@ -461,8 +462,8 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 // relayFinal answers an in-dialog request with the other leg's final
 // response.
 func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.ServerTransaction, res *sip.Response, cseq uint32, sdpOffer bool) {
-	out := s.response(req, res.StatusCode, res.Reason, l.localTag)
-	copyHeaders(out, res, "Retry-After", "Unsupported", "Allow", "Accept")
+	out := sipmsg.NewResponse(req, res.StatusCode, res.Reason, l.localTag)
+	sipmsg.CopyHeaders(out, res, "Retry-After", "Unsupported", "Allow", "Accept")
 	ok := res.StatusCode < 300
 	fromCaller := l.role == roleCaller
 	body := res.Body()
@@ -480,7 +481,7 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 	withBody(out, res, body)
 	if ok && (req.IsInvite() || req.Method == sip.UPDATE) {
 		ln := s.listenerFor(l.transport)
-		out.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+		out.AppendHeader(s.contact(ln, s.advertise.Host(ln, l.dest)))
 		c.mu.Lock()
 		if ct := res.Contact(); ct != nil {
 			other.target = keptURI(&ct.Address)
@@ -562,7 +563,7 @@ func (s *Server) answerForService(c *Call, l *leg, req *sip.Request, tx sip.Serv
 			return
 		}
 	}
-	res := s.response(req, 200, "OK", l.localTag)
+	res := sipmsg.NewResponse(req, 200, "OK", l.localTag)
 	if req.IsInvite() || req.Method == sip.UPDATE {
 		c.mu.Lock()
 		timerHeaders(res, l)
@@ -571,7 +572,7 @@ func (s *Server) answerForService(c *Call, l *leg, req *sip.Request, tx sip.Serv
 	}
 	if req.IsInvite() {
 		ln := s.listenerFor(l.transport)
-		res.AppendHeader(s.contact(ln, s.advertise(ln, l.dest)))
+		res.AppendHeader(s.contact(ln, s.advertise.Host(ln, l.dest)))
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		c.mu.Lock()
 		res.SetBody(c.svcAnswer)

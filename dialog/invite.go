@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // target is one place the second leg of a call is sent.
@@ -41,7 +42,7 @@ type forkEvent struct {
 
 // onInvite takes a new call, or passes a re-INVITE to the other leg.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if hasToTag(req) {
+	if sipmsg.HasToTag(req) {
 		s.relayInDialog(req, tx)
 		return
 	}
@@ -69,7 +70,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	c := &Call{
-		ID:        newID(),
+		ID:        sipmsg.NewID(),
 		from:      user,
 		to:        req.Recipient.User,
 		start:     time.Now(),
@@ -82,9 +83,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.caller = &leg{
 		call:       c,
 		role:       roleCaller,
-		callID:     callIDOf(req),
-		localTag:   newTag(),
-		remoteTag:  strings.Clone(tagOf(req.From().Params)),
+		callID:     sipmsg.CallID(req),
+		localTag:   sipmsg.NewTag(),
+		remoteTag:  strings.Clone(sipmsg.Tag(req.From().Params)),
 		local:      keptURI(&req.To().Address),
 		localName:  strings.Clone(req.To().DisplayName),
 		remote:     keptURI(&req.From().Address),
@@ -92,7 +93,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		target:     keptURI(&contact.Address),
 		routes:     recordRoutes(req),
 		dest:       req.Source(),
-		transport:  lowerTransport(req.Transport()),
+		transport:  sipmsg.LowerTransport(req.Transport()),
 		remoteCSeq: req.CSeq().SeqNo,
 	}
 	// The per-user limit counts local accounts only: a trusted peer (a
@@ -117,7 +118,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.m.response("CANCEL", 200)
 		c.cancelOnce.Do(func() { close(c.cancelled) })
 	})
-	_ = tx.Respond(s.response(req, 100, "Trying", ""))
+	_ = tx.Respond(sipmsg.NewResponse(req, 100, "Trying", ""))
 
 	if err := s.negotiateUAS(c.caller, req); err != nil {
 		s.failCall(c, req, tx, err)
@@ -133,14 +134,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if len(req.Body()) > 0 && !isSDP(req) {
-		s.failCall(c, req, tx, &sipError{Code: 415, Reason: "Unsupported Media Type", Warning: "only application/sdp bodies are accepted"})
+		s.failCall(c, req, tx, &sipmsg.Error{Code: 415, Reason: "Unsupported Media Type", Warning: "only application/sdp bodies are accepted"})
 		return
 	}
 	c.lateOffer = len(req.Body()) == 0
 	if s.media != nil {
 		ms, err := s.media.NewSession()
 		if err != nil {
-			s.failCall(c, req, tx, statusError(err, 503, "Service Unavailable"))
+			s.failCall(c, req, tx, sipmsg.As(err, 503, "Service Unavailable"))
 			return
 		}
 		c.mu.Lock()
@@ -201,11 +202,11 @@ func (s *Server) resolve(req *sip.Request) ([]target, error) {
 		raw := string(r.re.ExpandString(nil, r.target, user, m))
 		var u sip.Uri
 		if err := sip.ParseUri(raw, &u); err != nil {
-			return nil, &sipError{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
+			return nil, &sipmsg.Error{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
 		}
 		t := target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
 		if s.listenerFor(t.transport) == nil {
-			return nil, &sipError{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
+			return nil, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
 		}
 		return []target{t}, nil
 	}
@@ -235,8 +236,8 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 	base := leg{
 		call:      c,
 		role:      roleCallee,
-		callID:    newID() + newID() + "@parley",
-		localTag:  newTag(),
+		callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
+		localTag:  sipmsg.NewTag(),
 		local:     sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm},
 		localName: from.DisplayName,
 		localCSeq: 1,
@@ -255,7 +256,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			v := sip.MaxForwardsHeader(mf.Val() - 1)
 			out.ReplaceHeader(&v)
 		}
-		copyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
+		sipmsg.CopyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
 		s.timerRequestHeaders(out, &l, false)
 		withBody(out, req, offer)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
@@ -271,7 +272,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		s.goOwned(func() { s.watchFork(c, f, events) })
 	}
 	if len(forks) == 0 {
-		s.failCall(c, req, tx, &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)})
+		s.failCall(c, req, tx, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)})
 		return
 	}
 
@@ -316,7 +317,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			return
 		case <-ring.C:
 			s.decide(c, forks, nil)
-			s.failCall(c, req, tx, &sipError{Code: 480, Reason: "No Answer", Warning: "no answer within ring timeout"})
+			s.failCall(c, req, tx, &sipmsg.Error{Code: 480, Reason: "No Answer", Warning: "no answer within ring timeout"})
 			return
 		}
 	}
@@ -325,9 +326,9 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		s.failCall(c, req, tx, finalFor(best))
 		return
 	}
-	se := &sipError{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)}
+	se := &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)}
 	if errors.Is(lastErr, sip.ErrTransactionTimeout) {
-		se = &sipError{Code: 408, Reason: "Request Timeout", Warning: "callee did not answer"}
+		se = &sipmsg.Error{Code: 408, Reason: "Request Timeout", Warning: "callee did not answer"}
 	}
 	s.failCall(c, req, tx, se)
 }
@@ -364,15 +365,15 @@ func betterFinal(cur, next *sip.Response) *sip.Response {
 
 // finalFor maps a callee's failure to what the caller hears. Challenges for
 // credentials parley does not have are not passed on.
-func finalFor(res *sip.Response) *sipError {
+func finalFor(res *sip.Response) *sipmsg.Error {
 	switch res.StatusCode {
 	case 401, 407:
-		return &sipError{Code: 403, Reason: "Forbidden", Warning: "callee asked for credentials"}
+		return &sipmsg.Error{Code: 403, Reason: "Forbidden", Warning: "callee asked for credentials"}
 	case 487:
-		return errStatus(487, "Request Terminated")
+		return sipmsg.Status(487, "Request Terminated")
 	}
-	se := &sipError{Code: res.StatusCode, Reason: res.Reason}
-	if ra := headerNamed(res, "Retry-After"); ra != nil {
+	se := &sipmsg.Error{Code: res.StatusCode, Reason: res.Reason}
+	if ra := sipmsg.HeaderNamed(res, "Retry-After"); ra != nil {
 		se.RetryAfter, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(ra.Value(), ";", 2)[0]))
 	}
 	return se
@@ -477,7 +478,7 @@ func (s *Server) sendCancel(c *Call, f *fork) {
 	inv := f.req
 	cancel := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	cancel.AppendHeader(inv.Via().Clone())
-	copyHeaders(cancel, inv, "Route")
+	sipmsg.CopyHeaders(cancel, inv, "Route")
 	mf := sip.MaxForwardsHeader(70)
 	cancel.AppendHeader(&mf)
 	cancel.AppendHeader(sip.HeaderClone(inv.From()))
@@ -492,9 +493,9 @@ func (s *Server) sendCancel(c *Call, f *fork) {
 
 // relayProvisional passes a 18x to the caller on the caller's early dialog.
 func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := s.response(req, res.StatusCode, res.Reason, c.caller.localTag)
+	out := sipmsg.NewResponse(req, res.StatusCode, res.Reason, c.caller.localTag)
 	ln := s.listenerFor(c.caller.transport)
-	out.AppendHeader(s.contact(ln, s.advertise(ln, c.caller.dest)))
+	out.AppendHeader(s.contact(ln, s.advertise.Host(ln, c.caller.dest)))
 	c.mu.Lock()
 	c.caller.setDialog(DialogEarly)
 	c.mu.Unlock()
@@ -513,7 +514,7 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, forks []*fork, win *fork, res *sip.Response) {
 	callee := win.leg
 	c.mu.Lock()
-	callee.remoteTag = strings.Clone(tagOf(res.To().Params))
+	callee.remoteTag = strings.Clone(sipmsg.Tag(res.To().Params))
 	if ct := res.Contact(); ct != nil {
 		callee.target = keptURI(&ct.Address)
 	}
@@ -562,9 +563,9 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		return
 	}
 	caller := c.caller
-	ok := s.response(req, res.StatusCode, res.Reason, caller.localTag)
+	ok := sipmsg.NewResponse(req, res.StatusCode, res.Reason, caller.localTag)
 	ln := s.listenerFor(caller.transport)
-	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
+	ok.AppendHeader(s.contact(ln, s.advertise.Host(ln, caller.dest)))
 	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	withBody(ok, res, body)
 	inviteCSeq := res.CSeq().SeqNo
@@ -616,18 +617,8 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 
 // failCall gives the caller a final error and closes the call.
 func (s *Server) failCall(c *Call, req *sip.Request, tx sip.ServerTransaction, err error) {
-	se := asSIPError(err)
-	res := s.response(req, se.Code, se.Reason, c.caller.localTag)
-	if se.RetryAfter > 0 {
-		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(se.RetryAfter)))
-	}
-	if se.Warning != "" {
-		res.AppendHeader(sip.NewHeader("Warning", "399 parley \""+strings.ReplaceAll(se.Warning, "\"", "'")+"\""))
-	}
-	if se.MinSE > 0 {
-		res.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(se.MinSE)))
-	}
-	_ = tx.Respond(res)
+	se := sipmsg.ErrorFor(err)
+	_ = tx.Respond(sipmsg.Response(req, err, c.caller.localTag))
 	c.log.Info("call failed", "status", se.Code, "reason", se.Reason, "detail", se.Warning)
 	s.closeCall(c, resultFor(se.Code), strconv.Itoa(se.Code)+" "+se.Reason)
 }

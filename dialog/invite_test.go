@@ -6,6 +6,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parley-sip/parley/config"
+	"github.com/parley-sip/parley/dialog/sipmsg"
+	"github.com/parley-sip/parley/dialog/transport"
 )
 
 type fakeAuth struct{ users map[string]bool }
@@ -30,7 +32,7 @@ func newTestServer(t *testing.T, yaml string, opts ...Option) *Server {
 		t.Fatal(err)
 	}
 	// Pretend both transports are bound, as resolve checks for them.
-	s.listeners = []*listener{{network: "udp"}, {network: "tcp"}}
+	s.listeners = []*transport.Listener{{Network: "udp"}, {Network: "tcp"}}
 	return s
 }
 
@@ -67,7 +69,7 @@ routes:
 			req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: tt.user, Host: "parley.lab"})
 			got, err := s.resolve(req)
 			if tt.code != 0 {
-				if err == nil || asSIPError(err).Code != tt.code {
+				if err == nil || sipmsg.ErrorFor(err).Code != tt.code {
 					t.Fatalf("got %v, %v; want status %d", got, err, tt.code)
 				}
 				return

@@ -1,11 +1,11 @@
 package dialog
 
 import (
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Media anchors a call's RTP in parley: cmd/parley plugs in package media's
@@ -62,7 +62,7 @@ func isSDP(m sip.Message) bool {
 	if len(m.Body()) == 0 {
 		return false
 	}
-	if h := headerNamed(m, "Content-Type"); h != nil {
+	if h := sipmsg.HeaderNamed(m, "Content-Type"); h != nil {
 		ct, _, _ := strings.Cut(h.Value(), ";")
 		return strings.EqualFold(strings.TrimSpace(ct), "application/sdp")
 	}
@@ -85,7 +85,7 @@ func (s *Server) rewrite(c *Call, offer, fromCaller bool, src sip.Message) ([]by
 		out, err = c.media.Answer(fromCaller, body)
 	}
 	if err != nil {
-		return nil, statusError(err, 488, "Not Acceptable Here")
+		return nil, sipmsg.As(err, 488, "Not Acceptable Here")
 	}
 	return out, nil
 }
@@ -97,26 +97,11 @@ func withBody(dst, src sip.Message, body []byte) {
 		dst.SetBody(nil)
 		return
 	}
-	copyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
-	if headerNamed(dst, "Content-Type") == nil {
+	sipmsg.CopyHeaders(dst, src, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
+	if sipmsg.HeaderNamed(dst, "Content-Type") == nil {
 		dst.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	dst.SetBody(body)
-}
-
-// statusError maps an error that may carry a SIP status to a response;
-// anything else becomes code/reason with the error as the Warning.
-func statusError(err error, code int, reason string) error {
-	var se interface{ SIPStatus() (int, string) }
-	if errors.As(err, &se) {
-		c, r := se.SIPStatus()
-		e := &sipError{Code: c, Reason: r, Warning: err.Error()}
-		if c == 503 {
-			e.RetryAfter = 5
-		}
-		return e
-	}
-	return &sipError{Code: code, Reason: reason, Warning: err.Error()}
 }
 
 // holdState moves an established call between Active and Suspended after a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Ping sends an OPTIONS outside any dialog to a registered contact (its
@@ -26,8 +27,8 @@ func (s *Server) Ping(ctx context.Context, contact, dest, transport string) (tim
 		return 0, fmt.Errorf("no %s listener", transport)
 	}
 	l := &leg{
-		callID:    newID() + "@parley",
-		localTag:  newTag(),
+		callID:    sipmsg.NewID() + "@parley",
+		localTag:  sipmsg.NewTag(),
 		local:     sip.Uri{Scheme: "sip", User: "parley", Host: s.cfg.SIP.Realm},
 		remote:    sip.Uri{Scheme: "sip", User: u.User, Host: s.cfg.SIP.Realm},
 		target:    u,

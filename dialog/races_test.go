@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -246,7 +247,7 @@ func (p *peer) reply(t *testing.T, in *inbound, code int, reason, tag, body stri
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	// sipgo gives a response to a request without a To tag a random tag of
 	// its own; the script's tag replaces it.
-	if to := res.To(); tag != "" && to != nil && !hasToTag(req) {
+	if to := res.To(); tag != "" && to != nil && !sipmsg.HasToTag(req) {
 		to.Params.Add("tag", tag)
 	}
 	if req.IsInvite() && code > 100 && code < 300 {
@@ -278,7 +279,7 @@ type dlg struct {
 	cseq      uint32
 }
 
-func branch() string { return "z9hG4bK-" + newTag() }
+func branch() string { return "z9hG4bK-" + sipmsg.NewTag() }
 
 func branchOf(req *sip.Request) string {
 	br, _ := req.Via().Params.Get("branch")
@@ -326,7 +327,7 @@ func (d *dlg) ack(t *testing.T, seq uint32) {
 // with branch br: same branch, To as the response has it (RFC 3261 §17.1.1.3).
 func (d *dlg) ackFailure(t *testing.T, res *sip.Response, br string) {
 	e := *d
-	e.remoteTag = tagOf(res.To().Params)
+	e.remoteTag = sipmsg.Tag(res.To().Params)
 	d.p.send(t, d.parley, e.build(sip.ACK, res.CSeq().SeqNo, br, ""))
 }
 
@@ -372,9 +373,9 @@ func (r *rig) dial(t *testing.T) (*dlg, string) {
 		p:         r.caller,
 		parley:    r.parley,
 		ruri:      "sip:9123@" + r.parley.String(),
-		callID:    newTag() + "@caller",
+		callID:    sipmsg.NewTag() + "@caller",
 		localURI:  "sip:1001@parley.lab",
-		localTag:  newTag(),
+		localTag:  sipmsg.NewTag(),
 		remoteURI: "sip:9123@parley.lab",
 	}
 	_, br := d.request(t, sip.INVITE, sdpCaller)
@@ -394,11 +395,11 @@ func (r *rig) incoming(t *testing.T) (*inbound, *dlg) {
 		p:         r.callee,
 		parley:    r.parley,
 		ruri:      req.Contact().Address.String(),
-		callID:    callIDOf(req),
+		callID:    sipmsg.CallID(req),
 		localURI:  req.To().Address.String(),
-		localTag:  newTag(),
+		localTag:  sipmsg.NewTag(),
 		remoteURI: req.From().Address.String(),
-		remoteTag: tagOf(req.From().Params),
+		remoteTag: sipmsg.Tag(req.From().Params),
 	}
 }
 
@@ -419,7 +420,7 @@ func (r *rig) establish(t *testing.T) established {
 	if ok == nil {
 		t.FailNow()
 	}
-	caller.remoteTag = tagOf(ok.res().To().Params)
+	caller.remoteTag = sipmsg.Tag(ok.res().To().Params)
 	caller.ack(t, caller.cseq)
 	if r.callee.expect(t, "ACK", 5*time.Second, isRequest(sip.ACK)) == nil {
 		t.FailNow()
@@ -644,7 +645,7 @@ func TestRaceHappyPathTransitions(t *testing.T) {
 	if ring == nil {
 		t.FailNow()
 	}
-	if tagOf(ring.res().To().Params) == "" {
+	if sipmsg.Tag(ring.res().To().Params) == "" {
 		t.Error("180 to the caller has no To tag: no early dialog")
 	}
 	r.wantGauges(t, gauges{"establishing": 1})
@@ -657,7 +658,7 @@ func TestRaceHappyPathTransitions(t *testing.T) {
 	if got := string(ok.res().Body()); got != sdpCallee {
 		t.Errorf("without a relay the answer must pass unchanged; got\n%s", got)
 	}
-	if tagOf(ok.res().To().Params) != tagOf(ring.res().To().Params) {
+	if sipmsg.Tag(ok.res().To().Params) != sipmsg.Tag(ring.res().To().Params) {
 		t.Error("200 and 180 carry different To tags")
 	}
 	snap = r.wantState(t, "active")
@@ -666,14 +667,14 @@ func TestRaceHappyPathTransitions(t *testing.T) {
 		t.Error("active call has no answer time")
 	}
 
-	caller.remoteTag = tagOf(ok.res().To().Params)
+	caller.remoteTag = sipmsg.Tag(ok.res().To().Params)
 	caller.ack(t, caller.cseq)
 	ack := r.callee.expect(t, "ACK", 5*time.Second, isRequest(sip.ACK))
 	if ack == nil {
 		t.FailNow()
 	}
-	if ack.req().CSeq().SeqNo != inv.req().CSeq().SeqNo || tagOf(ack.req().To().Params) != callee.localTag {
-		t.Errorf("callee's ACK does not match its 200: CSeq %s, To tag %q", ack.req().CSeq().Value(), tagOf(ack.req().To().Params))
+	if ack.req().CSeq().SeqNo != inv.req().CSeq().SeqNo || sipmsg.Tag(ack.req().To().Params) != callee.localTag {
+		t.Errorf("callee's ACK does not match its 200: CSeq %s, To tag %q", ack.req().CSeq().Value(), sipmsg.Tag(ack.req().To().Params))
 	}
 	r.wantState(t, "active")
 
@@ -778,7 +779,7 @@ func TestRaceCancelCrosses200(t *testing.T) {
 						}
 					}
 				case 200:
-					caller.remoteTag = tagOf(final.res().To().Params)
+					caller.remoteTag = sipmsg.Tag(final.res().To().Params)
 					caller.ack(t, caller.cseq)
 					// Back to back, ACK and BYE race inside parley; that is
 					// TestRaceAckThenByeBackToBack's business, not this test's.
@@ -798,7 +799,7 @@ func TestRaceCancelCrosses200(t *testing.T) {
 					// BYE could end (RFC 3261 §12.3, §15).
 					time.Sleep(100 * time.Millisecond)
 					if byes := r.caller.all(isRequest(sip.BYE)); len(byes) > 0 {
-						t.Errorf("BUG: parley sent %d BYE to a caller whose INVITE it answered 487 (Call-ID %s)", len(byes), callIDOf(byes[0].msg))
+						t.Errorf("BUG: parley sent %d BYE to a caller whose INVITE it answered 487 (Call-ID %s)", len(byes), sipmsg.CallID(byes[0].msg))
 						for _, b := range byes {
 							// As a phone would, so the BYE is not retransmitted for 32 s.
 							r.caller.reply(t, b, 481, "Call/Transaction Does Not Exist", "", "")
@@ -924,7 +925,7 @@ func TestRaceAckNeverArrives(t *testing.T) {
 	if first == nil {
 		t.FailNow()
 	}
-	caller.remoteTag = tagOf(first.res().To().Params)
+	caller.remoteTag = sipmsg.Tag(first.res().To().Params)
 	r.wantState(t, "active")
 
 	wait := 64*sip.T1 + sip.T2 + 2*time.Second
@@ -994,7 +995,7 @@ func TestRace2xxRetransmittedUntilAck(t *testing.T) {
 		t.Fatalf("callee got an ACK before the caller sent one")
 	}
 	ok := r.caller.take(isResponse(sip.INVITE, 200))
-	caller.remoteTag = tagOf(ok.res().To().Params)
+	caller.remoteTag = sipmsg.Tag(ok.res().To().Params)
 	caller.ack(t, caller.cseq)
 	if r.callee.expect(t, "ACK", 5*time.Second, isRequest(sip.ACK)) == nil {
 		t.FailNow()
@@ -1032,7 +1033,7 @@ func TestRaceCallee2xxRetransmitted(t *testing.T) {
 	if ok == nil {
 		t.FailNow()
 	}
-	caller.remoteTag = tagOf(ok.res().To().Params)
+	caller.remoteTag = sipmsg.Tag(ok.res().To().Params)
 	caller.ack(t, caller.cseq)
 	first := r.callee.expect(t, "ACK", 5*time.Second, isRequest(sip.ACK))
 	if first == nil {
@@ -1048,7 +1049,7 @@ func TestRaceCallee2xxRetransmitted(t *testing.T) {
 			t.FailNow()
 		}
 		a, b := again.req(), first.req()
-		if a.CSeq().Value() != b.CSeq().Value() || callIDOf(a) != callIDOf(b) || tagOf(a.To().Params) != tagOf(b.To().Params) || branchOf(a) != branchOf(b) {
+		if a.CSeq().Value() != b.CSeq().Value() || sipmsg.CallID(a) != sipmsg.CallID(b) || sipmsg.Tag(a.To().Params) != sipmsg.Tag(b.To().Params) || branchOf(a) != branchOf(b) {
 			t.Errorf("ACK %d differs from the first: %s vs %s", i+1, a.StartLine(), b.StartLine())
 		}
 	}
@@ -1184,7 +1185,7 @@ func TestRaceAckThenByeBackToBack(t *testing.T) {
 			if ok == nil {
 				t.FailNow()
 			}
-			caller.remoteTag = tagOf(ok.res().To().Params)
+			caller.remoteTag = sipmsg.Tag(ok.res().To().Params)
 			caller.ack(t, caller.cseq)
 			caller.request(t, sip.BYE, "")
 			ack := r.callee.expect(t, "ACK", 5*time.Second, isRequest(sip.ACK))

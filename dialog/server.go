@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-sip/parley/config"
+	"github.com/parley-sip/parley/dialog/sipmsg"
+	"github.com/parley-sip/parley/dialog/transaction"
+	"github.com/parley-sip/parley/dialog/transport"
 )
 
 // Authenticator checks a request's digest credentials. cmd/parley plugs in
@@ -101,30 +104,6 @@ func WithRingTimeout(d time.Duration) Option {
 	}
 }
 
-// listener is one bound SIP transport.
-type listener struct {
-	network string // "udp" or "tcp"
-	addr    *net.UDPAddr
-	taddr   *net.TCPAddr
-	udp     *net.UDPConn
-	tcp     *net.TCPListener
-	reader  *udpPort // parley's reading of udp, once serving
-}
-
-func (l *listener) ip() net.IP {
-	if l.udp != nil {
-		return l.addr.IP
-	}
-	return l.taddr.IP
-}
-
-func (l *listener) port() int {
-	if l.udp != nil {
-		return l.addr.Port
-	}
-	return l.taddr.Port
-}
-
 type route struct {
 	re     *regexp.Regexp
 	target string
@@ -150,7 +129,8 @@ type Server struct {
 	calls  *table
 	routes []route
 
-	listeners []*listener
+	listeners []*transport.Listener
+	advertise *transport.Advertiser
 	ready     chan struct{}
 	draining  atomic.Bool
 
@@ -159,12 +139,10 @@ type Server struct {
 	wg sync.WaitGroup
 	// work runs the handlers and those goroutines (see workers).
 	work *workers
-	// parser reads every message; stx holds the server transactions of
-	// the UDP listeners (servertx.go), handlers the handler per method.
+	// parser reads every message; tx is the transaction layer of the UDP
+	// listeners, handlers the handler per method.
 	parser   *sip.Parser
-	stx      *serverTxs
-	ctxs     *clientTxs
-	txTimers txTimers
+	tx       *transaction.Layer
 	handlers map[sip.RequestMethod]sipgo.RequestHandler
 	// base is the context calls derive from; it ends when Serve returns.
 	baseMu sync.Mutex
@@ -200,13 +178,16 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.m = newMetrics(s.reg)
 
 	sipLog := s.log.With("component", "sipgo")
-	s.parser = newLenientParser()
-	s.stx = newServerTxs(s)
-	s.ctxs = newClientTxs(s)
+	s.parser = transport.NewLenientParser()
+	s.advertise = transport.NewAdvertiser(cfg.SIP.PublicAddress)
+	s.tx = transaction.New(txHandler{s},
+		transaction.WithLogger(s.log),
+		transaction.WithRunner(s.work.Go),
+		transaction.WithResponseObserver(s.m.response))
 	if s.reg != nil {
 		// parley's own transactions (UDP), finished ones included while
 		// they absorb retransmissions.
-		for side, n := range map[string]func() int{"server": s.stx.table.len, "client": s.ctxs.table.len} {
+		for side, n := range map[string]func() int{"server": s.tx.ServerLen, "client": s.tx.ClientLen} {
 			s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name:        "parley_sip_transactions",
 				Help:        "SIP transactions parley holds over UDP, finished ones included while they absorb retransmissions.",
@@ -265,8 +246,8 @@ func (s *Server) Calls() []Snapshot {
 // or "tcp"), or "" if there is none. Useful when a port was given as 0.
 func (s *Server) Addr(network string) string {
 	for _, l := range s.listeners {
-		if l.network == network {
-			return net.JoinHostPort(l.ip().String(), fmt.Sprint(l.port()))
+		if l.Network == network {
+			return l.Addr()
 		}
 	}
 	return ""
@@ -282,7 +263,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.baseMu.Unlock()
 
 	for _, l := range s.cfg.Listeners() {
-		ln, err := bind(l)
+		ln, err := transport.Bind(l)
 		if err != nil {
 			s.closeListeners()
 			return err
@@ -292,14 +273,14 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	var serving sync.WaitGroup
 	for _, ln := range s.listeners {
-		var port *udpPort
-		if ln.udp != nil {
-			port = newUDPPort(ln.udp, s)
-			ln.reader = port
+		var port *transport.UDPPort
+		if ln.UDP != nil {
+			port = transport.NewUDPPort(ln.UDP, s.parser, txSink{s.tx}, s.log)
+			ln.Port = port
 			serving.Add(1)
 			go func() {
 				defer serving.Done()
-				port.read()
+				port.Serve()
 			}()
 		}
 		serving.Add(1)
@@ -309,21 +290,21 @@ func (s *Server) Serve(ctx context.Context) error {
 			if port != nil {
 				err = s.srv.ServeUDP(port)
 			} else {
-				err = s.srv.ServeTCP(ln.tcp)
+				err = s.srv.ServeTCP(ln.TCP)
 			}
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("SIP listener stopped", "network", ln.network, "error", err)
+				s.log.Error("SIP listener stopped", "network", ln.Network, "error", err)
 				cancel()
 			}
 		}()
-		s.log.Info("SIP listening", "network", ln.network, "addr", net.JoinHostPort(ln.ip().String(), fmt.Sprint(ln.port())))
+		s.log.Info("SIP listening", "network", ln.Network, "addr", ln.Addr())
 	}
 	close(s.ready)
 	go s.work.janitor(ctx.Done())
 	serving.Add(1)
 	go func() {
 		defer serving.Done()
-		s.txTimers.run(ctx.Done())
+		s.tx.Run(ctx.Done())
 	}()
 
 	<-ctx.Done()
@@ -342,99 +323,24 @@ const workerIdle = 10 * time.Second
 
 func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
-		if ln.udp != nil {
-			ln.udp.Close()
-		} else {
-			ln.tcp.Close()
-		}
+		ln.Close()
 	}
-}
-
-// udpReadBuffer is the socket receive buffer asked for on UDP listeners, so
-// bursts at high call rates are not dropped by the kernel (RcvbufErrors).
-const udpReadBuffer = 8 << 20
-
-func bind(l config.Listener) (*listener, error) {
-	switch l.Network {
-	case "udp":
-		addr, err := net.ResolveUDPAddr("udp", l.Addr)
-		if err != nil {
-			return nil, err
-		}
-		network := "udp6"
-		if addr.IP == nil || addr.IP.To4() != nil {
-			network = "udp4"
-		}
-		conn, err := net.ListenUDP(network, addr)
-		if err != nil {
-			return nil, fmt.Errorf("sip.listen udp://%s: %w", l.Addr, err)
-		}
-		growBuffers(conn, udpReadBuffer)
-		return &listener{network: "udp", addr: conn.LocalAddr().(*net.UDPAddr), udp: conn}, nil
-	case "tcp":
-		addr, err := net.ResolveTCPAddr("tcp", l.Addr)
-		if err != nil {
-			return nil, err
-		}
-		network := "tcp6"
-		if addr.IP == nil || addr.IP.To4() != nil {
-			network = "tcp4"
-		}
-		ln, err := net.ListenTCP(network, addr)
-		if err != nil {
-			return nil, fmt.Errorf("sip.listen tcp://%s: %w", l.Addr, err)
-		}
-		return &listener{network: "tcp", taddr: ln.Addr().(*net.TCPAddr), tcp: ln}, nil
-	}
-	return nil, fmt.Errorf("sip.listen: unsupported transport %q", l.Network)
 }
 
 // listenerFor returns the listener to send over for network.
-func (s *Server) listenerFor(network string) *listener {
+func (s *Server) listenerFor(network string) *transport.Listener {
 	for _, l := range s.listeners {
-		if l.network == network {
+		if l.Network == network {
 			return l
 		}
 	}
 	return nil
 }
 
-// advertise returns the host parley puts in Via and Contact for messages
-// sent to dest over ln: sip.public_address if set, else the bound address,
-// else the local address the kernel would use towards dest.
-func (s *Server) advertise(ln *listener, dest string) string {
-	if s.cfg.SIP.PublicAddress != "" {
-		return s.cfg.SIP.PublicAddress
-	}
-	if ip := ln.ip(); ip != nil && !ip.IsUnspecified() {
-		return ip.String()
-	}
-	host, _, err := net.SplitHostPort(dest)
-	if err == nil {
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			return host
-		}
-		// A UDP "connect" sends nothing; it only asks the kernel for a route.
-		if c, err := net.Dial("udp", net.JoinHostPort(host, "9")); err == nil {
-			local := c.LocalAddr().(*net.UDPAddr).IP.String()
-			c.Close()
-			return local
-		}
-	}
-	return "127.0.0.1"
-}
-
 func (s *Server) onStrayResponse(res *sip.Response) {
 	// Retransmitted final responses of finished client transactions end
 	// up here; they need nothing more.
-	s.log.Debug("stray response", "status", res.StatusCode, "call_id", callIDOf(res))
-}
-
-func callIDOf(m sip.Message) string {
-	if h := m.CallID(); h != nil {
-		return h.Value()
-	}
-	return ""
+	s.log.Debug("stray response", "status", res.StatusCode, "call_id", sipmsg.CallID(res))
 }
 
 // context returns the context calls derive from.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-sip/parley/dialog/sipmsg"
 	"go.uber.org/goleak"
 )
 
@@ -68,9 +69,9 @@ func exchange(t *testing.T, addr, msg string, timeout time.Duration) string {
 
 func request(method, extra string) string {
 	return method + " sip:parley.lab SIP/2.0\r\n" +
-		"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-" + method + "-" + newTag() + ";rport\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-" + method + "-" + sipmsg.NewTag() + ";rport\r\n" +
 		"Max-Forwards: 70\r\nFrom: <sip:1001@parley.lab>;tag=f1\r\nTo: <sip:parley.lab>\r\n" +
-		"Call-ID: " + newTag() + "\r\nCSeq: 1 " + method + "\r\n" + extra + "Content-Length: 0\r\n\r\n"
+		"Call-ID: " + sipmsg.NewTag() + "\r\nCSeq: 1 " + method + "\r\n" + extra + "Content-Length: 0\r\n\r\n"
 }
 
 func TestServeAnswersAndStops(t *testing.T) {

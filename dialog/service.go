@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Service is a built-in callee, such as the echo service: parley answers
@@ -35,18 +36,18 @@ func WithService(user string, svc Service) Option {
 func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc Service) {
 	offer := req.Body()
 	if len(offer) == 0 {
-		s.failCall(c, req, tx, &sipError{Code: 488, Reason: "Not Acceptable Here", Warning: "this service needs an SDP offer in the INVITE"})
+		s.failCall(c, req, tx, &sipmsg.Error{Code: 488, Reason: "Not Acceptable Here", Warning: "this service needs an SDP offer in the INVITE"})
 		return
 	}
 	answer, sess, err := svc.Start(offer)
 	if err != nil {
-		s.failCall(c, req, tx, serviceError(err))
+		s.failCall(c, req, tx, sipmsg.As(err, 500, "Server Internal Error"))
 		return
 	}
 	caller := c.caller
-	ok := s.response(req, 200, "OK", caller.localTag)
+	ok := sipmsg.NewResponse(req, 200, "OK", caller.localTag)
 	ln := s.listenerFor(caller.transport)
-	ok.AppendHeader(s.contact(ln, s.advertise(ln, caller.dest)))
+	ok.AppendHeader(s.contact(ln, s.advertise.Host(ln, caller.dest)))
 	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(answer)
@@ -71,10 +72,4 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 		case <-c.closed:
 		}
 	})
-}
-
-// serviceError maps a service's failure to a response: errors that carry
-// a SIP status keep it; anything else is a 500.
-func serviceError(err error) error {
-	return statusError(err, 500, "Server Internal Error")
 }

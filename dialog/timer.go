@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // sessionTimer is the RFC 4028 session timer of one leg. parley keeps one
@@ -35,8 +36,8 @@ func (t *sessionTimer) stop() {
 // sessionExpires reads Session-Expires (or its compact form x) of m.
 func sessionExpires(m sip.Message) (secs int, refresher string, ok bool, err error) {
 	var hs []sip.Header
-	hs = append(hs, headersNamed(m, "Session-Expires")...)
-	hs = append(hs, headersNamed(m, "x")...)
+	hs = append(hs, sipmsg.HeadersNamed(m, "Session-Expires")...)
+	hs = append(hs, sipmsg.HeadersNamed(m, "x")...)
 	if len(hs) == 0 {
 		return 0, "", false, nil
 	}
@@ -56,7 +57,7 @@ func sessionExpires(m sip.Message) (secs int, refresher string, ok bool, err err
 
 // minSEOf reads Min-SE of m (0 when absent or malformed).
 func minSEOf(m sip.Message) int {
-	for _, h := range headersNamed(m, "Min-SE") {
+	for _, h := range sipmsg.HeadersNamed(m, "Min-SE") {
 		v, _, _ := strings.Cut(h.Value(), ";")
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
 			return n
@@ -65,22 +66,11 @@ func minSEOf(m sip.Message) int {
 	return 0
 }
 
-// hasTag reports whether a list header (Supported, Require, Allow) of m
-// names tag; compact forms are checked too.
-func hasTag(m sip.Message, tag string, names ...string) bool {
-	for _, t := range listTags(m, names...) {
-		if strings.EqualFold(t, tag) {
-			return true
-		}
-	}
-	return false
-}
-
 func supportsTimer(m sip.Message) bool {
-	return hasTag(m, "timer", "Supported", "k", "Require")
+	return sipmsg.HasTag(m, "timer", "Supported", "k", "Require")
 }
 
-func allowsUpdate(m sip.Message) bool { return hasTag(m, "UPDATE", "Allow") }
+func allowsUpdate(m sip.Message) bool { return sipmsg.HasTag(m, "UPDATE", "Allow") }
 
 // negotiateUAS applies RFC 4028 §9 to a request parley answers (an INVITE
 // or a refresh) on leg l. It returns a 422 error when the phone, knowing
@@ -96,7 +86,7 @@ func (s *Server) negotiateUAS(l *leg, req *sip.Request) error {
 	supported := supportsTimer(req)
 	if ok && secs < minSE {
 		if supported {
-			return &sipError{Code: 422, Reason: "Session Interval Too Small", MinSE: minSE}
+			return &sipmsg.Error{Code: 422, Reason: "Session Interval Too Small", MinSE: minSE}
 		}
 		secs = minSE
 	}
@@ -368,7 +358,7 @@ func (s *Server) retry422(c *Call, f *fork, res *sip.Response, events chan<- for
 		v := sip.MaxForwardsHeader(mf.Val())
 		out.ReplaceHeader(&v)
 	}
-	copyHeaders(out, old, "Subject", "Priority", "Alert-Info", "Call-Info")
+	sipmsg.CopyHeaders(out, old, "Subject", "Priority", "Alert-Info", "Call-Info")
 	s.timerRequestHeaders(out, f.leg, false)
 	out.RemoveHeader("Min-SE")
 	out.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(max(minSE, s.cfg.Sessions.MinSE))))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 func invite(headers ...string) *sip.Request {
@@ -71,7 +72,7 @@ func TestNegotiateUAS(t *testing.T) {
 			l := &leg{}
 			err := s.negotiateUAS(l, invite(tt.headers...))
 			if tt.code != 0 {
-				se := asSIPError(err)
+				se := sipmsg.ErrorFor(err)
 				if err == nil || se.Code != tt.code {
 					t.Fatalf("got %v, want %d", err, tt.code)
 				}

@@ -1,4 +1,4 @@
-package dialog
+package transaction
 
 import (
 	"net"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // udpPeer is a socket that sends raw requests to parley and reads replies.
@@ -51,12 +53,11 @@ func (p *udpPeer) read(d time.Duration) string {
 // request is answered with the same response and the handler runs once.
 func TestServerTxRetransmission(t *testing.T) {
 	var calls atomic.Int32
-	s := startServer(t, "sip:\n  listen: [udp://127.0.0.1:0]\nusers: []\n",
-		WithHandler(sip.PUBLISH, func(req *sip.Request, tx sip.ServerTransaction) {
-			calls.Add(1)
-			_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
-		}))
-	p := newUDPPeer(t, s.Addr("udp"))
+	s := startStack(t, handlers{sip.PUBLISH: func(req *sip.Request, tx sip.ServerTransaction) {
+		calls.Add(1)
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
+	}})
+	p := newUDPPeer(t, s.addr())
 	msg := request("PUBLISH", "Event: presence\r\n")
 	p.send(msg)
 	first := p.read(2 * time.Second)
@@ -75,9 +76,10 @@ func TestServerTxRetransmission(t *testing.T) {
 // TestServerTxHandlerWithoutAnswer checks that a handler returning
 // without a final response still gets the sender a 500.
 func TestServerTxHandlerWithoutAnswer(t *testing.T) {
-	s := startServer(t, "sip:\n  listen: [udp://127.0.0.1:0]\nusers: []\n",
-		WithHandler(sip.PUBLISH, func(*sip.Request, sip.ServerTransaction) {}))
-	got := exchange(t, s.Addr("udp"), request("PUBLISH", "Event: presence\r\n"), 2*time.Second)
+	s := startStack(t, handlers{sip.PUBLISH: func(*sip.Request, sip.ServerTransaction) {}})
+	p := newUDPPeer(t, s.addr())
+	p.send(request("PUBLISH", "Event: presence\r\n"))
+	got := p.read(2 * time.Second)
 	if !strings.HasPrefix(got, "SIP/2.0 500") {
 		t.Fatalf("got %q, want 500", got)
 	}
@@ -86,8 +88,12 @@ func TestServerTxHandlerWithoutAnswer(t *testing.T) {
 // TestServerTxNon2xxInvite checks RFC 3261 §17.2.1: a final non-2xx to
 // INVITE is retransmitted on Timer G until the ACK, and not after it.
 func TestServerTxNon2xxInvite(t *testing.T) {
-	s := startServer(t, "sip:\n  listen: [udp://127.0.0.1:0]\nusers: []\n")
-	p := newUDPPeer(t, s.Addr("udp"))
+	// The handler refuses the INVITE as parley refuses an unknown user.
+	s := startStack(t, handlers{sip.INVITE: func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sipmsg.NewResponse(req, 100, "Trying", ""))
+		_ = tx.Respond(sipmsg.NewResponse(req, 404, "Not Found", ""))
+	}})
+	p := newUDPPeer(t, s.addr())
 	inv := strings.Replace(request("INVITE", "Contact: <sip:1001@127.0.0.1:9>\r\n"), "INVITE sip:parley.lab", "INVITE sip:nobody@parley.lab", 1)
 	p.send(inv)
 	var final string
@@ -113,7 +119,7 @@ func TestServerTxNon2xxInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack := ackFor(inviteReq.(*sip.Request), res.(*sip.Response))
+	ack := AckFor(inviteReq.(*sip.Request), res.(*sip.Response))
 	p.send(ack.String())
 	// Drain what was in flight, then nothing more may come.
 	_ = p.read(100 * time.Millisecond)

@@ -1,9 +1,10 @@
-package dialog
+package transport
 
 import (
 	"bytes"
 	"errors"
 	"hash/maphash"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
@@ -13,13 +14,25 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// udpPort is one UDP listener. parley reads the socket itself: requests go
-// to its own server transactions (servertx.go) and responses to sipgo,
-// which owns the client transactions and reads them through the port's
+// Sink takes the messages a UDPPort reads: in parley, the transaction
+// layer.
+type Sink interface {
+	// Request takes a request read on port from src.
+	Request(port *UDPPort, req *sip.Request, src netip.AddrPort)
+	// Response takes a response; false when no transaction of the sink's
+	// matches it, and the port hands it to sipgo.
+	Response(res *sip.Response) bool
+}
+
+// UDPPort is one UDP listener. parley reads the socket itself: requests
+// and responses go to its Sink (parley's own transactions), and responses
+// the sink does not know to sipgo, which reads them through the port's
 // net.PacketConn face. Whatever sipgo sends goes out of the same socket.
-type udpPort struct {
-	conn *net.UDPConn
-	s    *Server
+type UDPPort struct {
+	conn   *net.UDPConn
+	parser *sip.Parser
+	sink   Sink
+	log    *slog.Logger
 
 	seed      maphash.Seed
 	toSipgo   chan datagram
@@ -35,19 +48,20 @@ type datagram struct {
 // maxDatagram is the largest SIP message read over UDP.
 const maxDatagram = 65535
 
-func newUDPPort(conn *net.UDPConn, s *Server) *udpPort {
-	return &udpPort{
-		conn: conn, s: s, seed: maphash.MakeSeed(),
+// NewUDPPort reads conn with parser and gives what it reads to sink.
+func NewUDPPort(conn *net.UDPConn, parser *sip.Parser, sink Sink, log *slog.Logger) *UDPPort {
+	return &UDPPort{
+		conn: conn, parser: parser, sink: sink, log: log, seed: maphash.MakeSeed(),
 		toSipgo: make(chan datagram, 1024),
 		closed:  make(chan struct{}),
 	}
 }
 
-// read serves the socket until it is closed. Reading stays on one
+// Serve reads the socket until it is closed. Reading stays on one
 // goroutine; parsing and what follows run on one goroutine per CPU, and
 // every message of one Call-ID goes to the same one, so a call's messages
 // are taken in the order they came (an ACK before the BYE after it).
-func (u *udpPort) read() {
+func (u *UDPPort) Serve() {
 	n := min(max(runtime.GOMAXPROCS(0), 1), 8)
 	shards := make([]chan datagramIn, n)
 	var wg sync.WaitGroup
@@ -76,7 +90,7 @@ func (u *udpPort) read() {
 				u.Close()
 				return
 			}
-			u.s.log.Debug("SIP UDP read failed", "error", err)
+			u.log.Debug("SIP UDP read failed", "error", err)
 			continue
 		}
 		data := buf[:n]
@@ -117,27 +131,27 @@ func (n *sourceNames) name(ap netip.AddrPort) string {
 }
 
 // take parses one datagram and gives it to the transactions.
-func (u *udpPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
-	msg, err := u.s.parser.ParseSIP(data)
+func (u *UDPPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
+	msg, err := u.parser.ParseSIP(data)
 	if err != nil && !bytes.HasPrefix(data, []byte("SIP/")) {
 		// A request with a header line the parser refuses: parse it again
 		// with that line marked, so the handlers can answer 400.
-		if marked, _ := markMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data); len(marked) != len(data) {
+		if marked, _ := MarkMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data); len(marked) != len(data) {
 			data = marked
-			msg, err = u.s.parser.ParseSIP(data)
+			msg, err = u.parser.ParseSIP(data)
 		}
 	}
 	if err != nil {
-		u.s.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
+		u.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
 		return
 	}
 	msg.SetTransport("UDP")
 	msg.SetSource(names.name(src))
 	switch m := msg.(type) {
 	case *sip.Request:
-		u.s.stx.receive(u, m, src)
+		u.sink.Request(u, m, src)
 	case *sip.Response:
-		if !u.s.ctxs.receive(m) {
+		if !u.sink.Response(m) {
 			// Not one of parley's transactions: sipgo's, or a stray.
 			u.passResponse(data, src)
 		}
@@ -173,21 +187,21 @@ func callIDBytes(data []byte) []byte {
 }
 
 // passResponse hands a response to sipgo's read loop.
-func (u *udpPort) passResponse(data []byte, src netip.AddrPort) {
+func (u *UDPPort) passResponse(data []byte, src netip.AddrPort) {
 	select {
 	case u.toSipgo <- datagram{b: bytes.Clone(data), from: net.UDPAddrFromAddrPort(src)}:
 	case <-u.closed:
 	}
 }
 
-// send writes one message to dst.
-func (u *udpPort) send(b []byte, dst netip.AddrPort) error {
+// Send writes one message to dst.
+func (u *UDPPort) Send(b []byte, dst netip.AddrPort) error {
 	_, err := u.conn.WriteToUDPAddrPort(b, dst)
 	return err
 }
 
 // ReadFrom gives sipgo the next response.
-func (u *udpPort) ReadFrom(p []byte) (int, net.Addr, error) {
+func (u *UDPPort) ReadFrom(p []byte) (int, net.Addr, error) {
 	select {
 	case d := <-u.toSipgo:
 		return copy(p, d.b), d.from, nil
@@ -197,17 +211,20 @@ func (u *udpPort) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 // WriteTo sends what sipgo writes.
-func (u *udpPort) WriteTo(p []byte, addr net.Addr) (int, error) {
+func (u *UDPPort) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return u.conn.WriteTo(p, addr)
 }
 
-// Close ends sipgo's reading; the socket itself is closed by the Server.
-func (u *udpPort) Close() error {
+// Close ends sipgo's reading; the socket itself is closed by its Listener.
+func (u *UDPPort) Close() error {
 	u.closeOnce.Do(func() { close(u.closed) })
 	return nil
 }
 
-func (u *udpPort) LocalAddr() net.Addr                { return u.conn.LocalAddr() }
-func (u *udpPort) SetDeadline(t time.Time) error      { return nil }
-func (u *udpPort) SetReadDeadline(t time.Time) error  { return nil }
-func (u *udpPort) SetWriteDeadline(t time.Time) error { return nil }
+// LocalAddr is the socket's address.
+func (u *UDPPort) LocalAddr() net.Addr { return u.conn.LocalAddr() }
+
+// SetDeadline and its siblings do nothing: sipgo's reads end with Close.
+func (u *UDPPort) SetDeadline(t time.Time) error      { return nil }
+func (u *UDPPort) SetReadDeadline(t time.Time) error  { return nil }
+func (u *UDPPort) SetWriteDeadline(t time.Time) error { return nil }

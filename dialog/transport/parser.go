@@ -1,16 +1,16 @@
-package dialog
+package transport
 
 import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// newLenientParser returns sipgo's parser with one change: a known header
+// NewLenientParser returns sipgo's parser with one change: a known header
 // whose value does not parse is kept as an unparsed header instead of
 // failing the whole message. The message then reaches parley's handlers,
 // which answer 400 Bad Request naming the header (RFC 3261 §8.2 and §21.4.1),
 // where sipgo would have dropped it silently. Headers a response cannot be
 // built without (Via, CSeq) still make sipgo answer 400 itself.
-func newLenientParser() *sip.Parser {
+func NewLenientParser() *sip.Parser {
 	parsers := map[string]sip.HeaderParser{}
 	for name, p := range sip.DefaultHeadersParser() {
 		parsers[name] = lenient(p)

@@ -1,22 +1,15 @@
-package dialog
+package transaction
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-)
 
-// parley's own client transactions (RFC 3261 §17.1, RFC 6026 §7.2) for
-// requests it sends over UDP to an address (not a name): what servertx.go
-// does for the server side. They keep the request's bytes only while they
-// may have to retransmit it, the ACK's bytes while a non-2xx final may come
-// again, and nothing but their key after a 2xx. Requests to a host name,
-// and TCP, go through sipgo's client.
+	"github.com/parley-sip/parley/dialog/sipmsg"
+)
 
 // Client transaction states.
 type ctxState uint8
@@ -34,12 +27,12 @@ const (
 const responsesBuffer = 8
 
 type clientTxs struct {
-	s     *Server
+	l     *Layer
 	table txTable[*clientTx]
 }
 
-func newClientTxs(s *Server) *clientTxs {
-	t := &clientTxs{s: s}
+func newClientTxs(l *Layer) *clientTxs {
+	t := &clientTxs{l: l}
 	t.table.init()
 	return t
 }
@@ -73,83 +66,13 @@ func (t *clientTxs) receive(res *sip.Response) bool {
 	return true
 }
 
-// udpTarget returns the UDP listener and address req goes to when parley
-// sends it itself: over UDP, from a UDP listener, to an IP address.
-func (s *Server) udpTarget(req *sip.Request) (*udpPort, netip.AddrPort, bool) {
-	if req.Transport() != "UDP" {
-		return nil, netip.AddrPort{}, false
-	}
-	dst, err := netip.ParseAddrPort(req.Destination())
-	if err != nil {
-		return nil, netip.AddrPort{}, false
-	}
-	for _, ln := range s.listeners {
-		if ln.reader != nil && ln.addr.Port == req.Laddr.Port {
-			return ln.reader, dst, true
-		}
-	}
-	return nil, netip.AddrPort{}, false
-}
-
-// request sends req, which newRequest built, in a client transaction.
-func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
-	port, dst, ok := s.udpTarget(req)
-	if !ok {
-		return s.client.TransactionRequest(ctx, req, prebuilt)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	key, ok := clientKey(req)
-	if !ok {
-		return nil, errors.New("dialog: request without Via branch or CSeq")
-	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	buf.Reset()
-	req.StringWrite(buf)
-	tx := &clientTx{
-		t: s.ctxs, port: port, key: key, invite: req.IsInvite(), dest: dst,
-		origin: req, raw: bytes.Clone(buf.Bytes()),
-		responses: make(chan *sip.Response, responsesBuffer),
-		done:      make(chan struct{}),
-		wait:      sip.T1,
-	}
-	if _, added := s.ctxs.table.insert(key, tx); !added {
-		return nil, errors.New("dialog: client transaction exists: " + key)
-	}
-
-	tx.mu.Lock()
-	tx.timer = time.AfterFunc(tx.wait, tx.retransmit) // Timer A or E
-	tx.schedule(queueLong, time.Now().Add(64*sip.T1)) // Timer B or F
-	tx.mu.Unlock()
-	if err := port.send(tx.raw, dst); err != nil {
-		tx.end(err)
-		return nil, err
-	}
-	return tx, nil
-}
-
-// write sends a request outside any transaction: an ACK to a 2xx.
-func (s *Server) write(req *sip.Request) error {
-	port, dst, ok := s.udpTarget(req)
-	if !ok {
-		return s.client.WriteRequest(req, prebuilt)
-	}
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	buf.Reset()
-	req.StringWrite(buf)
-	return port.send(buf.Bytes(), dst)
-}
-
 // clientTx is one client transaction over UDP. It implements
 // sip.ClientTransaction like sipgo's: the handler reads responses from
 // Responses, a 2xx that comes again after the first goes to the
 // OnRetransmission functions, and Terminate drops the transaction.
 type clientTx struct {
 	t      *clientTxs
-	port   *udpPort
+	port   Port
 	key    string
 	invite bool
 	dest   netip.AddrPort
@@ -170,7 +93,7 @@ type clientTx struct {
 
 func (tx *clientTx) schedule(queue int, at time.Time) {
 	tx.expireAt = at
-	tx.t.s.txTimers.add(queue, tx, at)
+	tx.t.l.timers.add(queue, tx, at)
 }
 
 // retransmit is Timer A (INVITE: doubling each time) or Timer E
@@ -191,7 +114,7 @@ func (tx *clientTx) retransmit() {
 	tx.timer.Reset(tx.wait)
 	raw := tx.raw
 	tx.mu.Unlock()
-	_ = tx.port.send(raw, tx.dest)
+	_ = tx.port.Send(raw, tx.dest)
 }
 
 // expire is a queue entry coming due: Timer B or F (no final response in
@@ -236,7 +159,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 		ack := tx.raw
 		tx.mu.Unlock()
 		if tx.invite && ack != nil && res.StatusCode >= 300 {
-			_ = tx.port.send(ack, tx.dest) // the final came again
+			_ = tx.port.Send(ack, tx.dest) // the final came again
 		}
 		return
 	}
@@ -255,14 +178,14 @@ func (tx *clientTx) receive(res *sip.Response) {
 	case tx.invite:
 		tx.state = ctxCompleted
 		tx.stopLocked()
-		ack := ackFor(tx.origin, res)
+		ack := AckFor(tx.origin, res)
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		ack.StringWrite(buf)
 		tx.raw = bytes.Clone(buf.Bytes())
 		bufPool.Put(buf)
 		tx.origin = nil
-		_ = tx.port.send(tx.raw, tx.dest)
+		_ = tx.port.Send(tx.raw, tx.dest)
 		tx.schedule(queueD, now.Add(timerD(sip.T1)))
 	default:
 		tx.state = ctxCompleted
@@ -274,7 +197,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 	select {
 	case tx.responses <- res:
 	default:
-		tx.t.s.log.Warn("response dropped: its handler does not read", "status", res.StatusCode, "call_id", callIDOf(res))
+		tx.t.l.log.Warn("response dropped: its handler does not read", "status", res.StatusCode, "call_id", sipmsg.CallID(res))
 	}
 }
 
@@ -286,16 +209,16 @@ func (tx *clientTx) stopLocked() {
 	}
 }
 
-// ackFor builds the ACK to a non-2xx final response to INVITE (RFC 3261
+// AckFor builds the ACK to a non-2xx final response to INVITE (RFC 3261
 // §17.1.1.3): the INVITE's Request-URI, top Via, Route, From, Call-ID and
 // CSeq number, and the response's To.
-func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
+func AckFor(inv *sip.Request, res *sip.Response) *sip.Request {
 	ack := sip.NewRequest(sip.ACK, *inv.Recipient.Clone())
 	ack.SipVersion = inv.SipVersion
 	if via := inv.Via(); via != nil {
 		ack.AppendHeader(sip.HeaderClone(via))
 	}
-	for _, h := range headersNamed(inv, "Route") {
+	for _, h := range sipmsg.HeadersNamed(inv, "Route") {
 		ack.AppendHeader(sip.HeaderClone(h))
 	}
 	mf := sip.MaxForwardsHeader(70)

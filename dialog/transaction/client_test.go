@@ -1,14 +1,17 @@
-package dialog
+package transaction
 
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // clientPeer is a UAS socket that parley's client transactions talk to.
@@ -57,25 +60,25 @@ func (p *clientPeer) respond(req *sip.Request, to *net.UDPAddr, code int, tag st
 }
 
 // clientRequest builds a request from s's UDP listener to the peer.
-func clientRequest(s *Server, p *clientPeer, method sip.RequestMethod) *sip.Request {
+func clientRequest(s *stack, p *clientPeer, method sip.RequestMethod) *sip.Request {
 	dst := p.c.LocalAddr().(*net.UDPAddr)
 	req := sip.NewRequest(method, sip.Uri{Scheme: "sip", User: "peer", Host: "127.0.0.1", Port: dst.Port})
-	ln := s.listenerFor("udp")
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: ln.port(), Params: sip.NewParams()}
+	local := s.conn.LocalAddr().(*net.UDPAddr)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: local.Port, Params: sip.NewParams()}
 	via.Params.Add("branch", sip.GenerateBranchN(16))
 	req.AppendHeader(via)
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "parley", Host: "127.0.0.1"}, Params: sip.NewParams()}
-	from.Params.Add("tag", newTag())
+	from.Params.Add("tag", sipmsg.NewTag())
 	req.AppendHeader(from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "peer", Host: "127.0.0.1"}, Params: sip.NewParams()})
-	cid := sip.CallIDHeader(newTag())
+	cid := sip.CallIDHeader(sipmsg.NewTag())
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: method})
 	req.SetTransport("UDP")
 	req.SetDestination(dst.String())
-	req.Laddr = sip.Addr{IP: ln.addr.IP, Port: ln.addr.Port}
+	req.Laddr = sip.Addr{IP: local.IP, Port: local.Port}
 	return req
 }
 
@@ -83,9 +86,9 @@ func clientRequest(s *Server, p *clientPeer, method sip.RequestMethod) *sip.Requ
 // unanswered) and that the final response reaches the handler once and
 // stops the retransmissions.
 func TestClientTxNonInvite(t *testing.T) {
-	s := startServer(t, "sip:\n  listen: [udp://127.0.0.1:0]\nusers: []\n")
+	s := startStack(t, nil)
 	p := newClientPeer(t)
-	tx, err := s.request(context.Background(), clientRequest(s, p, sip.OPTIONS))
+	tx, err := s.send(clientRequest(s, p, sip.OPTIONS))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +110,11 @@ func TestClientTxNonInvite(t *testing.T) {
 // non-2xx final, and again when it comes again) and RFC 6026 (a 2xx after
 // the first goes to OnRetransmission, not to Responses).
 func TestClientTxInvite(t *testing.T) {
-	s := startServer(t, "sip:\n  listen: [udp://127.0.0.1:0]\nusers: []\n")
+	s := startStack(t, nil)
 	p := newClientPeer(t)
 
 	t.Run("486 gets an ACK", func(t *testing.T) {
-		tx, err := s.request(context.Background(), clientRequest(s, p, sip.INVITE))
+		tx, err := s.send(clientRequest(s, p, sip.INVITE))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +128,7 @@ func TestClientTxInvite(t *testing.T) {
 			if ack == nil || !ack.IsAck() {
 				t.Fatalf("no ACK for the 486, got %v", ack)
 			}
-			if ack.Via().Params.GetOr("branch", "") != inv.Via().Params.GetOr("branch", "x") || tagOf(ack.To().Params) != "busy1" {
+			if ack.Via().Params.GetOr("branch", "") != inv.Via().Params.GetOr("branch", "x") || sipmsg.Tag(ack.To().Params) != "busy1" {
 				t.Fatalf("ACK not in the INVITE's transaction:\n%s", ack)
 			}
 		}
@@ -138,7 +141,7 @@ func TestClientTxInvite(t *testing.T) {
 	})
 
 	t.Run("2xx retransmission", func(t *testing.T) {
-		tx, err := s.request(context.Background(), clientRequest(s, p, sip.INVITE))
+		tx, err := s.send(clientRequest(s, p, sip.INVITE))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,4 +183,9 @@ func wantFinal(t *testing.T, tx sip.ClientTransaction, code int) {
 	case <-time.After(2 * time.Second):
 		t.Fatalf("the %d did not reach the handler", code)
 	}
+}
+
+// send starts a client transaction for req, to its destination.
+func (s *stack) send(req *sip.Request) (sip.ClientTransaction, error) {
+	return s.layer.Request(context.Background(), s.port, netip.MustParseAddrPort(req.Destination()), req)
 }

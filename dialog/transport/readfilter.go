@@ -1,4 +1,4 @@
-package dialog
+package transport
 
 import (
 	"bytes"
@@ -6,17 +6,17 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// malformedHeader names the header a bad header line is turned into.
-const malformedHeader = "X-Parley-Malformed"
+// MalformedHeader names the header a bad header line is turned into.
+const MalformedHeader = "X-Parley-Malformed"
 
-// markMalformedLines filters UDP requests before parley parses them (see
-// udpPort.take); it keeps sipgo's read-filter signature. The parser drops
+// MarkMalformedLines filters UDP requests before parley parses them (see
+// UDPPort.take); it keeps sipgo's read-filter signature. The parser drops
 // a datagram that has a header line without a colon, so the sender would
 // never learn why; this filter
 // turns such a line into an X-Parley-Malformed header instead, and the
 // request then gets a 400 from parley's handlers (RFC 3261 §21.4.1).
 // Datagrams without such a line pass untouched and unallocated.
-func markMalformedLines(props sip.TransportReadProps, data []byte) ([]byte, error) {
+func MarkMalformedLines(props sip.TransportReadProps, data []byte) ([]byte, error) {
 	if props.Transport != "UDP" || bytes.HasPrefix(data, []byte("SIP/")) {
 		return data, nil
 	}
@@ -55,7 +55,7 @@ func markMalformedLines(props sip.TransportReadProps, data []byte) ([]byte, erro
 		}
 		line := rest[:i]
 		if line[0] != ' ' && line[0] != '\t' && bytes.IndexByte(line, ':') < 0 {
-			out = append(out, malformedHeader+": "...)
+			out = append(out, MalformedHeader+": "...)
 		}
 		out = append(out, line...)
 		out = append(out, "\r\n"...)

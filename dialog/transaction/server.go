@@ -1,4 +1,4 @@
-package dialog
+package transaction
 
 import (
 	"bytes"
@@ -9,20 +9,12 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
-// parley runs its own server transactions (RFC 3261 §17.2, with the
-// Accepted state of RFC 6026) on its UDP listeners instead of sipgo's. The
-// reason is memory and CPU at high rates: a transaction must stay 64*T1
-// (32 s) after its final response to absorb retransmissions, and sipgo keeps
-// the whole transaction then, with its request, response, timers and
-// channels, about 5 KB; at 8,000 registrations/s that is 2.5 GB. Here a
-// finished transaction keeps its key and the bytes of its last response
-// (none after a 2xx to INVITE), and expires from a queue without a timer
-// of its own. Client transactions and TCP stay with sipgo.
-
-// errTxDone is returned by Respond when the transaction can send no more.
-var errTxDone = errors.New("dialog: server transaction has ended")
+// ErrTxDone is returned by Respond when the transaction can send no more.
+var ErrTxDone = errors.New("transaction: server transaction has ended")
 
 // Server transaction states (RFC 3261 Figures 7 and 8, RFC 6026 Figure 5).
 type stxState uint8
@@ -38,12 +30,12 @@ const (
 
 // serverTxs holds the live server transactions of every UDP listener.
 type serverTxs struct {
-	s     *Server
+	l     *Layer
 	table txTable[*serverTx]
 }
 
-func newServerTxs(s *Server) *serverTxs {
-	t := &serverTxs{s: s}
+func newServerTxs(l *Layer) *serverTxs {
+	t := &serverTxs{l: l}
 	t.table.init()
 	return t
 }
@@ -52,7 +44,7 @@ func newServerTxs(s *Server) *serverTxs {
 // answered from its transaction, an ACK to a non-2xx final response ends
 // its transaction, a CANCEL is matched to its INVITE (RFC 3261 §9.2), and
 // anything else starts a transaction and goes to the handlers.
-func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort) {
+func (t *serverTxs) receive(port Port, req *sip.Request, src netip.AddrPort) {
 	key, err := sip.ServerTxKeyMake(req)
 	if err != nil {
 		// No Via or CSeq: the handlers answer 400 where they can, from a
@@ -78,7 +70,7 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 	}
 	if req.IsCancel() && strings.HasSuffix(key, string(sip.CANCEL)) {
 		if inv := t.table.lookup(strings.TrimSuffix(key, string(sip.CANCEL)) + string(sip.INVITE)); inv != nil {
-			_ = tx.Respond(newResponse(req, 200, "OK", ""))
+			_ = tx.Respond(sipmsg.NewResponse(req, 200, "OK", ""))
 			inv.cancel(req)
 			return
 		}
@@ -86,24 +78,26 @@ func (t *serverTxs) receive(port *udpPort, req *sip.Request, src netip.AddrPort)
 	t.dispatch(req, tx)
 }
 
-// dispatch runs the request's handler on a worker; tx is nil for an ACK.
+// dispatch runs the request's handler, on the reading goroutine when the
+// handler says it never waits, else through the Layer's runner; tx is nil
+// for an ACK.
 func (t *serverTxs) dispatch(req *sip.Request, tx *serverTx) {
-	h := t.s.handlerFor(req.Method)
+	h := t.l.handler
 	var stx sip.ServerTransaction
 	if tx != nil {
 		stx = tx
 	}
 	run := func() {
-		t.s.handle(h, req, stx)
+		h.Handle(req, stx)
 		if tx != nil {
 			tx.handlerReturned(req)
 		}
 	}
-	if t.s.quick[req.Method] {
+	if h.Inline(req.Method) {
 		run()
 		return
 	}
-	t.s.work.Go(run)
+	t.l.run(run)
 }
 
 // handlerReturned makes sure the request got a final response: a handler
@@ -117,9 +111,9 @@ func (tx *serverTx) handlerReturned(req *sip.Request) {
 	if !open {
 		return
 	}
-	tx.t.s.log.Error("handler returned without a final response; answering 500", "method", string(req.Method), "call_id", callIDOf(req))
-	tx.t.s.m.response(string(req.Method), 500)
-	_ = tx.Respond(newResponse(req, 500, "Server Internal Error", ""))
+	tx.t.l.log.Error("handler returned without a final response; answering 500", "method", string(req.Method), "call_id", sipmsg.CallID(req))
+	tx.t.l.observe(string(req.Method), 500)
+	_ = tx.Respond(sipmsg.NewResponse(req, 500, "Server Internal Error", ""))
 }
 
 // serverTx is one server transaction on a UDP listener. It implements
@@ -127,7 +121,7 @@ func (tx *serverTx) handlerReturned(req *sip.Request) {
 // transactions) alike.
 type serverTx struct {
 	t      *serverTxs
-	port   *udpPort
+	port   Port
 	key    string // "" for a transaction outside the table
 	invite bool
 	dest   netip.AddrPort // where responses go (RFC 3261 §18.2.2, RFC 3581)
@@ -147,7 +141,7 @@ type serverTx struct {
 	err      error
 }
 
-func newServerTx(t *serverTxs, port *udpPort, key string, req *sip.Request, src netip.AddrPort) *serverTx {
+func newServerTx(t *serverTxs, port Port, key string, req *sip.Request, src netip.AddrPort) *serverTx {
 	return &serverTx{
 		t: t, port: port, key: key, invite: req.IsInvite(), dest: responseDest(req, src),
 		origin: req, done: make(chan struct{}),
@@ -183,11 +177,11 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		// RFC 6026 §8.5: 2xx retransmissions from the TU go out.
 		if !res.IsSuccess() {
 			tx.mu.Unlock()
-			return errTxDone
+			return ErrTxDone
 		}
 	default:
 		tx.mu.Unlock()
-		return errTxDone
+		return ErrTxDone
 	}
 	if tx.toTag == "" && res.StatusCode > 100 {
 		if to := res.To(); to != nil {
@@ -221,7 +215,7 @@ func (tx *serverTx) Respond(res *sip.Response) error {
 		tx.schedule(now.Add(64*sip.T1), false) // Timer J
 	}
 	tx.mu.Unlock()
-	return tx.port.send(buf.Bytes(), tx.dest)
+	return tx.port.Send(buf.Bytes(), tx.dest)
 }
 
 // completeInviteLocked makes res, a non-2xx final response to INVITE, the
@@ -245,7 +239,7 @@ func (tx *serverTx) schedule(at time.Time, short bool) {
 	if short {
 		q = queueShort
 	}
-	tx.t.s.txTimers.add(q, tx, at)
+	tx.t.l.timers.add(q, tx, at)
 }
 
 // expire is a queue entry coming due: it ends the transaction unless the
@@ -274,7 +268,7 @@ func (tx *serverTx) timerG() {
 	tx.gTimer.Reset(tx.gWait)
 	last := tx.last
 	tx.mu.Unlock()
-	_ = tx.port.send(last, tx.dest)
+	_ = tx.port.Send(last, tx.dest)
 }
 
 // retransmitted answers a retransmitted request with the last response.
@@ -286,7 +280,7 @@ func (tx *serverTx) retransmitted() {
 	}
 	tx.mu.Unlock()
 	if last != nil {
-		_ = tx.port.send(last, tx.dest)
+		_ = tx.port.Send(last, tx.dest)
 	}
 }
 
@@ -326,7 +320,7 @@ func (tx *serverTx) cancel(req *sip.Request) {
 	if !open {
 		return
 	}
-	res := newResponse(origin, 487, "Request Terminated", tag)
+	res := sipmsg.NewResponse(origin, 487, "Request Terminated", tag)
 	var buf bytes.Buffer
 	res.StringWrite(&buf)
 
@@ -343,8 +337,8 @@ func (tx *serverTx) cancel(req *sip.Request) {
 		tx.onCancel(req)
 	}
 	tx.mu.Unlock()
-	_ = tx.port.send(buf.Bytes(), tx.dest)
-	tx.t.s.m.response("INVITE", 487)
+	_ = tx.port.Send(buf.Bytes(), tx.dest)
+	tx.t.l.observe("INVITE", 487)
 }
 
 // Acks is never fed: ACKs to a 2xx go to the handlers as requests.

@@ -1,14 +1,14 @@
-package dialog
+package transport
 
 import (
 	"net"
 	"syscall"
 )
 
-// growBuffers asks for large socket buffers. SO_RCVBUFFORCE passes
+// GrowBuffers asks for large socket buffers. SO_RCVBUFFORCE passes
 // net.core.rmem_max when parley runs with CAP_NET_ADMIN; otherwise the
 // plain request is capped by the kernel.
-func growBuffers(c *net.UDPConn, size int) {
+func GrowBuffers(c *net.UDPConn, size int) {
 	_ = c.SetReadBuffer(size)
 	_ = c.SetWriteBuffer(size)
 	raw, err := c.SyscallConn()

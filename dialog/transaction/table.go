@@ -1,4 +1,4 @@
-package dialog
+package transaction
 
 import (
 	"hash/maphash"

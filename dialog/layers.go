@@ -1,0 +1,71 @@
+package dialog
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/transaction"
+	"github.com/parley-sip/parley/dialog/transport"
+)
+
+// The B2BUA's seams with the layers below it: what the transaction layer
+// hands up (txHandler), what the transport hands the transaction layer
+// (txSink), and how a request parley sends finds its way down (request,
+// write): parley's own transactions over UDP to an address, sipgo's for
+// TCP and host names.
+
+// txHandler is the B2BUA as the transaction layer's Handler.
+type txHandler struct{ s *Server }
+
+func (h txHandler) Handle(req *sip.Request, tx sip.ServerTransaction) {
+	h.s.handle(h.s.handlerFor(req.Method), req, tx)
+}
+
+func (h txHandler) Inline(m sip.RequestMethod) bool { return h.s.quick[m] }
+
+// txSink gives what a UDP port reads to the transaction layer.
+type txSink struct{ l *transaction.Layer }
+
+func (t txSink) Request(p *transport.UDPPort, req *sip.Request, src netip.AddrPort) {
+	t.l.Receive(p, req, src)
+}
+
+func (t txSink) Response(res *sip.Response) bool { return t.l.ReceiveResponse(res) }
+
+// udpTarget returns the UDP port and address req goes to when parley
+// sends it itself: over UDP, from a UDP listener, to an IP address.
+func (s *Server) udpTarget(req *sip.Request) (*transport.UDPPort, netip.AddrPort, bool) {
+	if req.Transport() != "UDP" {
+		return nil, netip.AddrPort{}, false
+	}
+	dst, err := netip.ParseAddrPort(req.Destination())
+	if err != nil {
+		return nil, netip.AddrPort{}, false
+	}
+	for _, ln := range s.listeners {
+		if ln.Port != nil && ln.PortNumber() == req.Laddr.Port {
+			return ln.Port, dst, true
+		}
+	}
+	return nil, netip.AddrPort{}, false
+}
+
+// request sends req, which newRequest built, in a client transaction.
+func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	port, dst, ok := s.udpTarget(req)
+	if !ok {
+		return s.client.TransactionRequest(ctx, req, prebuilt)
+	}
+	return s.tx.Request(ctx, port, dst, req)
+}
+
+// write sends a request outside any transaction: an ACK to a 2xx.
+func (s *Server) write(req *sip.Request) error {
+	port, dst, ok := s.udpTarget(req)
+	if !ok {
+		return s.client.WriteRequest(req, prebuilt)
+	}
+	return transaction.Write(port, dst, req)
+}
