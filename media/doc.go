@@ -11,10 +11,11 @@
 // It does not speak SIP. The dialog package carries SDP bodies in and out of
 // INVITEs and decides when a call starts and ends; media only turns an offer
 // into an answer, binds sockets and moves packets. Errors that should become
-// a SIP response (a malformed offer, no codec in common, no free port) say
-// which status they map to through a SIPStatus method, so dialog needs no
-// knowledge of this package's internals. Package media never imports dialog
-// or registrar.
+// a SIP response (a malformed offer, no codec in common, no free port) are
+// *sipmsg.Error values from the SIP message leaf, dialog/sipmsg, carrying
+// their status, Warning text and Retry-After, so dialog answers them with
+// sipmsg.Response and needs no knowledge of this package's internals. That
+// leaf is the only SIP package media imports: never dialog or registrar.
 //
 // # Choices worth knowing
 //

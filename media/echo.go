@@ -58,8 +58,9 @@ func NewEcho(pool *PortPool, addr netip.Addr, prefs []string, opts ...EchoOption
 
 // Start answers offer and starts echoing RTP on a port of the pool. The
 // caller owns the session and must Close it. Errors that should fail the
-// INVITE (ErrBadSDP, ErrNoCommonCodec, ErrPortsExhausted) carry their SIP
-// status through a SIPStatus method on the returned error itself.
+// INVITE (ErrBadSDP, ErrNoCommonCodec, ErrPortsExhausted) are returned as
+// *sipmsg.Error values, not wrapped, so their SIP status is on the error
+// itself.
 func (e *Echo) Start(offer []byte) (answer []byte, sess *EchoSession, err error) {
 	port, rtpConn, rtcpConn, err := e.bind()
 	if err != nil {

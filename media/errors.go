@@ -1,50 +1,33 @@
 package media
 
-import "errors"
+import (
+	"errors"
 
-// statusError is a media failure that becomes a SIP response. dialog finds
-// the status through SIPStatus without importing this package.
-type statusError struct {
-	msg    string
-	code   int
-	reason string
-}
+	"github.com/parley-sip/parley/dialog/sipmsg"
+)
 
-func (e *statusError) Error() string { return e.msg }
-
-// SIPStatus returns the SIP response code and reason phrase a request that
-// failed with this error should get.
-func (e *statusError) SIPStatus() (int, string) { return e.code, e.reason }
-
-// detailError adds detail to a sentinel while keeping both errors.Is and the
-// sentinel's SIP status on the error value itself, so a caller that only
-// type-asserts for SIPStatus still finds it.
-type detailError struct {
-	sentinel *statusError
-	detail   string
-}
-
-func (e *detailError) Error() string            { return e.sentinel.msg + ": " + e.detail }
-func (e *detailError) Unwrap() error            { return e.sentinel }
-func (e *detailError) SIPStatus() (int, string) { return e.sentinel.SIPStatus() }
-
-// withDetail wraps one of the statusError sentinels below.
+// withDetail returns one of the *sipmsg.Error sentinels below with detail
+// added to its Warning. The result is itself a *sipmsg.Error, so a caller
+// that type-asserts for SIPStatus still finds the status, and it unwraps
+// to the sentinel, so errors.Is holds.
 func withDetail(sentinel error, detail string) error {
-	return &detailError{sentinel: sentinel.(*statusError), detail: detail}
+	return sentinel.(*sipmsg.Error).WithDetail(detail)
 }
 
-// Sentinel errors. Those that end a call setup carry the SIP status they map
-// to (see the SIPStatus method on the errors Answer and Echo.Start return).
+// Sentinel errors. Those that end a call setup are *sipmsg.Error values
+// that carry the SIP status they map to, with their text as the Warning;
+// the errors Answer, Session and Echo.Start return are those values (or
+// copies with detail, see withDetail), never wrapped further.
 var (
 	// ErrBadSDP means an SDP body could not be parsed or lacks what RFC 4566
 	// requires (400 Bad Request).
-	ErrBadSDP error = &statusError{msg: "media: malformed SDP", code: 400, reason: "Bad Request"}
+	ErrBadSDP error = sipmsg.Warn(400, "Bad Request", "media: malformed SDP")
 	// ErrNoCommonCodec means the offer has no audio stream with a codec
 	// parley accepts (488 Not Acceptable Here, RFC 3261 §21.4.26).
-	ErrNoCommonCodec error = &statusError{msg: "media: no codec in common", code: 488, reason: "Not Acceptable Here"}
+	ErrNoCommonCodec error = sipmsg.Warn(488, "Not Acceptable Here", "media: no codec in common")
 	// ErrPortsExhausted means every RTP port of the pool is in use
-	// (503 Service Unavailable).
-	ErrPortsExhausted error = &statusError{msg: "media: no free RTP port", code: 503, reason: "Service Unavailable"}
+	// (503 Service Unavailable, with Retry-After: 5).
+	ErrPortsExhausted error = &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "media: no free RTP port", RetryAfter: 5}
 
 	// ErrBadPortRange means a port pool was asked for a range that holds no
 	// even/odd port pair.

@@ -15,6 +15,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Identity is who sent a request.
@@ -145,7 +147,7 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 	cred := d.credentials(req, code)
 	if cred == nil {
 		if len(d.algorithms) > 1 {
-			d.fallback.unanswered(req.Source(), callID(req), d.now())
+			d.fallback.unanswered(req.Source(), sipmsg.CallID(req), d.now())
 		}
 		return Identity{}, d.challenge(req, code, false), false
 	}
@@ -153,7 +155,7 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 		d.fallback.answered(req.Source())
 	}
 	if err := d.checkFields(req, cred); err != nil {
-		return Identity{}, newResponse(req, err.Code, err.Reason), false
+		return Identity{}, sipmsg.Response(req, err, ""), false
 	}
 	keys, known := d.users[cred.Username]
 	alg := canonicalAlgorithm(cred.Algorithm)
@@ -212,7 +214,7 @@ func (d *Digest) credentials(req *sip.Request, code int) *digest.Credentials {
 // checkFields enforces what RFC 7616 §3.4 requires of an answer to our
 // challenge (we always send qop=auth) and RFC 7616 §3.4.6 / RFC 2617
 // §3.2.2.5: the digest uri must be the Request-URI, else 400.
-func (d *Digest) checkFields(req *sip.Request, c *digest.Credentials) *sipError {
+func (d *Digest) checkFields(req *sip.Request, c *digest.Credentials) *sipmsg.Error {
 	switch {
 	case c.Username == "" || c.Nonce == "" || c.URI == "" || c.Response == "":
 		return errBadRequest("Incomplete Authorization")
@@ -304,7 +306,7 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 	if code == 407 {
 		reason, name = "Proxy Authentication Required", "Proxy-Authenticate"
 	}
-	res := newResponse(req, code, reason)
+	res := sipmsg.NewResponse(req, code, reason, "")
 	now := d.now()
 	nonce := d.nonces.issue(now)
 	algs := d.algorithms
@@ -312,7 +314,7 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 		if d.fallback.single(req.Source(), now) || md5OnlyAgent(userAgent(req)) {
 			algs = []string{d.singleAlgorithm()}
 		} else {
-			d.fallback.challenged(req.Source(), callID(req), now)
+			d.fallback.challenged(req.Source(), sipmsg.CallID(req), now)
 		}
 	}
 	for _, alg := range algs {
@@ -374,15 +376,8 @@ func (d *Digest) singleAlgorithm() string {
 	return d.algorithms[0]
 }
 
-func callID(req *sip.Request) string {
-	if h := req.CallID(); h != nil {
-		return h.Value()
-	}
-	return ""
-}
-
 func userAgent(req *sip.Request) string {
-	if h := header(req, "User-Agent"); h != nil {
+	if h := sipmsg.HeaderNamed(req, "User-Agent"); h != nil {
 		return h.Value()
 	}
 	return ""

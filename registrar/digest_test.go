@@ -350,3 +350,53 @@ func TestSingleChallengeForKnownAgents(t *testing.T) {
 		}
 	}
 }
+
+// TestResponseOKAgainstLibrary checks parley's digest arithmetic against
+// icholy/digest as a client computes it, for both algorithms, several nonce
+// counts and either case of hex.
+func TestResponseOKAgainstLibrary(t *testing.T) {
+	d := newTestDigest(t, newFakeClock())
+	req := loadRequest(t, "register.sip", msgVars{})
+	for _, alg := range []string{AlgorithmMD5, AlgorithmSHA256} {
+		chal := challengeFor(t, d.challenge(req, 401, false), "WWW-Authenticate", alg)
+		for _, nc := range []int{1, 0x1f, 0xabcdef, 0x7fffffff} {
+			cred, err := digest.Digest(chal, digest.Options{
+				Method: "REGISTER", URI: req.Recipient.String(),
+				Username: "1001", Password: "secret", Count: nc,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := d.users["1001"]
+			if !d.responseOK(req, cred, alg, keys) {
+				t.Fatalf("%s nc=%x: right answer refused", alg, nc)
+			}
+			upper := *cred
+			upper.Response = strings.ToUpper(cred.Response)
+			if !d.responseOK(req, &upper, alg, keys) {
+				t.Fatalf("%s nc=%x: upper-case hex refused", alg, nc)
+			}
+			for _, bad := range []string{cred.Response[:len(cred.Response)-2], cred.Response + "00", "zz" + cred.Response[2:], flipHex(cred.Response)} {
+				wrong := *cred
+				wrong.Response = bad
+				if d.responseOK(req, &wrong, alg, keys) {
+					t.Fatalf("%s nc=%x: wrong response %q accepted", alg, nc, bad)
+				}
+			}
+			otherNC := *cred
+			otherNC.Nc = nc + 1
+			if d.responseOK(req, &otherNC, alg, keys) {
+				t.Fatalf("%s nc=%x: answer accepted with another nc", alg, nc)
+			}
+		}
+	}
+}
+
+// flipHex changes the last hex digit of s.
+func flipHex(s string) string {
+	last := byte('0')
+	if s[len(s)-1] == '0' {
+		last = '1'
+	}
+	return s[:len(s)-1] + string(last)
+}

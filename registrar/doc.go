@@ -21,6 +21,11 @@
 // The package does not route calls, build SIP requests of its own or know
 // about dialogs: the dialog package asks [Registrar.Lookup] for contacts,
 // uses [Digest.Authenticate] to challenge INVITEs and implements [Pinger].
+// Responses come from the SIP message leaf, dialog/sipmsg: its RFC 3261
+// §8.2.6 builder, and for a failure a *sipmsg.Error (with Min-Expires on a
+// 423, Unsupported on a 420) that sipmsg.Response turns into the response,
+// as dialog does with its own. That leaf is the only SIP package registrar
+// imports; it never imports dialog.
 //
 // # Choices worth knowing
 //

@@ -2,7 +2,8 @@ package registrar
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Sentinel errors returned by constructors and options.
@@ -19,24 +20,16 @@ var (
 	ErrClosed = errors.New("registrar: closed")
 )
 
-// sipError is a failure that becomes a SIP response. One place
-// (respondError) turns it into the response, so the mapping of problems to
-// status codes is written once.
-type sipError struct {
-	Code   int
-	Reason string
-	// MinExpires is set on 423 and becomes the Min-Expires header.
-	MinExpires int
-	// Unsupported is set on 420 and becomes the Unsupported header.
-	Unsupported string
-}
+// Failures that become SIP responses are *sipmsg.Error values, and
+// sipmsg.Response is the one place that turns them into the response.
+// A 400 keeps the reason phrase the registrar has always sent (it names the
+// fault, as Kamailio's do), so it needs no Warning.
 
-func (e *sipError) Error() string { return fmt.Sprintf("%d %s", e.Code, e.Reason) }
-
-func errBadRequest(reason string) *sipError { return &sipError{Code: 400, Reason: reason} }
+// errBadRequest is a 400 whose reason phrase names the fault.
+func errBadRequest(reason string) *sipmsg.Error { return sipmsg.Status(400, reason) }
 
 // errOutOfOrder answers a REGISTER whose CSeq is not above that of the
 // binding it would change under the same Call-ID. RFC 3261 §10.3 step 7 says
 // only that the request fails; 400 (as Kamailio answers) tells the phone the
 // fault is its own rather than inviting a retry.
-var errOutOfOrder = &sipError{Code: 400, Reason: "Invalid CSeq Number"}
+var errOutOfOrder = sipmsg.Status(400, "Invalid CSeq Number")

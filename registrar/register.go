@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // HandleRegister is the sipgo handler for REGISTER. It processes the
@@ -26,26 +28,18 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 // register returns the response to a REGISTER.
 func (r *Registrar) register(req *sip.Request) *sip.Response {
 	if r.closed.Load() {
-		return newResponse(req, 503, "Service Unavailable")
+		return sipmsg.NewResponse(req, 503, "Service Unavailable", "")
 	}
 	if req.Method != sip.REGISTER {
-		res := newResponse(req, 405, "Method Not Allowed")
-		res.AppendHeader(sip.NewHeader("Allow", "REGISTER"))
-		return res
+		return r.errorResponse(req, &sipmsg.Error{Code: 405, Reason: "Method Not Allowed", Allow: "REGISTER"})
 	}
 	to, callID, cseq := req.To(), req.CallID(), req.CSeq()
 	if to == nil || callID == nil || cseq == nil {
-		return newResponse(req, 400, "Missing To, Call-ID or CSeq")
+		return r.errorResponse(req, errBadRequest("Missing To, Call-ID or CSeq"))
 	}
 	// Step 2: we support no extension a REGISTER could require.
-	var required []string
-	for _, h := range req.Headers() {
-		if strings.EqualFold(h.Name(), "Require") {
-			required = append(required, h.Value())
-		}
-	}
-	if len(required) > 0 {
-		return r.errorResponse(req, &sipError{Code: 420, Reason: "Bad Extension", Unsupported: strings.Join(required, ", ")})
+	if required := sipmsg.ListTags(req, "Require"); len(required) > 0 {
+		return r.errorResponse(req, &sipmsg.Error{Code: 420, Reason: "Bad Extension", Unsupported: strings.Join(required, ", ")})
 	}
 	// Step 3: authenticate.
 	id, res, ok := r.digest.Authenticate(req, 401)
@@ -59,10 +53,10 @@ func (r *Registrar) register(req *sip.Request) *sip.Response {
 	aor := to.Address.User
 	if !id.Trusted && id.User != aor {
 		r.log.Info("registrar: REGISTER for another user refused", "user", id.User, "aor", aor)
-		return newResponse(req, 403, "Forbidden")
+		return sipmsg.NewResponse(req, 403, "Forbidden", "")
 	}
 	if !r.digest.IsUser(aor) {
-		return newResponse(req, 404, "Not Found")
+		return sipmsg.NewResponse(req, 404, "Not Found", "")
 	}
 	u, err := r.parseRegister(req, aor)
 	if err != nil {
@@ -95,7 +89,7 @@ func (r *Registrar) parseRegister(req *sip.Request, aor string) (*registerUpdate
 		callID:    req.CallID().Value(),
 		cseq:      req.CSeq().SeqNo,
 		source:    req.Source(),
-		transport: strings.ToLower(req.Transport()),
+		transport: sipmsg.LowerTransport(req.Transport()),
 	}
 	// One pass over the headers; the first User-Agent and Expires count.
 	hdrExpires, hasHdr, hasUA := -1, false, false
@@ -136,7 +130,7 @@ func (r *Registrar) parseRegister(req *sip.Request, aor string) (*registerUpdate
 		switch {
 		case e == 0:
 		case e < r.minExpires:
-			return nil, &sipError{Code: 423, Reason: "Interval Too Brief", MinExpires: r.minExpires}
+			return nil, &sipmsg.Error{Code: 423, Reason: "Interval Too Brief", MinExpires: r.minExpires}
 		case e > r.maxExpires:
 			e = r.maxExpires
 		}
@@ -192,7 +186,7 @@ func param(p sip.HeaderParams, name string) (string, bool) {
 // okResponse is the 200 of §10.3 step 8: every current binding with its
 // remaining time, and a Date header.
 func (r *Registrar) okResponse(req *sip.Request, bs []Binding, now time.Time) *sip.Response {
-	res := newResponse(req, 200, "OK")
+	res := sipmsg.NewResponse(req, 200, "OK", "")
 	for _, b := range bs {
 		left := int(math.Ceil(b.Expires.Sub(now).Seconds()))
 		var v strings.Builder
@@ -224,20 +218,12 @@ type formattedDate struct {
 	text string
 }
 
-// errorResponse turns a sipError into its response; anything else is a
-// 500, which should not happen.
+// errorResponse is the response for err: the status and headers of the
+// *sipmsg.Error it carries, or a 500, which should not happen.
 func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
-	var se *sipError
+	var se *sipmsg.Error
 	if !errors.As(err, &se) {
 		r.log.Error("registrar: REGISTER failed", "err", err)
-		se = &sipError{Code: 500, Reason: "Server Internal Error"}
 	}
-	res := newResponse(req, se.Code, se.Reason)
-	if se.MinExpires > 0 {
-		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(se.MinExpires)))
-	}
-	if se.Unsupported != "" {
-		res.AppendHeader(sip.NewHeader("Unsupported", se.Unsupported))
-	}
-	return res
+	return sipmsg.Response(req, err, "")
 }
