@@ -26,7 +26,7 @@ func (r role) String() string {
 }
 
 // leg is one dialog of a call: parley's half of the dialog with one phone.
-// Its fields are guarded by the owning Call's mu.
+// Its fields belong to the owning Call: only the call's queue touches them.
 type leg struct {
 	call *Call
 	role role
@@ -102,11 +102,18 @@ func (l *leg) key() string { return l.callID + "\x00" + l.localTag }
 
 // Call is one session through parley: a caller leg and, once placed, a
 // callee leg, with one state machine.
+//
+// A call has one owner, its queue (see serial): every field below ID is
+// read and written only by functions run through c.do or c.post, one at a
+// time and in the order they came. The channels are the exception: they
+// are closed inside the queue and may be waited on anywhere.
 type Call struct {
 	// ID names the call in logs, metrics and the admin API.
 	ID string
 
-	mu       sync.Mutex
+	q    serial
+	work *workers
+
 	state    State
 	caller   *leg
 	callee   *leg
@@ -146,6 +153,13 @@ type Call struct {
 	negotiating bool
 }
 
+// do runs f in the call's queue and returns once it has run. It must not
+// be called from inside the queue.
+func (c *Call) do(f func()) { c.q.do(c.work, f) }
+
+// post queues f in the call's queue and returns at once.
+func (c *Call) post(f func()) { c.q.post(c.work, f) }
+
 // other returns the leg on the far side of l.
 func (c *Call) other(l *leg) *leg {
 	if l == c.caller {
@@ -172,19 +186,21 @@ type Snapshot struct {
 	Media *MediaQuality `json:"media,omitempty"`
 }
 
-// Snapshot returns the call's current facts.
+// Snapshot returns the call's current facts, read in the call's queue.
 func (c *Call) Snapshot() Snapshot {
-	c.mu.Lock()
-	snap := Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
-	snap.Legs.Caller, snap.Legs.Callee = DialogNone.String(), DialogNone.String()
-	if c.caller != nil {
-		snap.Legs.Caller = c.caller.dialog.String()
-	}
-	if c.callee != nil {
-		snap.Legs.Callee = c.callee.dialog.String()
-	}
-	m := c.media
-	c.mu.Unlock()
+	var snap Snapshot
+	var m MediaSession
+	c.do(func() {
+		snap = Snapshot{ID: c.ID, From: c.from, To: c.to, State: c.state.String(), Start: c.start, Answer: c.answer, Result: c.result}
+		snap.Legs.Caller, snap.Legs.Callee = DialogNone.String(), DialogNone.String()
+		if c.caller != nil {
+			snap.Legs.Caller = c.caller.dialog.String()
+		}
+		if c.callee != nil {
+			snap.Legs.Callee = c.callee.dialog.String()
+		}
+		m = c.media
+	})
 	if m != nil {
 		q := m.Quality()
 		snap.Media = &q
@@ -201,8 +217,8 @@ type ackSlot struct{ p atomic.Pointer[sip.Request] }
 // ackSlot returns the leg's slot. The leg holds it weakly: the retransmission
 // hook of the INVITE client transaction holds it until Timer M, and once
 // that is gone nothing could resend the ACK, so the slot and its ACK go
-// with the garbage instead of staying for the whole call. Call with c.mu
-// held.
+// with the garbage instead of staying for the whole call. Run it in the
+// call's queue.
 func (l *leg) ackSlot() *ackSlot {
 	if a := l.acks.Value(); a != nil {
 		return a

@@ -71,6 +71,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	c := &Call{
 		ID:        sipmsg.NewID(),
+		work:      s.work,
 		from:      user,
 		to:        req.Recipient.User,
 		start:     time.Now(),
@@ -101,13 +102,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if s.auth != nil && s.auth.IsUser(user) {
 		c.account = user
 	}
-	if !s.calls.admit(c, c.account, s.cfg.Sessions.MaxCalls, s.cfg.Sessions.MaxCallsPerUser) {
+	var admitted bool
+	c.do(func() { admitted = s.establish(c) })
+	if !admitted {
 		c.log.Info("call refused: limit reached", "from", user, "to", c.to)
 		s.reply(req, tx, ErrServerBusy)
 		return
 	}
-	s.calls.addLeg(c.caller)
-	s.move(c, Establishing)
 	if c.log.enabled(slog.LevelInfo) {
 		c.log.Info("call started", "from", user, "to", c.to, "source", req.Source(), "transport", c.caller.transport)
 	}
@@ -120,7 +121,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	})
 	_ = tx.Respond(sipmsg.NewResponse(req, 100, "Trying", ""))
 
-	if err := s.negotiateUAS(c.caller, req); err != nil {
+	var err error
+	c.do(func() { err = s.negotiateUAS(c.caller, req) })
+	if err != nil {
 		s.failCall(c, req, tx, err)
 		return
 	}
@@ -137,18 +140,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.failCall(c, req, tx, &sipmsg.Error{Code: 415, Reason: "Unsupported Media Type", Warning: "only application/sdp bodies are accepted"})
 		return
 	}
-	c.lateOffer = len(req.Body()) == 0
+	var ms MediaSession
 	if s.media != nil {
-		ms, err := s.media.NewSession()
-		if err != nil {
+		if ms, err = s.media.NewSession(); err != nil {
 			s.failCall(c, req, tx, sipmsg.As(err, 503, "Service Unavailable"))
 			return
 		}
-		c.mu.Lock()
-		c.media = ms
-		c.mu.Unlock()
 	}
-	offer, err := s.rewrite(c, true, true, req)
+	c.do(func() {
+		c.lateOffer = len(req.Body()) == 0
+		c.media = ms
+	})
+	offer, err := rewrite(ms, true, true, req)
 	if err != nil {
 		s.failCall(c, req, tx, err)
 		return
@@ -269,7 +272,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		}
 		f := &fork{leg: &l, req: out, tx: ctx2tx}
 		forks = append(forks, f)
-		s.goOwned(func() { s.watchFork(c, f, events) })
+		s.goOwned(func() { s.watchFork(c, f, f.tx, events) })
 	}
 	if len(forks) == 0 {
 		s.failCall(c, req, tx, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)})
@@ -383,7 +386,7 @@ func finalFor(res *sip.Response) *sipmsg.Error {
 // until the call is decided; after that it cleans up on its own: it sends a
 // CANCEL that had to wait for a provisional response, and ACKs and hangs
 // up a 2xx that lost the race.
-func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
+func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events chan<- forkEvent) {
 	// Once the call is decided, a branch that was CANCELled gets 64*T1 to
 	// send its final response; then its transaction is given up (RFC 3261
 	// §9.1), so a callee that never answers leaks nothing.
@@ -402,24 +405,26 @@ func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
 			continue
 		case <-giveUp:
 			c.log.Debug("branch never answered its CANCEL; giving it up")
-			f.tx.Terminate()
+			tx.Terminate()
 			return
 		case <-done:
-			f.tx.Terminate()
+			tx.Terminate()
 			return
-		case res := <-f.tx.Responses():
+		case res := <-tx.Responses():
 			final := res.StatusCode >= 200
-			c.mu.Lock()
-			if !final && !f.provisional {
-				f.provisional = true
-				if f.cancelWanted && !f.cancelled {
-					f.cancelled = true
-					c.mu.Unlock()
-					s.sendCancel(c, f)
-					c.mu.Lock()
+			var cancel *sip.Request
+			c.do(func() {
+				if !final && !f.provisional {
+					f.provisional = true
+					if f.cancelWanted && !f.cancelled {
+						f.cancelled = true
+						cancel = f.req
+					}
 				}
+			})
+			if cancel != nil {
+				s.sendCancel(c, f.leg, cancel)
 			}
-			c.mu.Unlock()
 			select {
 			case events <- forkEvent{f: f, res: res}:
 			case <-c.decided:
@@ -430,9 +435,9 @@ func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
 			if final {
 				return
 			}
-		case <-f.tx.Done():
+		case <-tx.Done():
 			select {
-			case events <- forkEvent{f: f, err: f.tx.Err()}:
+			case events <- forkEvent{f: f, err: tx.Err()}:
 			case <-c.decided:
 			}
 			return
@@ -441,41 +446,46 @@ func (s *Server) watchFork(c *Call, f *fork, events chan<- forkEvent) {
 }
 
 func (s *Server) isWinner(c *Call, f *fork) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.callee == f.leg
+	var won bool
+	c.do(func() { won = c.callee == f.leg })
+	return won
 }
 
 // decide marks the call's second leg as settled and cancels every branch
 // but the winner (RFC 3261 §9.1: a CANCEL waits for a provisional response).
 func (s *Server) decide(c *Call, forks []*fork, winner *fork) {
-	c.mu.Lock()
-	select {
-	case <-c.decided:
-	default:
-		close(c.decided)
+	type cancel struct {
+		l   *leg
+		inv *sip.Request
 	}
-	var now []*fork
-	for _, f := range forks {
-		if f == winner || f.cancelled {
-			continue
+	var now []cancel
+	c.do(func() {
+		select {
+		case <-c.decided:
+		default:
+			close(c.decided)
 		}
-		if f.provisional {
-			f.cancelled = true
-			now = append(now, f)
-		} else {
-			f.cancelWanted = true
+		for _, f := range forks {
+			if f == winner || f.cancelled {
+				continue
+			}
+			if f.provisional {
+				f.cancelled = true
+				now = append(now, cancel{f.leg, f.req})
+			} else {
+				f.cancelWanted = true
+			}
 		}
-	}
-	c.mu.Unlock()
-	for _, f := range now {
-		s.sendCancel(c, f)
+	})
+	for _, x := range now {
+		s.sendCancel(c, x.l, x.inv)
 	}
 }
 
-// sendCancel CANCELs a branch's INVITE (RFC 3261 §9.1).
-func (s *Server) sendCancel(c *Call, f *fork) {
-	inv := f.req
+// sendCancel CANCELs inv, a branch's INVITE on leg l (RFC 3261 §9.1). A
+// branch's leg keeps its Call-ID and next hop for its life, so they are
+// read here outside the call's queue.
+func (s *Server) sendCancel(c *Call, l *leg, inv *sip.Request) {
 	cancel := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	cancel.AppendHeader(inv.Via().Clone())
 	sipmsg.CopyHeaders(cancel, inv, "Route")
@@ -483,63 +493,67 @@ func (s *Server) sendCancel(c *Call, f *fork) {
 	cancel.AppendHeader(&mf)
 	cancel.AppendHeader(sip.HeaderClone(inv.From()))
 	cancel.AppendHeader(sip.HeaderClone(inv.To()))
-	cid := sip.CallIDHeader(f.leg.callID)
+	cid := sip.CallIDHeader(l.callID)
 	cancel.AppendHeader(&cid)
 	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
 	cancel.SetBody(nil)
-	s.route(cancel, f.leg, s.listenerFor(f.leg.transport))
+	s.route(cancel, l, s.listenerFor(l.transport))
 	s.send(c, cancel)
 }
 
 // relayProvisional passes a 18x to the caller on the caller's early dialog.
 func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
-	out := sipmsg.NewResponse(req, res.StatusCode, res.Reason, c.caller.localTag)
-	ln := s.listenerFor(c.caller.transport)
-	out.AppendHeader(s.contact(ln, s.advertise.Host(ln, c.caller.dest)))
-	c.mu.Lock()
-	c.caller.setDialog(DialogEarly)
-	c.mu.Unlock()
-	// Early media: the SDP of a 18x is the answer (or, after a late-offer
-	// INVITE, an offer) and is rewritten for the relay like a 2xx's.
-	body, err := s.rewrite(c, c.lateOffer, false, res)
-	if err != nil {
-		c.log.Info("SDP of provisional response dropped", "status", res.StatusCode, "error", err)
-		body = nil
-	}
-	withBody(out, res, body)
+	var out *sip.Response
+	c.do(func() {
+		out = sipmsg.NewResponse(req, res.StatusCode, res.Reason, c.caller.localTag)
+		ln := s.listenerFor(c.caller.transport)
+		out.AppendHeader(s.contact(ln, s.advertise.Host(ln, c.caller.dest)))
+		c.caller.setDialog(DialogEarly)
+		// Early media: the SDP of a 18x is the answer (or, after a
+		// late-offer INVITE, an offer) and is rewritten for the relay like
+		// a 2xx's.
+		body, err := rewrite(c.media, c.lateOffer, false, res)
+		if err != nil {
+			c.log.Info("SDP of provisional response dropped", "status", res.StatusCode, "error", err)
+			body = nil
+		}
+		withBody(out, res, body)
+	})
 	_ = tx.Respond(out)
 }
 
 // answer completes the call with the winning branch's 2xx.
 func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, forks []*fork, win *fork, res *sip.Response) {
 	callee := win.leg
-	c.mu.Lock()
-	callee.remoteTag = strings.Clone(sipmsg.Tag(res.To().Params))
-	if ct := res.Contact(); ct != nil {
-		callee.target = keptURI(&ct.Address)
-	}
-	callee.routes = reversed(recordRoutes(res))
-	callee.localCSeq = res.CSeq().SeqNo
-	callee.inviteCSeq = res.CSeq().SeqNo
-	callee.setDialog(DialogEarly)
-	s.negotiateUAC(callee, res)
-	c.callee = callee
-	c.mu.Unlock()
+	inviteCSeq := res.CSeq().SeqNo
+	var slot *ackSlot
+	var ms MediaSession
+	var late bool
+	c.do(func() {
+		callee.remoteTag = strings.Clone(sipmsg.Tag(res.To().Params))
+		if ct := res.Contact(); ct != nil {
+			callee.target = keptURI(&ct.Address)
+		}
+		callee.routes = reversed(recordRoutes(res))
+		callee.localCSeq = inviteCSeq
+		callee.inviteCSeq = inviteCSeq
+		callee.setDialog(DialogEarly)
+		s.negotiateUAC(callee, res)
+		c.callee = callee
+		slot = callee.ackSlot()
+		ms, late = c.media, c.lateOffer
+	})
 	s.decide(c, forks, win)
 	s.calls.addLeg(callee)
-
 	// The callee retransmits its 2xx until it sees our ACK; answer each
 	// retransmission with the ACK we sent, once we have sent one.
-	c.mu.Lock()
-	slot := callee.ackSlot()
-	c.mu.Unlock()
 	win.tx.OnRetransmission(func(*sip.Response) { slot.resend(s, 0) })
 
 	select {
 	case <-c.cancelled:
 		// The caller's CANCEL crossed the callee's 2xx: the caller already
 		// has its 487, so the callee is acknowledged and hung up.
-		s.ackLeg(c, callee, res.CSeq().SeqNo, nil)
+		c.do(func() { s.sendAck(callee, inviteCSeq, nil, nil) })
 		c.log.Info("answer crossed caller's CANCEL; hanging up callee")
 		s.m.response(string(sip.INVITE), 487)
 		// The caller has a 487 and no dialog: no BYE for it.
@@ -548,57 +562,47 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 	default:
 	}
 
-	body, err := s.rewrite(c, c.lateOffer, false, res)
+	body, err := rewrite(ms, late, false, res)
 	if err != nil {
 		// The callee answered with SDP parley cannot relay: it is
 		// acknowledged and hung up, and the caller hears why.
-		s.ackLeg(c, callee, res.CSeq().SeqNo, nil)
-		c.mu.Lock()
-		callee.localCSeq++
-		bye := s.newRequest(callee, sip.BYE, callee.localCSeq)
-		c.mu.Unlock()
+		var bye *sip.Request
+		c.do(func() {
+			s.sendAck(callee, inviteCSeq, nil, nil)
+			callee.localCSeq++
+			bye = s.newRequest(callee, sip.BYE, callee.localCSeq)
+		})
 		bye.SetBody(nil)
 		s.send(c, bye)
 		s.failCall(c, req, tx, err)
 		return
 	}
-	caller := c.caller
-	ok := sipmsg.NewResponse(req, res.StatusCode, res.Reason, caller.localTag)
-	ln := s.listenerFor(caller.transport)
-	ok.AppendHeader(s.contact(ln, s.advertise.Host(ln, caller.dest)))
-	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	withBody(ok, res, body)
-	inviteCSeq := res.CSeq().SeqNo
-
-	c.mu.Lock()
-	timerHeaders(ok, caller)
-	caller.setDialog(DialogEarly)
-	c.answer = time.Now()
-	s.moveLocked(c, Active)
-	s.armTimer(caller)
-	s.armTimer(callee)
-	s.armMaxDuration(c)
-	late := c.lateOffer
-	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, func(ack *sip.Request) {
-		if !late {
-			s.ackLeg(c, callee, inviteCSeq, nil)
-			return
-		}
-		// Late offer: the caller's ACK carries the answer for the callee.
-		answer, err := s.rewrite(c, false, true, ack)
-		if err != nil {
-			c.log.Info("caller's answer in ACK refused; hanging up", "error", err)
-			s.ackLeg(c, callee, inviteCSeq, nil)
-			s.endCall(c, nil, resultFailed, "bad SDP answer in ACK")
-			return
-		}
-		s.ackLegBody(c, callee, inviteCSeq, ack, answer)
+	var ok *sip.Response
+	c.do(func() {
+		ok = s.answerOK(c.caller, req, tx, okSpec{
+			code: res.StatusCode, reason: res.Reason, body: body, bodyFrom: res, allow: true,
+			onAck: func(ack *sip.Request) {
+				if !late {
+					s.sendAck(callee, inviteCSeq, nil, nil)
+					return
+				}
+				// Late offer: the caller's ACK carries the answer for the
+				// callee.
+				answer, err := rewrite(ms, false, true, ack)
+				if err != nil {
+					c.log.Info("caller's answer in ACK refused; hanging up", "error", err)
+					s.sendAck(callee, inviteCSeq, nil, nil)
+					s.goOwned(func() { s.endCall(c, nil, resultFailed, "bad SDP answer in ACK") })
+					return
+				}
+				s.sendAck(callee, inviteCSeq, ack, answer)
+			},
+		})
+		s.activate(c)
+		s.hold(c)
 	})
-	c.mu.Unlock()
-	s.watchMedia(c)
-	s.holdState(c)
-	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())
-	c.log.Info("call answered", "setup_ms", c.answer.Sub(c.start).Milliseconds())
+	s.watchMedia(c, ms)
+	c.log.Info("call answered", "setup_ms", time.Since(c.start).Milliseconds())
 	if err := tx.Respond(ok); err != nil {
 		c.log.Info("2xx to caller failed", "error", err)
 	}
@@ -609,13 +613,15 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		// lock, in parley's transactions and in sipgo's, so it has run by
 		// the time Respond returns).
 		c.log.Info("caller's CANCEL won over the answer; hanging up callee")
-		s.ackLeg(c, callee, inviteCSeq, nil)
+		c.do(func() { s.sendAck(callee, inviteCSeq, nil, nil) })
 		s.endCall(c, c.caller, resultCancelled, "cancelled by caller")
 	default:
 	}
 }
 
-// failCall gives the caller a final error and closes the call.
+// failCall gives the caller a final error and closes the call. The
+// caller leg's tag is set when the call is made and never changes, so it
+// is read here outside the call's queue.
 func (s *Server) failCall(c *Call, req *sip.Request, tx sip.ServerTransaction, err error) {
 	se := sipmsg.ErrorFor(err)
 	_ = tx.Respond(sipmsg.Response(req, err, c.caller.localTag))

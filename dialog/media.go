@@ -70,19 +70,20 @@ func isSDP(m sip.Message) bool {
 }
 
 // rewrite passes the SDP of src, an offer or an answer coming from the
-// caller's or the callee's leg, through the call's media session. Bodies
-// that are not SDP, and every body when there is no relay, pass unchanged.
-func (s *Server) rewrite(c *Call, offer, fromCaller bool, src sip.Message) ([]byte, error) {
+// caller's or the callee's leg, through the call's media session ms.
+// Bodies that are not SDP, and every body when there is no relay, pass
+// unchanged.
+func rewrite(ms MediaSession, offer, fromCaller bool, src sip.Message) ([]byte, error) {
 	body := src.Body()
-	if c.media == nil || !isSDP(src) {
+	if ms == nil || !isSDP(src) {
 		return body, nil
 	}
 	var out []byte
 	var err error
 	if offer {
-		out, err = c.media.Offer(fromCaller, body)
+		out, err = ms.Offer(fromCaller, body)
 	} else {
-		out, err = c.media.Answer(fromCaller, body)
+		out, err = ms.Answer(fromCaller, body)
 	}
 	if err != nil {
 		return nil, sipmsg.As(err, 488, "Not Acceptable Here")
@@ -104,32 +105,14 @@ func withBody(dst, src sip.Message, body []byte) {
 	dst.SetBody(body)
 }
 
-// holdState moves an established call between Active and Suspended after a
-// completed offer/answer.
-func (s *Server) holdState(c *Call) {
-	if c.media == nil {
+// watchMedia hangs a call up when its media ms stops. An established
+// call holds no goroutine for this: the relay calls back, and the hangup
+// is an event of the call's like any other.
+func (s *Server) watchMedia(c *Call, ms MediaSession) {
+	if ms == nil {
 		return
 	}
-	held := c.media.OnHold()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case held && c.state == Active:
-		s.moveLocked(c, Suspended)
-		c.log.Info("call on hold")
-	case !held && c.state == Suspended:
-		s.moveLocked(c, Active)
-		c.log.Info("call resumed")
-	}
-}
-
-// watchMedia hangs a call up when its media stops. An established call
-// holds no goroutine for this: the relay calls back.
-func (s *Server) watchMedia(c *Call) {
-	if c.media == nil {
-		return
-	}
-	c.media.OnTimeout(func() {
+	ms.OnTimeout(func() {
 		select {
 		case <-c.closed:
 			return

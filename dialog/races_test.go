@@ -6,7 +6,7 @@ package dialog
 // §13.2.2.4), and re-INVITE glare (§14.1). Each test runs a Server on
 // loopback between two scripted UDP peers that speak raw SIP, and checks
 // both what each peer sees and the state machine: the parley_calls gauge,
-// parley_calls_total, Server.Calls() and the logged transitions.
+// parley_calls_total, Server.Calls() and the transitions it reports.
 
 import (
 	"context"
@@ -348,7 +348,8 @@ func newRig(t *testing.T) *rig {
 	r.caller = newPeer(t, "caller")
 	r.callee = newPeer(t, "callee")
 	yaml := fmt.Sprintf("sip:\n  listen: [udp://127.0.0.1:0]\nroutes:\n  - {match: '^9(\\d+)$', target: 'sip:$1@127.0.0.1:%d'}\n", r.callee.port())
-	r.s = startServer(t, yaml, WithRegisterer(r.reg), WithLogger(slog.New(&logHandler{log: r.log})))
+	r.s = startServer(t, yaml, WithRegisterer(r.reg), WithLogger(slog.New(&logHandler{})),
+		WithStateObserver(func(call string, from, to State) { r.log.add(call, move{from.String(), to.String()}) }))
 	addr, err := net.ResolveUDPAddr("udp", r.s.Addr("udp"))
 	if err != nil {
 		t.Fatal(err)
@@ -530,13 +531,14 @@ func eventually(t *testing.T, d time.Duration, f func() error) {
 	}
 }
 
-// --- the state transitions parley logs ---
+// --- the state transitions parley reports ---
 
 type move struct{ from, to string }
 
 func (m move) String() string { return m.from + "→" + m.to }
 
-// stateLog keeps the "call state" records parley logs, per call ID.
+// stateLog keeps the state moves parley reports (WithStateObserver), per
+// call ID, in the order each call made them.
 type stateLog struct {
 	mu    sync.Mutex
 	calls map[string][]move
@@ -565,10 +567,10 @@ func (l *stateLog) byCall() map[string][]move {
 	return out
 }
 
-// logHandler records parley's state transitions and drops the rest;
-// PARLEY_TEST_LOG=1 also prints everything, sipgo's logs included.
+// logHandler takes parley's logs at every level, so the logging paths run
+// too, and drops them; PARLEY_TEST_LOG=1 prints them all, sipgo's
+// included.
 type logHandler struct {
-	log   *stateLog
 	attrs []slog.Attr
 	sipgo bool
 }
@@ -580,40 +582,17 @@ var echoLog = func() slog.Handler {
 	return slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 }()
 
-func (h *logHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return echoLog != nil || !h.sipgo
-}
+func (h *logHandler) Enabled(context.Context, slog.Level) bool { return echoLog != nil || !h.sipgo }
 
 func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	if echoLog != nil {
-		_ = echoLog.WithAttrs(h.attrs).Handle(ctx, r)
+		return echoLog.WithAttrs(h.attrs).Handle(ctx, r)
 	}
-	if h.sipgo || r.Message != "call state" {
-		return nil
-	}
-	var call string
-	var m move
-	visit := func(a slog.Attr) bool {
-		switch a.Key {
-		case "call":
-			call = a.Value.String()
-		case "from":
-			m.from = a.Value.String()
-		case "to":
-			m.to = a.Value.String()
-		}
-		return true
-	}
-	for _, a := range h.attrs {
-		visit(a)
-	}
-	r.Attrs(visit)
-	h.log.add(call, m)
 	return nil
 }
 
 func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	n := &logHandler{log: h.log, attrs: append(slices.Clone(h.attrs), as...), sipgo: h.sipgo}
+	n := &logHandler{attrs: append(slices.Clone(h.attrs), as...), sipgo: h.sipgo}
 	for _, a := range as {
 		if a.Key == "component" && a.Value.String() == "sipgo" {
 			n.sipgo = true
@@ -694,7 +673,7 @@ func TestRaceHappyPathTransitions(t *testing.T) {
 
 	want := []move{{"idle", "establishing"}, {"establishing", "active"}, {"active", "terminating"}, {"terminating", "closed"}}
 	if got := r.log.byCall()[snap.ID]; !slices.Equal(got, want) {
-		t.Errorf("call %s logged %v, want %v", snap.ID, got, want)
+		t.Errorf("call %s moved %v, want %v", snap.ID, got, want)
 	}
 }
 

@@ -92,6 +92,13 @@ func WithQuickHandler(method sip.RequestMethod, h sipgo.RequestHandler) Option {
 	}
 }
 
+// WithStateObserver makes f hear of every move of every call's state, in
+// the call's own order (it runs in the call's queue, so it must be quick
+// and must not call back into the Server). Tests and call records use it.
+func WithStateObserver(f func(call string, from, to State)) Option {
+	return func(s *Server) error { s.onState = f; return nil }
+}
+
 // WithRingTimeout sets how long a call may ring before parley gives up with
 // 408 (RFC 3261 Timer C is its upper bound).
 func WithRingTimeout(d time.Duration) Option {
@@ -121,6 +128,7 @@ type Server struct {
 	services    map[string]Service
 	media       Media
 	ringTimeout time.Duration
+	onState     func(call string, from, to State)
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server

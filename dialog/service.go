@@ -1,8 +1,6 @@
 package dialog
 
 import (
-	"time"
-
 	"github.com/emiago/sipgo/sip"
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
@@ -44,24 +42,12 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 		s.failCall(c, req, tx, sipmsg.As(err, 500, "Server Internal Error"))
 		return
 	}
-	caller := c.caller
-	ok := sipmsg.NewResponse(req, 200, "OK", caller.localTag)
-	ln := s.listenerFor(caller.transport)
-	ok.AppendHeader(s.contact(ln, s.advertise.Host(ln, caller.dest)))
-	ok.AppendHeader(sip.NewHeader("Allow", allowHeader))
-	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ok.SetBody(answer)
-
-	c.mu.Lock()
-	timerHeaders(ok, caller)
-	c.svc, c.svcAnswer = sess, answer
-	c.answer = time.Now()
-	s.moveLocked(c, Active)
-	s.armTimer(caller)
-	s.armMaxDuration(c)
-	s.awaitAck(caller, tx, ok, req.CSeq().SeqNo, nil)
-	c.mu.Unlock()
-	s.m.setup.Observe(c.answer.Sub(c.start).Seconds())
+	var ok *sip.Response
+	c.do(func() {
+		c.svc, c.svcAnswer = sess, answer
+		ok = s.answerOK(c.caller, req, tx, okSpec{body: answer, allow: true})
+		s.activate(c)
+	})
 	c.log.Info("call answered by service", "service", c.to)
 	_ = tx.Respond(ok)
 

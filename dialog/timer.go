@@ -12,7 +12,8 @@ import (
 )
 
 // sessionTimer is the RFC 4028 session timer of one leg. parley keeps one
-// per leg, negotiated with that leg's phone alone. Guarded by the call's mu.
+// per leg, negotiated with that leg's phone alone. It belongs to the
+// call's queue.
 type sessionTimer struct {
 	// interval is the session interval; 0 means no session timer.
 	interval time.Duration
@@ -75,8 +76,7 @@ func allowsUpdate(m sip.Message) bool { return sipmsg.HasTag(m, "UPDATE", "Allow
 // negotiateUAS applies RFC 4028 §9 to a request parley answers (an INVITE
 // or a refresh) on leg l. It returns a 422 error when the phone, knowing
 // session timers, asks for less than sessions.min_se; without Supported:
-// timer the interval is raised instead. Call with the call's mu held, or
-// before the leg is shared.
+// timer the interval is raised instead. Run it in the call's queue.
 func (s *Server) negotiateUAS(l *leg, req *sip.Request) error {
 	minSE := s.cfg.Sessions.MinSE
 	secs, refresher, ok, err := sessionExpires(req)
@@ -159,7 +159,7 @@ func (s *Server) timerRequestHeaders(req *sip.Request, l *leg, inDialog bool) {
 // negotiateUAC reads the session timer a phone chose in its 2xx to a
 // request parley sent on leg l (RFC 4028 §7.2). A phone that does not do
 // session timers still gets refreshes from parley, which then notices a
-// dead peer. Call with the call's mu held.
+// dead peer. Run it in the call's queue.
 func (s *Server) negotiateUAC(l *leg, res *sip.Response) {
 	secs, refresher, ok, _ := sessionExpires(res)
 	l.st.update = allowsUpdate(res) || l.st.update
@@ -177,7 +177,8 @@ func (s *Server) negotiateUAC(l *leg, res *sip.Response) {
 
 // armTimer (re)starts leg l's session timer: when parley refreshes, a
 // refresh at half the interval; when the phone does, a hangup at
-// SE − min(32 s, SE/3) (RFC 4028 §10). Call with the call's mu held.
+// SE − min(32 s, SE/3) (RFC 4028 §10). Run it in the call's queue; the
+// timers bring their events to the queue when they fire.
 func (s *Server) armTimer(l *leg) {
 	l.st.stop()
 	if l.st.interval <= 0 {
@@ -194,66 +195,41 @@ func (s *Server) armTimer(l *leg) {
 	})
 }
 
-// refresh sends parley's session refresh on leg l: UPDATE without a body
-// when the phone allows it, else a re-INVITE carrying the SDP the phone
-// already has, so nothing changes but the timer (RFC 4028 §10).
+// refreshLater arms leg l's timer to try its refresh again in 2 s. Run it
+// in the call's queue.
+func (s *Server) refreshLater(l *leg) {
+	l.st.stop()
+	l.st.timer = time.AfterFunc(2*time.Second, func() { s.refresh(l) })
+}
+
+// refresh is the event of parley's session refresh on leg l: UPDATE
+// without a body when the phone allows it, else a re-INVITE carrying the
+// SDP the phone already has, so nothing changes but the timer (RFC 4028
+// §10). The request is built in the call's queue and its answer awaited
+// outside it.
 func (s *Server) refresh(l *leg) {
 	c := l.call
-	c.mu.Lock()
-	if c.state != Active && c.state != Suspended {
-		c.mu.Unlock()
+	var req *sip.Request
+	c.do(func() { req = s.refreshRequest(l) })
+	if req == nil {
 		return
 	}
-	method := sip.INVITE
-	if l.st.update {
-		method = sip.UPDATE
-	}
-	if c.negotiating && method == sip.INVITE {
-		// An offer is crossing between the legs; refresh a little later
-		// rather than cause a 491.
-		l.st.stop()
-		l.st.timer = time.AfterFunc(2*time.Second, func() { s.refresh(l) })
-		c.mu.Unlock()
-		return
-	}
-	if method == sip.INVITE {
-		c.negotiating = true
-	}
-	var body []byte
-	if method == sip.INVITE {
-		switch {
-		case c.media != nil:
-			body = c.media.Current(l.role == roleCaller)
-		case c.svc != nil:
-			body = c.svcAnswer
-		}
-	}
-	l.localCSeq++
-	cseq := l.localCSeq
-	req := s.newRequest(l, method, cseq)
-	l.st.parley = true
-	s.timerRequestHeaders(req, l, true)
-	c.mu.Unlock()
-	if len(body) > 0 {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	req.SetBody(body)
-	c.log.Debug("session refresh", "leg", l.role.String(), "method", string(method))
+	invite := req.IsInvite()
+	c.log.Debug("session refresh", "leg", l.role.String(), "method", string(req.Method))
 
 	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 	tx, err := s.request(ctx, req)
 	cancel()
 	if err != nil {
+		if invite {
+			c.do(func() { c.negotiating = false })
+		}
 		s.endCall(c, nil, resultAnswered, "session refresh not sent: "+err.Error())
 		return
 	}
 	s.goOwned(func() {
-		if method == sip.INVITE {
-			defer func() {
-				c.mu.Lock()
-				c.negotiating = false
-				c.mu.Unlock()
-			}()
+		if invite {
+			defer c.do(func() { c.negotiating = false })
 		}
 		for {
 			select {
@@ -275,27 +251,67 @@ func (s *Server) refresh(l *leg) {
 	})
 }
 
+// refreshRequest builds parley's refresh on leg l, or returns nil when
+// there is none to send now: the call is not established, or an offer is
+// crossing between the legs (then the refresh comes a little later rather
+// than cause a 491). Run it in the call's queue.
+func (s *Server) refreshRequest(l *leg) *sip.Request {
+	c := l.call
+	if c.state != Active && c.state != Suspended {
+		return nil
+	}
+	method := sip.INVITE
+	if l.st.update {
+		method = sip.UPDATE
+	}
+	var body []byte
+	if method == sip.INVITE {
+		if c.negotiating {
+			s.refreshLater(l)
+			return nil
+		}
+		c.negotiating = true
+		switch {
+		case c.media != nil:
+			body = c.media.Current(l.role == roleCaller)
+		case c.svc != nil:
+			body = c.svcAnswer
+		}
+	}
+	l.localCSeq++
+	req := s.newRequest(l, method, l.localCSeq)
+	l.st.parley = true
+	s.timerRequestHeaders(req, l, true)
+	if len(body) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	req.SetBody(body)
+	return req
+}
+
 // refreshAnswered handles the final response to parley's refresh.
 func (s *Server) refreshAnswered(l *leg, req *sip.Request, tx sip.ClientTransaction, res *sip.Response) {
 	c := l.call
 	code := res.StatusCode
 	switch {
 	case code < 300:
-		c.mu.Lock()
-		s.negotiateUAC(l, res)
-		if req.IsInvite() {
-			ack := s.newRequest(l, sip.ACK, req.CSeq().SeqNo)
-			ack.SetBody(nil)
-			l.ackSlot().p.Store(ack)
-			c.mu.Unlock()
-			_ = s.write(ack)
-			tx.OnRetransmission(func(*sip.Response) { _ = s.write(ack) })
-			c.mu.Lock()
-		} else {
+		if !req.IsInvite() {
 			tx.Terminate()
 		}
-		s.armTimer(l)
-		c.mu.Unlock()
+		var ack *sip.Request
+		c.do(func() {
+			s.negotiateUAC(l, res)
+			if req.IsInvite() {
+				ack = s.newRequest(l, sip.ACK, req.CSeq().SeqNo)
+				ack.SetBody(nil)
+				l.ackSlot().p.Store(ack)
+				_ = s.write(ack)
+			}
+			s.armTimer(l)
+		})
+		if ack != nil {
+			tx.OnRetransmission(func(*sip.Response) { _ = s.write(ack) })
+		}
 	case code == 408 || code == 481:
 		// RFC 4028 §10: the session is gone.
 		tx.Terminate()
@@ -303,31 +319,26 @@ func (s *Server) refreshAnswered(l *leg, req *sip.Request, tx sip.ClientTransact
 		s.endCall(c, nil, resultAnswered, fmt.Sprintf("session refresh answered %d (%s)", code, l.role.String()))
 	case req.Method == sip.UPDATE && (code == 405 || code == 501):
 		tx.Terminate()
-		c.mu.Lock()
-		l.st.update = false
-		c.mu.Unlock()
+		c.do(func() { l.st.update = false })
 		s.refresh(l)
 	case code == 422:
 		tx.Terminate()
-		c.mu.Lock()
-		if m := minSEOf(res); m > 0 {
-			l.st.interval = time.Duration(m) * time.Second
-		}
-		c.mu.Unlock()
+		c.do(func() {
+			if m := minSEOf(res); m > 0 {
+				l.st.interval = time.Duration(m) * time.Second
+			}
+		})
 		s.refresh(l)
 	default:
 		// 491 glare and other failures leave the session as it was
 		// (RFC 4028 §10); try again shortly.
 		tx.Terminate()
-		c.mu.Lock()
-		l.st.stop()
-		l.st.timer = time.AfterFunc(2*time.Second, func() { s.refresh(l) })
-		c.mu.Unlock()
+		c.do(func() { s.refreshLater(l) })
 	}
 }
 
-// armMaxDuration ends the call once it is sessions.max_duration old. Call
-// with the call's mu held.
+// armMaxDuration ends the call once it is sessions.max_duration old. Run
+// it in the call's queue.
 func (s *Server) armMaxDuration(c *Call) {
 	d := s.cfg.Sessions.MaxDuration
 	if d <= 0 || c.maxTimer != nil {
@@ -348,18 +359,19 @@ func (s *Server) retry422(c *Call, f *fork, res *sip.Response, events chan<- for
 		return false
 	}
 	f.retried = true
-	c.mu.Lock()
-	f.leg.st.interval = time.Duration(max(minSE, s.cfg.Sessions.Expires)) * time.Second
-	old := f.req
-	f.leg.localCSeq = old.CSeq().SeqNo + 1
-	out := s.newRequest(f.leg, sip.INVITE, f.leg.localCSeq)
-	c.mu.Unlock()
-	if mf := old.MaxForwards(); mf != nil {
-		v := sip.MaxForwardsHeader(mf.Val())
-		out.ReplaceHeader(&v)
-	}
-	sipmsg.CopyHeaders(out, old, "Subject", "Priority", "Alert-Info", "Call-Info")
-	s.timerRequestHeaders(out, f.leg, false)
+	var out, old *sip.Request
+	c.do(func() {
+		f.leg.st.interval = time.Duration(max(minSE, s.cfg.Sessions.Expires)) * time.Second
+		old = f.req
+		f.leg.localCSeq = old.CSeq().SeqNo + 1
+		out = s.newRequest(f.leg, sip.INVITE, f.leg.localCSeq)
+		if mf := old.MaxForwards(); mf != nil {
+			v := sip.MaxForwardsHeader(mf.Val())
+			out.ReplaceHeader(&v)
+		}
+		sipmsg.CopyHeaders(out, old, "Subject", "Priority", "Alert-Info", "Call-Info")
+		s.timerRequestHeaders(out, f.leg, false)
+	})
 	out.RemoveHeader("Min-SE")
 	out.AppendHeader(sip.NewHeader("Min-SE", strconv.Itoa(max(minSE, s.cfg.Sessions.MinSE))))
 	withBody(out, old, old.Body())
@@ -371,9 +383,7 @@ func (s *Server) retry422(c *Call, f *fork, res *sip.Response, events chan<- for
 		return false
 	}
 	c.log.Info("callee wants a longer session interval; retrying", "min_se", minSE)
-	c.mu.Lock()
-	f.req, f.tx, f.provisional = out, tx, false
-	c.mu.Unlock()
-	s.goOwned(func() { s.watchFork(c, f, events) })
+	c.do(func() { f.req, f.tx, f.provisional = out, tx, false })
+	s.goOwned(func() { s.watchFork(c, f, tx, events) })
 	return true
 }

@@ -135,21 +135,17 @@ func TestNegotiateUAC(t *testing.T) {
 func TestSessionTimerExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newTestServer(t, "")
-		c := &Call{ID: "t", state: Active, closed: make(chan struct{}), log: callLog{l: s.log, id: "t"}}
+		c := &Call{ID: "t", work: s.work, state: Active, closed: make(chan struct{}), log: callLog{l: s.log, id: "t"}}
 		// A callee leg without a remote tag gets no BYE, so the test needs
 		// no network.
 		l := &leg{call: c, role: roleCallee, st: sessionTimer{interval: 90 * time.Second}}
 		c.callee = l
 		s.calls.admit(c, "", 0, 0)
 		s.m.calls.WithLabelValues("active").Inc()
-		c.mu.Lock()
-		s.armTimer(l)
-		c.mu.Unlock()
+		c.do(func() { s.armTimer(l) })
 
 		time.Sleep(50 * time.Second) // a refresh arrives at 50 s
-		c.mu.Lock()
-		s.armTimer(l)
-		c.mu.Unlock()
+		c.do(func() { s.armTimer(l) })
 		time.Sleep(59 * time.Second) // 109 s: the first timer would have fired at 60 s
 		synctest.Wait()
 		if st := c.Snapshot().State; st != "active" {
