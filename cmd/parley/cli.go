@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/registrar"
@@ -165,7 +166,7 @@ func (a *apiClient) do(method, path string) ([]byte, error) {
 		return nil, fmt.Errorf("admin API at %s: %w", a.base, err)
 	}
 	if res.StatusCode/100 != 2 {
-		var e apiError
+		var e admin.ErrorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
 			return nil, errors.New(e.Error)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,6 +12,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-sip/parley/cmd/parley/admin"
+	"github.com/parley-sip/parley/cmd/parley/admin/admintest"
 )
 
 // cli runs parley with args and returns its exit code and output.
@@ -21,13 +27,30 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// apiServer serves the real admin mux over fakes.
-func apiServer(t *testing.T, calls *fakeCalls, regs *fakeRegs) string {
+// newTestAdmin returns the real admin handler over calls and regs.
+func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations) http.Handler {
 	t.Helper()
-	h, _ := newTestAdmin(calls, regs)
+	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.Handler()
+}
+
+// apiServer serves the real admin mux over fakes.
+func apiServer(t *testing.T, calls *admintest.Calls, regs *admintest.Registrations) string {
+	t.Helper()
+	h := newTestAdmin(t, calls, regs)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
 }
 
 // table splits tabwriter output into rows of fields.
@@ -52,7 +75,7 @@ func splitColumns(line string) []string {
 }
 
 func TestCLICalls(t *testing.T) {
-	addr := apiServer(t, sampleCalls(), &fakeRegs{})
+	addr := apiServer(t, admintest.SampleCalls(), &admintest.Registrations{})
 	code, out, errs := cli(t, "calls", "-admin", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -73,9 +96,9 @@ func TestCLICalls(t *testing.T) {
 }
 
 func TestCLIJSONPassthrough(t *testing.T) {
-	calls, regs := sampleCalls(), sampleRegs(time.Now())
+	calls, regs := admintest.SampleCalls(), admintest.SampleRegistrations(time.Now())
 	addr := apiServer(t, calls, regs)
-	h, _ := newTestAdmin(calls, regs)
+	h := newTestAdmin(t, calls, regs)
 	for _, tt := range []struct{ cmd, path string }{{"calls", "/api/calls"}, {"registrations", "/api/registrations"}} {
 		code, out, errs := cli(t, tt.cmd, "-json", "-admin", addr)
 		if code != 0 {
@@ -91,7 +114,7 @@ func TestCLIJSONPassthrough(t *testing.T) {
 }
 
 func TestCLIRegistrations(t *testing.T) {
-	addr := apiServer(t, &fakeCalls{}, sampleRegs(time.Now()))
+	addr := apiServer(t, &admintest.Calls{}, admintest.SampleRegistrations(time.Now()))
 	code, out, errs := cli(t, "registrations", "-admin", "http://"+addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
@@ -107,14 +130,14 @@ func TestCLIRegistrations(t *testing.T) {
 }
 
 func TestCLIHangup(t *testing.T) {
-	calls := sampleCalls()
-	addr := apiServer(t, calls, &fakeRegs{})
+	calls := admintest.SampleCalls()
+	addr := apiServer(t, calls, &admintest.Registrations{})
 	// Flags may come after the ID.
 	if code, out, errs := cli(t, "hangup", "aaaa", "-admin", addr); code != 0 || out != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
 	}
-	if !slices.Equal(calls.hungUp, []string{"aaaa"}) {
-		t.Fatalf("hung up %v", calls.hungUp)
+	if !slices.Equal(calls.HungUp(), []string{"aaaa"}) {
+		t.Fatalf("hung up %v", calls.HungUp())
 	}
 	code, _, errs := cli(t, "hangup", "-admin", addr, "aaaa")
 	if code != 1 || !strings.Contains(errs, `no call with ID "aaaa"`) {
@@ -160,7 +183,7 @@ func TestCLIUnreachable(t *testing.T) {
 }
 
 func TestCLIAddressFromConfig(t *testing.T) {
-	addr := apiServer(t, sampleCalls(), &fakeRegs{})
+	addr := apiServer(t, admintest.SampleCalls(), &admintest.Registrations{})
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	off := filepath.Join(dir, "off.yaml")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/media"
@@ -117,11 +117,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	}
 	ping.set(b2b)
 
-	admin, err := newAdmin(cfg.Admin.Listen, reg, b2b, regs)
+	adm, err := admin.New(cfg.Admin.Listen, admin.WithMetrics(reg), admin.WithCalls(b2b), admin.WithRegistrations(regs))
 	if err != nil {
-		return err
+		return fmt.Errorf("admin.listen: %w", err)
 	}
-	stop := &stopper{srv: b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: admin.state.setDraining,
+	stop := &stopper{srv: b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: adm.SetDraining,
 		poll: drainPoll, progress: drainProgress}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -132,12 +132,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	go func() { defer wg.Done(); errs <- relay.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- regs.Run(ctx) }()
 	go func() { defer wg.Done(); errs <- b2b.Serve(ctx) }()
-	go func() { defer wg.Done(); errs <- admin.serve(ctx) }()
+	go func() { defer wg.Done(); errs <- adm.Serve(ctx) }()
 	go func() { defer wg.Done(); stop.run(ctx, sigs, cancel) }()
 
 	select {
 	case <-b2b.Ready():
-		admin.state.setReady()
+		adm.SetReady()
 		printWelcome(out, cfg, b2b, passwords, generated)
 		log.Info("parley ready", "admin", cfg.Admin.Listen)
 	case <-ctx.Done():
@@ -321,42 +321,4 @@ func guessLANAddress() string {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).IP.String()
-}
-
-// admin serves /metrics, /healthz, /readyz and the /api/.
-type admin struct {
-	ln    net.Listener
-	srv   *http.Server
-	state *readiness
-}
-
-func newAdmin(addr string, reg *prometheus.Registry, calls callTable, regs registrations) (*admin, error) {
-	a := &admin{state: newReadiness()}
-	if addr == "" {
-		return a, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin.listen: %w", err)
-	}
-	a.ln = ln
-	a.srv = &http.Server{Handler: adminMux(reg, a.state, calls, regs), ReadHeaderTimeout: 5 * time.Second}
-	return a, nil
-}
-
-func (a *admin) serve(ctx context.Context) error {
-	if a.srv == nil {
-		<-ctx.Done()
-		return nil
-	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = a.srv.Shutdown(sctx)
-	}()
-	if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin: %w", err)
-	}
-	return nil
 }
