@@ -14,6 +14,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/parley-sip/parley/cmd/parley/cli"
 )
 
 func main() {
@@ -21,10 +23,10 @@ func main() {
 }
 
 // run is main without the exit, so tests can call it. A first argument
-// that is not a flag names an operator command (see cli.go).
+// that is not a flag names an operator command (see package cli).
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return runCommand(args[0], args[1:], stdout, stderr)
+		return cli.Run(args[0], args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
 	fs.SetOutput(stderr)
