@@ -14,6 +14,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/parley-sip/parley/cmd/parley/cli"
+	"github.com/parley-sip/parley/config"
 )
 
 func main() {
@@ -21,10 +24,10 @@ func main() {
 }
 
 // run is main without the exit, so tests can call it. A first argument
-// that is not a flag names an operator command (see cli.go).
+// that is not a flag names an operator command (see package cli).
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return runCommand(args[0], args[1:], stdout, stderr)
+		return cli.Run(args[0], args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -39,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *printDefault {
-		_, _ = stdout.Write(defaultConfig())
+		_, _ = stdout.Write(config.DefaultYAML())
 		return 0
 	}
 	cfg, err := loadConfig(*configPath)
@@ -82,7 +85,18 @@ func tuneGC() {
 	}
 }
 
-func newLogger(c configLog, w io.Writer) *slog.Logger {
+// loadConfig loads the configuration file at path, or the embedded
+// default when path is empty.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
+}
+
+// newLogger builds parley's one logger, writing to w at the configured
+// level and format.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: lvl}

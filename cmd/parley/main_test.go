@@ -54,3 +54,16 @@ func TestPrintDefaultConfigRoundTrips(t *testing.T) {
 		t.Fatalf("printed default does not load: %v", err)
 	}
 }
+
+// TestRunDispatchesCommands checks that a first argument that is not a
+// flag runs an operator command (package cli tests the commands).
+func TestRunDispatchesCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"frobnicate"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "frobnicate"`) {
+		t.Fatalf("exit %d, stderr %q; want 2 and the unknown command", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"calls", "-admin", "127.0.0.1:1"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "cannot reach the admin API") {
+		t.Fatalf("exit %d, stderr %q; want 1 and the API unreachable", code, errb.String())
+	}
+}

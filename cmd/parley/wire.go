@@ -6,140 +6,195 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
 )
 
-type configLog = config.Log
-
-func defaultConfig() []byte { return config.DefaultYAML() }
-
-func loadConfig(path string) (*config.Config, error) {
-	if path == "" {
-		return config.Default()
-	}
-	return config.Load(path)
-}
-
 // serve wires the packages together and runs until ctx ends or a signal
 // on sigs stops it (see stopper).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer, sigs <-chan os.Signal) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	if cfg.Store.Path != "" {
-		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
-			return fmt.Errorf("store.path: %w", err)
-		}
+	p := &parts{metrics: newMetrics(), ping: &pinger{}}
+	if err := p.buildRegistrar(cfg, log); err != nil {
+		return err
 	}
-	passwords, generated, err := registrar.Passwords(cfg.Store.Path, cfg.Users)
-	if err != nil {
-		return fmt.Errorf("users: %w", err)
-	}
-	digest, err := registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(),
-		registrar.WithAuthMetrics(reg), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...))
+	defer p.regs.Close()
+	mediaOpts, err := p.buildMedia(cfg, log)
 	if err != nil {
 		return err
 	}
-	var store registrar.Store
-	if cfg.Store.Path == "" {
-		store = registrar.NewMemoryStore()
-	} else {
-		store, err = registrar.OpenBoltStore(filepath.Join(cfg.Store.Path, "registrations.db"))
-		if err != nil {
-			return fmt.Errorf("store.path: %w", err)
-		}
+	if err := p.buildSIP(cfg, log, mediaOpts); err != nil {
+		return err
 	}
-	// The registrar pings contacts through the SIP server, which is built
-	// after it (it needs the registrar as its locator).
-	ping := &pinger{}
-	regs, err := registrar.New(digest, store,
+	p.admin, err = admin.New(cfg.Admin.Listen, admin.WithMetrics(p.metrics),
+		admin.WithCalls(p.b2b), admin.WithRegistrations(p.regs))
+	if err != nil {
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	stop := &stopper{srv: p.b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: p.admin.SetDraining,
+		poll: drainPoll, progress: drainProgress}
+	return p.run(ctx, stop, sigs, func() {
+		p.admin.SetReady()
+		printWelcome(out, cfg, p.b2b, p.passwords, p.generated)
+		log.Info("parley ready", "admin", cfg.Admin.Listen)
+	})
+}
+
+// parts are what serve builds, in the order it builds them.
+type parts struct {
+	metrics   *prometheus.Registry
+	passwords map[string]string // every user's password, for printWelcome
+	generated []string          // the users whose password parley made up
+	digest    *registrar.Digest
+	// ping lets the registrar ping contacts through the SIP server, which
+	// is built after it (it needs the registrar as its locator).
+	ping  *pinger
+	regs  *registrar.Registrar
+	relay *media.Relay
+	b2b   *dialog.Server
+	admin *admin.Server
+}
+
+// newMetrics returns the registry every package registers its metrics on,
+// with Go's runtime and process collectors.
+func newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// buildRegistrar builds the digest authenticator and the registrar over
+// the configured store.
+func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
+	if err := p.buildDigest(cfg); err != nil {
+		return err
+	}
+	store, err := openStore(cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	p.regs, err = registrar.New(p.digest, store,
 		registrar.WithExpires(cfg.Registrar.MinExpires, cfg.Registrar.MaxExpires),
 		registrar.WithLogger(log.With("component", "registrar")),
-		registrar.WithMetrics(reg),
-		registrar.WithQualify(cfg.Registrar.Qualify, ping),
+		registrar.WithMetrics(p.metrics),
+		registrar.WithQualify(cfg.Registrar.Qualify, p.ping),
 	)
 	if err != nil {
 		store.Close()
 		return err
 	}
-	defer regs.Close()
+	return nil
+}
 
+// buildDigest loads the users' passwords, generating those the
+// configuration leaves out, and builds the digest authenticator over them.
+func (p *parts) buildDigest(cfg *config.Config) error {
+	if cfg.Store.Path != "" {
+		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
+	}
+	var err error
+	p.passwords, p.generated, err = registrar.Passwords(cfg.Store.Path, cfg.Users)
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	p.digest, err = registrar.NewDigest(cfg.SIP.Realm, p.passwords, cfg.TrustedPrefixes(),
+		registrar.WithAuthMetrics(p.metrics), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...))
+	return err
+}
+
+// openStore opens where registrations outlive a restart: a bbolt file in
+// dir, or memory only when dir is empty.
+func openStore(dir string) (registrar.Store, error) {
+	if dir == "" {
+		return registrar.NewMemoryStore(), nil
+	}
+	store, err := registrar.OpenBoltStore(filepath.Join(dir, "registrations.db"))
+	if err != nil {
+		return nil, fmt.Errorf("store.path: %w", err)
+	}
+	return store, nil
+}
+
+// buildMedia builds the RTP relay and returns the dialog options that plug
+// it in, with the echo service when one is configured.
+func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Option, error) {
 	pool, err := media.NewPortPool(cfg.RTP.PortMin, cfg.RTP.PortMax)
 	if err != nil {
-		return fmt.Errorf("rtp: %w", err)
+		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	rtpAddr := netip.MustParseAddr(cfg.RTP.Address)
-	relay, err := media.NewRelay(pool, rtpAddr,
+	p.relay, err = media.NewRelay(pool, rtpAddr,
 		media.WithRelayTimeout(cfg.RTP.Timeout),
-		media.WithRelayRegisterer(reg),
+		media.WithRelayRegisterer(p.metrics),
 		media.WithRelayLogger(log.With("component", "relay")))
 	if err != nil {
-		return fmt.Errorf("rtp: %w", err)
+		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	sessions, err := media.NewRelaySessions(relay, rtpAddr, cfg.RTP.Codecs, media.WithSessionsLogger(log.With("component", "sdp")))
+	sessions, err := media.NewRelaySessions(p.relay, rtpAddr, cfg.RTP.Codecs, media.WithSessionsLogger(log.With("component", "sdp")))
 	if err != nil {
-		return fmt.Errorf("rtp: %w", err)
+		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	opts := []dialog.Option{dialog.WithMedia(relayMedia{sessions})}
 	if cfg.Services.Echo != "" {
 		echo, err := media.NewEcho(pool, rtpAddr, cfg.RTP.Codecs,
 			media.WithEchoTimeout(cfg.RTP.Timeout), media.WithEchoLogger(log.With("component", "echo")))
 		if err != nil {
-			return fmt.Errorf("services.echo: %w", err)
+			return nil, fmt.Errorf("services.echo: %w", err)
 		}
 		opts = append(opts, dialog.WithService(cfg.Services.Echo, echoService{echo}))
 	}
+	return opts, nil
+}
+
+// buildSIP builds the B2BUA over the registrar and the media options, and
+// points the registrar's pings at it.
+func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Option) error {
 	b2b, err := dialog.New(cfg, append(opts,
 		dialog.WithLogger(log.With("component", "dialog")),
-		dialog.WithRegisterer(reg),
-		dialog.WithAuthenticator(authenticator{digest}),
-		dialog.WithLocator(locator{regs}),
-		dialog.WithQuickHandler(sip.REGISTER, regs.HandleRegister),
+		dialog.WithRegisterer(p.metrics),
+		dialog.WithAuthenticator(authenticator{p.digest}),
+		dialog.WithLocator(locator{p.regs}),
+		dialog.WithQuickHandler(sip.REGISTER, p.regs.HandleRegister),
 	)...)
 	if err != nil {
 		return err
 	}
-	ping.set(b2b)
+	p.b2b = b2b
+	p.ping.set(b2b)
+	return nil
+}
 
-	admin, err := newAdmin(cfg.Admin.Listen, reg, b2b, regs)
-	if err != nil {
-		return err
-	}
-	stop := &stopper{srv: b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: admin.state.setDraining,
-		poll: drainPoll, progress: drainProgress}
-
+// run runs the relay, the registrar, the B2BUA, the admin server and stop
+// until ctx ends, stop stops parley or one of them fails; then it cancels
+// the others and waits for them. It calls ready once the SIP listeners are
+// bound. It returns the first failure; being stopped is not one.
+func (p *parts) run(ctx context.Context, stop *stopper, sigs <-chan os.Signal, ready func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	tasks := []func(context.Context) error{p.relay.Run, p.regs.Run, p.b2b.Serve, p.admin.Serve}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	wg.Add(5)
-	go func() { defer wg.Done(); errs <- relay.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- regs.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- b2b.Serve(ctx) }()
-	go func() { defer wg.Done(); errs <- admin.serve(ctx) }()
-	go func() { defer wg.Done(); stop.run(ctx, sigs, cancel) }()
+	errs := make(chan error, len(tasks))
+	for _, task := range tasks {
+		wg.Go(func() { errs <- task(ctx) })
+	}
+	wg.Go(func() { stop.run(ctx, sigs, cancel) })
 
 	select {
-	case <-b2b.Ready():
-		admin.state.setReady()
-		printWelcome(out, cfg, b2b, passwords, generated)
-		log.Info("parley ready", "admin", cfg.Admin.Listen)
+	case <-p.b2b.Ready():
+		ready()
 	case <-ctx.Done():
 	}
 	var first error
@@ -150,213 +205,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	cancel()
 	wg.Wait()
 	close(errs)
+	return firstFailure(first, errs)
+}
+
+// firstFailure returns first, or if that is nil the first error left in
+// errs; a cancellation is no failure.
+func firstFailure(first error, errs <-chan error) error {
 	for err := range errs {
 		if first == nil && err != nil && !errors.Is(err, context.Canceled) {
 			first = err
 		}
 	}
 	if errors.Is(first, context.Canceled) {
-		first = nil
-	}
-	return first
-}
-
-// authenticator adapts the registrar's Digest to dialog.Authenticator.
-type authenticator struct{ d *registrar.Digest }
-
-func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Response, bool) {
-	id, res, ok := a.d.Authenticate(req, code)
-	return id.User, res, ok
-}
-
-func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
-
-// echoService adapts media.Echo to dialog.Service.
-type echoService struct{ e *media.Echo }
-
-func (s echoService) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
-	answer, sess, err := s.e.Start(offer)
-	if err != nil {
-		return nil, nil, err
-	}
-	return answer, sess, nil
-}
-
-// relayMedia adapts media.Sessions to dialog.Media.
-type relayMedia struct{ s *media.Sessions }
-
-func (m relayMedia) NewSession() (dialog.MediaSession, error) {
-	sess, err := m.s.New()
-	if err != nil {
-		return nil, err
-	}
-	return mediaSession{sess}, nil
-}
-
-// mediaSession adapts media.Session to dialog.MediaSession.
-type mediaSession struct{ s *media.Session }
-
-func side(fromCaller bool) media.Side {
-	if fromCaller {
-		return media.SideA
-	}
-	return media.SideB
-}
-
-func (m mediaSession) Offer(fromCaller bool, sdp []byte) ([]byte, error) {
-	return m.s.Offer(side(fromCaller), sdp)
-}
-
-func (m mediaSession) Answer(fromCaller bool, sdp []byte) ([]byte, error) {
-	return m.s.Answer(side(fromCaller), sdp)
-}
-
-func (m mediaSession) OnHold() bool { return m.s.OnHold() }
-func (m mediaSession) Current(toCaller bool) []byte {
-	return m.s.Current(side(toCaller))
-}
-func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
-	return m.s.Unchanged(side(fromCaller), sdp)
-}
-func (m mediaSession) OnTimeout(f func()) { m.s.OnTimeout(f) }
-func (m mediaSession) Close() error       { return m.s.Close() }
-
-func (m mediaSession) Quality() dialog.MediaQuality {
-	st := m.s.Stats()
-	return dialog.MediaQuality{
-		Codec:   m.s.Codec(),
-		Packets: st.A.Packets + st.B.Packets,
-		Lost:    st.A.Lost + st.B.Lost,
-		Jitter:  max(st.A.Jitter, st.B.Jitter),
-	}
-}
-
-// pinger adapts dialog.Server.Ping to registrar.Pinger.
-type pinger struct {
-	mu sync.Mutex
-	s  *dialog.Server
-}
-
-func (p *pinger) set(s *dialog.Server) {
-	p.mu.Lock()
-	p.s = s
-	p.mu.Unlock()
-}
-
-func (p *pinger) Ping(ctx context.Context, b registrar.Binding) (time.Duration, error) {
-	p.mu.Lock()
-	s := p.s
-	p.mu.Unlock()
-	if s == nil {
-		return 0, errors.New("SIP server not ready")
-	}
-	return s.Ping(ctx, b.Contact, b.Source, b.Transport)
-}
-
-// locator adapts the registrar to dialog.Locator.
-type locator struct{ r *registrar.Registrar }
-
-func (l locator) Lookup(user string) []dialog.Contact {
-	bs := l.r.Lookup(user)
-	out := make([]dialog.Contact, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, dialog.Contact{URI: b.Contact, Dest: b.Source, Transport: b.Transport})
-	}
-	return out
-}
-
-// printWelcome tells a newcomer how to point a softphone at parley.
-func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[string]string, generated []string) {
-	addr := b2b.Addr("udp")
-	if addr == "" {
-		addr = b2b.Addr("tcp")
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = guessLANAddress()
-	}
-	if cfg.SIP.PublicAddress != "" {
-		host = cfg.SIP.PublicAddress
-	}
-	fmt.Fprintf(w, "\nparley is running.\n\nTo register a softphone (Linphone, Zoiper, MicroSIP, baresip):\n")
-	fmt.Fprintf(w, "  SIP server / proxy: %s:%s (UDP or TCP)\n  domain / realm:     %s\n", host, port, cfg.SIP.Realm)
-	users := make([]string, 0, len(pw))
-	for u := range pw {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-	gen := map[string]bool{}
-	for _, g := range generated {
-		gen[g] = true
-	}
-	for _, u := range users {
-		note := ""
-		if gen[u] {
-			note = "  (generated"
-			if cfg.Store.Path != "" {
-				note += ", kept in " + filepath.Join(cfg.Store.Path, "passwords.yaml")
-			}
-			note += ")"
-		}
-		fmt.Fprintf(w, "  user %-8s password %s%s\n", u, pw[u], note)
-	}
-	if cfg.Services.Echo != "" {
-		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)
-	}
-	if ip := net.ParseIP(cfg.RTP.Address); ip != nil && ip.IsLoopback() && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(w, "\nNote: rtp.address is %s, so only phones on this host get audio.\n"+
-			"For phones on your network, set rtp.address to this host's address (e.g. %s) in a config file.\n", cfg.RTP.Address, host)
-	}
-	if cfg.Admin.Listen != "" {
-		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
-		fmt.Fprintf(w, "Calls and registrations: parley calls, parley registrations (http://%s/api/)\n", cfg.Admin.Listen)
-	}
-	fmt.Fprintln(w)
-}
-
-func guessLANAddress() string {
-	c, err := net.Dial("udp", "192.0.2.1:9")
-	if err != nil {
-		return "127.0.0.1"
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).IP.String()
-}
-
-// admin serves /metrics, /healthz, /readyz and the /api/.
-type admin struct {
-	ln    net.Listener
-	srv   *http.Server
-	state *readiness
-}
-
-func newAdmin(addr string, reg *prometheus.Registry, calls callTable, regs registrations) (*admin, error) {
-	a := &admin{state: newReadiness()}
-	if addr == "" {
-		return a, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin.listen: %w", err)
-	}
-	a.ln = ln
-	a.srv = &http.Server{Handler: adminMux(reg, a.state, calls, regs), ReadHeaderTimeout: 5 * time.Second}
-	return a, nil
-}
-
-func (a *admin) serve(ctx context.Context) error {
-	if a.srv == nil {
-		<-ctx.Done()
 		return nil
 	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = a.srv.Shutdown(sctx)
-	}()
-	if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin: %w", err)
-	}
-	return nil
+	return first
 }

@@ -1,9 +1,10 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,23 +12,46 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley-sip/parley/cmd/parley/admin"
+	"github.com/parley-sip/parley/cmd/parley/admin/admintest"
 )
 
-// cli runs parley with args and returns its exit code and output.
-func cli(t *testing.T, args ...string) (int, string, string) {
+// parley runs the operator command args[0] with args[1:] and returns its
+// exit code and output.
+func parley(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(args, &out, &errb)
+	code := Run(args[0], args[1:], &out, &errb)
 	return code, out.String(), errb.String()
 }
 
-// apiServer serves the real admin mux over fakes.
-func apiServer(t *testing.T, calls *fakeCalls, regs *fakeRegs) string {
+// newTestAdmin returns the real admin handler over calls and regs.
+func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations) http.Handler {
 	t.Helper()
-	h, _ := newTestAdmin(calls, regs)
+	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.Handler()
+}
+
+// apiServer serves the real admin mux over fakes.
+func apiServer(t *testing.T, calls *admintest.Calls, regs *admintest.Registrations) string {
+	t.Helper()
+	h := newTestAdmin(t, calls, regs)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
 }
 
 // table splits tabwriter output into rows of fields.
@@ -52,8 +76,8 @@ func splitColumns(line string) []string {
 }
 
 func TestCLICalls(t *testing.T) {
-	addr := apiServer(t, sampleCalls(), &fakeRegs{})
-	code, out, errs := cli(t, "calls", "-admin", addr)
+	addr := apiServer(t, admintest.SampleCalls(), &admintest.Registrations{})
+	code, out, errs := parley(t, "calls", "-admin", addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -73,11 +97,11 @@ func TestCLICalls(t *testing.T) {
 }
 
 func TestCLIJSONPassthrough(t *testing.T) {
-	calls, regs := sampleCalls(), sampleRegs(time.Now())
+	calls, regs := admintest.SampleCalls(), admintest.SampleRegistrations(time.Now())
 	addr := apiServer(t, calls, regs)
-	h, _ := newTestAdmin(calls, regs)
+	h := newTestAdmin(t, calls, regs)
 	for _, tt := range []struct{ cmd, path string }{{"calls", "/api/calls"}, {"registrations", "/api/registrations"}} {
-		code, out, errs := cli(t, tt.cmd, "-json", "-admin", addr)
+		code, out, errs := parley(t, tt.cmd, "-json", "-admin", addr)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", tt.cmd, code, errs)
 		}
@@ -91,8 +115,8 @@ func TestCLIJSONPassthrough(t *testing.T) {
 }
 
 func TestCLIRegistrations(t *testing.T) {
-	addr := apiServer(t, &fakeCalls{}, sampleRegs(time.Now()))
-	code, out, errs := cli(t, "registrations", "-admin", "http://"+addr)
+	addr := apiServer(t, &admintest.Calls{}, admintest.SampleRegistrations(time.Now()))
+	code, out, errs := parley(t, "registrations", "-admin", "http://"+addr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -107,16 +131,16 @@ func TestCLIRegistrations(t *testing.T) {
 }
 
 func TestCLIHangup(t *testing.T) {
-	calls := sampleCalls()
-	addr := apiServer(t, calls, &fakeRegs{})
+	calls := admintest.SampleCalls()
+	addr := apiServer(t, calls, &admintest.Registrations{})
 	// Flags may come after the ID.
-	if code, out, errs := cli(t, "hangup", "aaaa", "-admin", addr); code != 0 || out != "" {
+	if code, out, errs := parley(t, "hangup", "aaaa", "-admin", addr); code != 0 || out != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
 	}
-	if !slices.Equal(calls.hungUp, []string{"aaaa"}) {
-		t.Fatalf("hung up %v", calls.hungUp)
+	if !slices.Equal(calls.HungUp(), []string{"aaaa"}) {
+		t.Fatalf("hung up %v", calls.HungUp())
 	}
-	code, _, errs := cli(t, "hangup", "-admin", addr, "aaaa")
+	code, _, errs := parley(t, "hangup", "-admin", addr, "aaaa")
 	if code != 1 || !strings.Contains(errs, `no call with ID "aaaa"`) {
 		t.Fatalf("unknown ID: exit %d, stderr %q", code, errs)
 	}
@@ -136,7 +160,7 @@ func TestCLIUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, _, errs := cli(t, tt.args...)
+			code, _, errs := parley(t, tt.args...)
 			if code != 2 || !strings.Contains(errs, tt.stderr) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, tt.stderr)
 			}
@@ -152,7 +176,7 @@ func TestCLIUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	for _, cmd := range [][]string{{"calls"}, {"registrations"}, {"hangup", "aaaa"}} {
-		code, out, errs := cli(t, append(cmd, "-admin", addr)...)
+		code, out, errs := parley(t, append(cmd, "-admin", addr)...)
 		if code != 1 || out != "" || !strings.Contains(errs, "cannot reach the admin API at http://"+addr) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd[0], code, out, errs)
 		}
@@ -160,7 +184,7 @@ func TestCLIUnreachable(t *testing.T) {
 }
 
 func TestCLIAddressFromConfig(t *testing.T) {
-	addr := apiServer(t, sampleCalls(), &fakeRegs{})
+	addr := apiServer(t, admintest.SampleCalls(), &admintest.Registrations{})
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	off := filepath.Join(dir, "off.yaml")
@@ -172,14 +196,14 @@ func TestCLIAddressFromConfig(t *testing.T) {
 	if err := os.WriteFile(off, []byte("admin:\n  listen: \"\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errs := cli(t, "calls", "-config", good); code != 0 || !strings.Contains(out, "aaaa") {
+	if code, out, errs := parley(t, "calls", "-config", good); code != 0 || !strings.Contains(out, "aaaa") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if code, _, errs := cli(t, "calls", "-config", off); code != 1 || !strings.Contains(errs, "admin.listen is empty") {
+	if code, _, errs := parley(t, "calls", "-config", off); code != 1 || !strings.Contains(errs, "admin.listen is empty") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	// -admin wins over -config.
-	if code, _, errs := cli(t, "calls", "-config", off, "-admin", addr); code != 0 {
+	if code, _, errs := parley(t, "calls", "-config", off, "-admin", addr); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }

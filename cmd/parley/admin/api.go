@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"encoding/json"
@@ -10,31 +10,16 @@ import (
 	"github.com/parley-sip/parley/registrar"
 )
 
-// callTable is what the admin API needs from the B2BUA.
-type callTable interface {
-	// Calls returns a snapshot of every call in progress.
-	Calls() []dialog.Snapshot
-	// Hangup ends one call with BYE on both legs, reporting whether it
-	// existed.
-	Hangup(id string) bool
-}
-
-// registrations is what the admin API needs from the registrar.
-type registrations interface {
-	// All returns every live binding.
-	All() []registrar.Binding
-	// RemoveUser removes every binding of user and returns how many there
-	// were.
-	RemoveUser(user string) int
-}
-
-// removed is the body of a successful DELETE /api/registrations/{user}.
-type removed struct {
+// RemovedBody is the body of a successful DELETE
+// /api/registrations/{user}.
+type RemovedBody struct {
+	// Removed is how many bindings the user had.
 	Removed int `json:"removed"`
 }
 
-// apiError is the body of every error the API answers.
-type apiError struct {
+// ErrorBody is the body of every error the API answers.
+type ErrorBody struct {
+	// Error says what went wrong, for an operator to read.
 	Error string `json:"error"`
 }
 
@@ -47,7 +32,7 @@ type apiError struct {
 //
 // Every error is JSON too, including 404 for an unknown path and 405 for a
 // method an endpoint does not take.
-func registerAPI(mux *http.ServeMux, calls callTable, regs registrations) {
+func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations) {
 	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, _ *http.Request) {
 		list := calls.Calls()
 		if list == nil {
@@ -85,7 +70,7 @@ func registerAPI(mux *http.ServeMux, calls callTable, regs registrations) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no registration for user %q", user))
 			return
 		}
-		writeJSON(w, http.StatusOK, removed{Removed: n})
+		writeJSON(w, http.StatusOK, RemovedBody{Removed: n})
 	})
 
 	// The method-less patterns below only match what the ones above do
@@ -114,5 +99,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, apiError{Error: msg})
+	writeJSON(w, code, ErrorBody{Error: msg})
 }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/media"
+	"github.com/parley-sip/parley/registrar"
+)
+
+// The adapters below plug the registrar's, media's and dialog's types into
+// the small interfaces the other packages define, so that none of the three
+// imports another.
+
+// authenticator adapts the registrar's Digest to dialog.Authenticator.
+type authenticator struct{ d *registrar.Digest }
+
+func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Response, bool) {
+	id, res, ok := a.d.Authenticate(req, code)
+	return id.User, res, ok
+}
+
+func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
+
+// echoService adapts media.Echo to dialog.Service.
+type echoService struct{ e *media.Echo }
+
+func (s echoService) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
+	answer, sess, err := s.e.Start(offer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return answer, sess, nil
+}
+
+// relayMedia adapts media.Sessions to dialog.Media.
+type relayMedia struct{ s *media.Sessions }
+
+func (m relayMedia) NewSession() (dialog.MediaSession, error) {
+	sess, err := m.s.New()
+	if err != nil {
+		return nil, err
+	}
+	return mediaSession{sess}, nil
+}
+
+// mediaSession adapts media.Session to dialog.MediaSession.
+type mediaSession struct{ s *media.Session }
+
+func side(fromCaller bool) media.Side {
+	if fromCaller {
+		return media.SideA
+	}
+	return media.SideB
+}
+
+func (m mediaSession) Offer(fromCaller bool, sdp []byte) ([]byte, error) {
+	return m.s.Offer(side(fromCaller), sdp)
+}
+
+func (m mediaSession) Answer(fromCaller bool, sdp []byte) ([]byte, error) {
+	return m.s.Answer(side(fromCaller), sdp)
+}
+
+func (m mediaSession) OnHold() bool { return m.s.OnHold() }
+func (m mediaSession) Current(toCaller bool) []byte {
+	return m.s.Current(side(toCaller))
+}
+func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
+	return m.s.Unchanged(side(fromCaller), sdp)
+}
+func (m mediaSession) OnTimeout(f func()) { m.s.OnTimeout(f) }
+func (m mediaSession) Close() error       { return m.s.Close() }
+
+func (m mediaSession) Quality() dialog.MediaQuality {
+	st := m.s.Stats()
+	return dialog.MediaQuality{
+		Codec:   m.s.Codec(),
+		Packets: st.A.Packets + st.B.Packets,
+		Lost:    st.A.Lost + st.B.Lost,
+		Jitter:  max(st.A.Jitter, st.B.Jitter),
+	}
+}
+
+// pinger adapts dialog.Server.Ping to registrar.Pinger.
+type pinger struct {
+	mu sync.Mutex
+	s  *dialog.Server
+}
+
+func (p *pinger) set(s *dialog.Server) {
+	p.mu.Lock()
+	p.s = s
+	p.mu.Unlock()
+}
+
+func (p *pinger) Ping(ctx context.Context, b registrar.Binding) (time.Duration, error) {
+	p.mu.Lock()
+	s := p.s
+	p.mu.Unlock()
+	if s == nil {
+		return 0, errors.New("SIP server not ready")
+	}
+	return s.Ping(ctx, b.Contact, b.Source, b.Transport)
+}
+
+// locator adapts the registrar to dialog.Locator.
+type locator struct{ r *registrar.Registrar }
+
+func (l locator) Lookup(user string) []dialog.Contact {
+	bs := l.r.Lookup(user)
+	out := make([]dialog.Contact, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, dialog.Contact{URI: b.Contact, Dest: b.Source, Transport: b.Transport})
+	}
+	return out
+}

@@ -1,0 +1,48 @@
+package admin
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Option configures a Server. It returns an error for a value it cannot
+// use.
+type Option func(*Server) error
+
+// WithMetrics serves reg on /metrics, and registers there the counter of
+// errors the metrics handler itself meets. Without it /metrics serves an
+// empty registry.
+func WithMetrics(reg *prometheus.Registry) Option {
+	return func(s *Server) error {
+		if reg == nil {
+			return fmt.Errorf("%w: nil prometheus.Registry", ErrBadOption)
+		}
+		s.metrics = reg
+		return nil
+	}
+}
+
+// WithCalls makes /api/calls list and hang up the calls of t. Without it
+// the API knows no calls.
+func WithCalls(t CallTable) Option {
+	return func(s *Server) error {
+		if t == nil {
+			return fmt.Errorf("%w: nil CallTable", ErrBadOption)
+		}
+		s.calls = t
+		return nil
+	}
+}
+
+// WithRegistrations makes /api/registrations list and remove the bindings
+// of r. Without it the API knows no registrations.
+func WithRegistrations(r Registrations) Option {
+	return func(s *Server) error {
+		if r == nil {
+			return fmt.Errorf("%w: nil Registrations", ErrBadOption)
+		}
+		s.regs = r
+		return nil
+	}
+}

@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// shutdownTimeout is how long Serve lets requests in flight finish once
+// its context ends.
+const shutdownTimeout = 2 * time.Second
+
+// Server serves the admin endpoints (see the package documentation) on one
+// TCP listener. Build it with New and run it with Serve.
+type Server struct {
+	metrics *prometheus.Registry
+	calls   CallTable
+	regs    Registrations
+	state   *readiness
+	handler http.Handler
+	// ln and srv are nil when the Server has no address.
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New returns a Server that will answer on addr (host:port), listening
+// already so that a busy port is an error here rather than in Serve. With
+// an empty addr the Server does not listen: Serve only waits, and Handler
+// still answers. The Server reports not ready until SetReady.
+func New(addr string, opts ...Option) (*Server, error) {
+	s := &Server{calls: noCalls{}, regs: noRegistrations{}, state: newReadiness()}
+	for _, opt := range opts {
+		if err := opt(s); err != nil {
+			return nil, err
+		}
+	}
+	if s.metrics == nil {
+		s.metrics = prometheus.NewRegistry()
+	}
+	s.handler = s.routes()
+	if addr == "" {
+		return s, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.ln = ln
+	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// routes builds the handler of every admin endpoint.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
+	mux.HandleFunc("GET /healthz", serveHealthz)
+	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
+	registerAPI(mux, s.calls, s.regs)
+	// Profiling, for finding what limits parley under load; the admin
+	// listener is on loopback by default.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Serve answers requests until ctx ends, then lets the requests in flight
+// finish for up to two seconds and returns nil. It returns early with an
+// error if the listener fails. Without an address it waits for ctx and
+// returns nil.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.srv == nil {
+		<-ctx.Done()
+		return nil
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.srv.Serve(s.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	_ = s.srv.Shutdown(sctx)
+	if err == nil {
+		err = <-served
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return nil
+}
+
+// Addr returns the address the Server listens on, with the port the system
+// chose if addr asked for port 0, or "" if it has no address.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Handler returns the handler of every admin endpoint, the one Serve
+// answers with, for serving it elsewhere (as tests do).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetReady makes /readyz answer 200 (unless draining): the SIP listeners
+// are bound. Calls after the first do nothing.
+func (s *Server) SetReady() { s.state.setReady() }
+
+// SetDraining makes /readyz answer 503 "draining" from now on, so load
+// balancers stop sending calls before parley refuses them.
+func (s *Server) SetDraining() { s.state.setDraining() }

@@ -1,0 +1,39 @@
+package admin
+
+import (
+	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/registrar"
+)
+
+// CallTable is what the admin API needs from the B2BUA. *dialog.Server
+// implements it.
+type CallTable interface {
+	// Calls returns a snapshot of every call in progress.
+	Calls() []dialog.Snapshot
+	// Hangup ends one call with BYE on both legs, reporting whether it
+	// existed.
+	Hangup(id string) bool
+}
+
+// Registrations is what the admin API needs from the registrar.
+// *registrar.Registrar implements it.
+type Registrations interface {
+	// All returns every live binding.
+	All() []registrar.Binding
+	// RemoveUser removes every binding of user and returns how many there
+	// were.
+	RemoveUser(user string) int
+}
+
+// noCalls is the CallTable of a Server built without WithCalls.
+type noCalls struct{}
+
+func (noCalls) Calls() []dialog.Snapshot { return nil }
+func (noCalls) Hangup(string) bool       { return false }
+
+// noRegistrations is the Registrations of a Server built without
+// WithRegistrations.
+type noRegistrations struct{}
+
+func (noRegistrations) All() []registrar.Binding { return nil }
+func (noRegistrations) RemoveUser(string) int    { return 0 }
