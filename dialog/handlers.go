@@ -6,6 +6,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/parley-sip/parley/dialog/transport"
 )

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/parley-sip/parley/dialog/transport"
 )

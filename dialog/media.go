@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 

@@ -23,9 +23,10 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // The 64·T1 tests would take half a minute each with RFC timers. sip.T1 is a

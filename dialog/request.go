@@ -3,6 +3,7 @@ package dialog
 import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/parley-sip/parley/dialog/transport"
 )

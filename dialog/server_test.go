@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-sip/parley/dialog/sipmsg"
 	"go.uber.org/goleak"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 func TestMain(m *testing.M) {

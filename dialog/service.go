@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 

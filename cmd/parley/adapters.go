@@ -27,17 +27,6 @@ func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Re
 
 func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
 
-// echoService adapts media.Echo to dialog.Service.
-type echoService struct{ e *media.Echo }
-
-func (s echoService) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
-	answer, sess, err := s.e.Start(offer)
-	if err != nil {
-		return nil, nil, err
-	}
-	return answer, sess, nil
-}
-
 // relayMedia adapts media.Sessions to dialog.Media.
 type relayMedia struct{ s *media.Sessions }
 

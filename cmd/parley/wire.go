@@ -18,6 +18,7 @@ import (
 	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/service"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
 )
@@ -129,7 +130,7 @@ func openStore(dir string) (registrar.Store, error) {
 }
 
 // buildMedia builds the RTP relay and returns the dialog options that plug
-// it in, with the echo service when one is configured.
+// it in, with the built-in services the config turns on (services.go).
 func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Option, error) {
 	pool, err := media.NewPortPool(cfg.RTP.PortMin, cfg.RTP.PortMax)
 	if err != nil {
@@ -148,14 +149,11 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	opts := []dialog.Option{dialog.WithMedia(relayMedia{sessions})}
-	if cfg.Services.Echo != "" {
-		echo, err := media.NewEcho(pool, rtpAddr, cfg.RTP.Codecs,
-			media.WithEchoTimeout(cfg.RTP.Timeout), media.WithEchoLogger(log.With("component", "echo")))
-		if err != nil {
-			return nil, fmt.Errorf("services.echo: %w", err)
-		}
-		opts = append(opts, dialog.WithService(cfg.Services.Echo, echoService{echo}))
+	svcs, err := service.Options(service.Env{Config: cfg, Log: log, Ports: pool, RTPAddress: rtpAddr})
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, svcs...)
 	return opts, nil
 }
 
