@@ -64,40 +64,6 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// The default sipgo parser drops a message with a malformed From; the
-// lenient one keeps it so parley can answer 400.
-func TestLenientParserKeepsMalformedHeaders(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "invite_bad_from.sip"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sip.NewParser().ParseSIP(data); err == nil {
-		t.Fatal("sipgo's own parser accepted a bad From; this test no longer shows why the lenient parser exists")
-	}
-	req := parseFile(t, "invite_bad_from.sip")
-	if req.From() != nil {
-		t.Fatal("a malformed From parsed as valid")
-	}
-	if req.GetHeader("From") == nil {
-		t.Fatal("the malformed From was lost; a response could not echo it")
-	}
-	if req.Via() == nil || req.CSeq() == nil || req.CallID() == nil {
-		t.Fatal("good headers lost")
-	}
-}
-
-func TestLenientParserKeepsCommaLists(t *testing.T) {
-	raw := "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bK-1, SIP/2.0/UDP 5.6.7.8:5060;branch=z9hG4bK-2\r\n" +
-		"From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-	msg, err := transport.NewLenientParser().ParseSIP([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(msg.GetHeaders("Via")); n != 2 {
-		t.Fatalf("got %d Via headers, want 2", n)
-	}
-}
-
 func TestUnsupportedRequire(t *testing.T) {
 	got := unsupported(parseFile(t, "options_require.sip"))
 	if strings.Join(got, ",") != "100rel,foo" {
