@@ -32,6 +32,7 @@ type Config struct {
 	Users     []User    `yaml:"users"`
 	Routes    []Route   `yaml:"routes"`
 	Services  Services  `yaml:"services"`
+	Security  Security  `yaml:"security"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -49,6 +50,25 @@ type SIP struct {
 	// (added by this build). MD5 leads by default because SIPp 3.6 and many
 	// desk phones read only the first challenge.
 	AuthAlgorithms []string `yaml:"auth_algorithms"`
+	// MaxMessageSize is the largest SIP message taken over UDP or TCP, in
+	// bytes; a larger one is refused (TCP: the connection is closed).
+	MaxMessageSize int `yaml:"max_message_size"`
+	// TCP bounds the TCP connections parley accepts.
+	TCP TCP `yaml:"tcp"`
+}
+
+// TCP holds the limits on SIP over TCP: reaching one refuses or closes the
+// newest connection, and never stops the listener.
+type TCP struct {
+	// MaxConnections bounds the open connections in all, MaxPerSource
+	// those from one IP address.
+	MaxConnections int `yaml:"max_connections"`
+	MaxPerSource   int `yaml:"max_per_source"`
+	// IdleTimeout closes a connection that sent nothing this long;
+	// FirstMessageTimeout one that has not sent a complete message this
+	// long after it was accepted.
+	IdleTimeout         time.Duration `yaml:"idle_timeout"`
+	FirstMessageTimeout time.Duration `yaml:"first_message_timeout"`
 }
 
 // RTP holds the media relay settings.
@@ -75,11 +95,19 @@ type Registrar struct {
 	MinExpires int           `yaml:"min_expires"`
 	MaxExpires int           `yaml:"max_expires"`
 	Qualify    time.Duration `yaml:"qualify"`
+	// MaxContacts bounds the bindings one user may hold.
+	MaxContacts int `yaml:"max_contacts"`
 }
 
 // Admin holds the admin HTTP settings.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Token is the bearer token every state-changing admin request needs.
+	// Empty: one is generated on first start and kept in the store
+	// directory, where the CLI finds it.
+	Token string `yaml:"token"`
+	// PProf serves /debug/pprof/ when set.
+	PProf bool `yaml:"pprof"`
 }
 
 // Store says where registrations and generated secrets are kept.
@@ -93,7 +121,11 @@ type User struct {
 	Username string `yaml:"username"`
 	// Password is the digest password. Empty asks parley to generate one on
 	// first start and keep it in the store directory.
-	Password    string `yaml:"password"`
+	Password string `yaml:"password"`
+	// HA1 and HA1SHA256 are digest hashes, H(user:realm:password) in hex
+	// with MD5 and SHA-256, that may stand in for a plain password.
+	HA1         string `yaml:"ha1"`
+	HA1SHA256   string `yaml:"ha1_sha256"`
 	DisplayName string `yaml:"display_name"`
 }
 
@@ -109,6 +141,24 @@ type Route struct {
 type Services struct {
 	// Echo is the user part that reaches the echo service; empty disables it.
 	Echo string `yaml:"echo"`
+}
+
+// Security holds the defences against scanners, password guessing and
+// floods. Trusted networks (sip.trusted) are never banned, limited or
+// dropped.
+type Security struct {
+	// BanAfter failed authentications, or challenges left unanswered,
+	// within BanWindow ban a source for BanTime. 0 turns bans off.
+	BanAfter  int           `yaml:"ban_after"`
+	BanWindow time.Duration `yaml:"ban_window"`
+	BanTime   time.Duration `yaml:"ban_time"`
+	// Rate is the requests per second one source may send without valid
+	// credentials (a token bucket of Burst); 0: no limit.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+	// DropUserAgents lists User-Agent substrings (compared without regard
+	// to case) whose requests are dropped silently: scanners.
+	DropUserAgents []string `yaml:"drop_user_agents"`
 }
 
 // Log holds logging settings (added by this build).

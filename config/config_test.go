@@ -66,6 +66,16 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"echo clashes", "users:\n  - username: '600'\nservices:\n  echo: '600'\n", "services.echo"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"bad admin listen", "admin:\n  listen: nowhere\n", "admin.listen"},
+		{"tiny max message", "sip:\n  max_message_size: 100\n", "sip.max_message_size"},
+		{"no tcp connections", "sip:\n  tcp: {max_connections: 0}\n", "sip.tcp.max_connections"},
+		{"per source above total", "sip:\n  tcp: {max_connections: 10, max_per_source: 20}\n", "sip.tcp.max_per_source"},
+		{"zero idle timeout", "sip:\n  tcp: {idle_timeout: 0s}\n", "sip.tcp.idle_timeout"},
+		{"zero max contacts", "registrar:\n  max_contacts: 0\n", "registrar.max_contacts"},
+		{"short admin token", "admin:\n  token: abc\n", "admin.token"},
+		{"negative ban_after", "security:\n  ban_after: -1\n", "security.ban_after"},
+		{"rate without burst", "security:\n  rate: 5\n  burst: 0\n", "security.burst"},
+		{"bad ha1", "users:\n  - username: a\n    ha1: xyz\n", "users[0].ha1"},
+		{"password and ha1", "users:\n  - username: a\n    password: p\n    ha1: 0123456789abcdef0123456789abcdef\n", "users[0].password"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

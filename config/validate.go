@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Listener is one parsed entry of sip.listen.
@@ -121,6 +122,23 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if m := c.SIP.MaxMessageSize; m < 1500 || m > 1<<20 {
+		return bad("sip.max_message_size", "%d: want 1500 to 1048576 bytes", m)
+	}
+	t := c.SIP.TCP
+	if t.MaxConnections < 1 {
+		return bad("sip.tcp.max_connections", "%d: want at least 1", t.MaxConnections)
+	}
+	if t.MaxPerSource < 1 || t.MaxPerSource > t.MaxConnections {
+		return bad("sip.tcp.max_per_source", "%d: want 1 to sip.tcp.max_connections (%d)", t.MaxPerSource, t.MaxConnections)
+	}
+	if t.IdleTimeout < time.Second {
+		return bad("sip.tcp.idle_timeout", "%s: want at least 1s", t.IdleTimeout)
+	}
+	if t.FirstMessageTimeout < time.Second {
+		return bad("sip.tcp.first_message_timeout", "%s: want at least 1s", t.FirstMessageTimeout)
+	}
+
 	if net.ParseIP(c.RTP.Address) == nil {
 		return bad("rtp.address", "%q is not an IP address", c.RTP.Address)
 	}
@@ -172,10 +190,39 @@ func (c *Config) Validate() error {
 	if r.Qualify < 0 {
 		return bad("registrar.qualify", "must not be negative (0 turns it off)")
 	}
+	if r.MaxContacts < 1 {
+		return bad("registrar.max_contacts", "%d: want at least 1", r.MaxContacts)
+	}
 
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			return bad("admin.listen", "%q: want host:port", c.Admin.Listen)
+		}
+	}
+
+	if tok := c.Admin.Token; tok != "" && (len(tok) < 16 || strings.ContainsAny(tok, " \t\r\n")) {
+		return bad("admin.token", "want at least 16 characters without spaces")
+	}
+
+	sec := c.Security
+	if sec.BanAfter < 0 {
+		return bad("security.ban_after", "must not be negative (0 turns bans off)")
+	}
+	if sec.BanAfter > 0 && sec.BanWindow <= 0 {
+		return bad("security.ban_window", "must be positive when security.ban_after is set")
+	}
+	if sec.BanAfter > 0 && sec.BanTime <= 0 {
+		return bad("security.ban_time", "must be positive when security.ban_after is set")
+	}
+	if sec.Rate < 0 {
+		return bad("security.rate", "must not be negative (0: no limit)")
+	}
+	if sec.Burst < 0 || (sec.Rate > 0 && sec.Burst < 1) {
+		return bad("security.burst", "%d: want at least 1 when security.rate is set", sec.Burst)
+	}
+	for i, ua := range sec.DropUserAgents {
+		if strings.TrimSpace(ua) == "" {
+			return bad(fmt.Sprintf("security.drop_user_agents[%d]", i), "must not be empty")
 		}
 	}
 
@@ -191,6 +238,15 @@ func (c *Config) Validate() error {
 		seen[u.Username] = true
 		if strings.ContainsAny(u.Password, "\r\n") {
 			return bad(key+".password", "must be on one line")
+		}
+		if h := u.HA1; h != "" && !isHex(h, 32) {
+			return bad(key+".ha1", "want 32 hex digits: MD5(username:realm:password)")
+		}
+		if h := u.HA1SHA256; h != "" && !isHex(h, 64) {
+			return bad(key+".ha1_sha256", "want 64 hex digits: SHA-256(username:realm:password)")
+		}
+		if u.Password != "" && (u.HA1 != "" || u.HA1SHA256 != "") {
+			return bad(key+".password", "give a password or ha1/ha1_sha256, not both")
 		}
 	}
 	for i, r := range c.Routes {
@@ -244,6 +300,19 @@ func validUser(s string) bool {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case strings.ContainsRune("-_.!~*'()&=+$,;?/", r):
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isHex reports whether s is n hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
 			return false
 		}
 	}
