@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -18,6 +19,19 @@ import (
 
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
+
+// AuthObserver hears how each source fares with authentication: the
+// guard that bans password guessers and sources that never answer their
+// challenges plugs in here (cmd/parley wires it).
+type AuthObserver interface {
+	// Challenged: src was sent a challenge.
+	Challenged(src netip.Addr)
+	// Failed: src answered with a wrong digest, for an unknown user or a
+	// replayed nonce count.
+	Failed(src netip.Addr, user string)
+	// Succeeded: src answered a challenge correctly.
+	Succeeded(src netip.Addr)
+}
 
 // Identity is who sent a request.
 type Identity struct {
@@ -37,14 +51,18 @@ type Digest struct {
 	trusted    []netip.Prefix
 	algorithms []string
 	nonces     nonces
+	counts     nonceCounts
 	now        func() time.Time
+	log        *slog.Logger
+	observer   AuthObserver
 	metricsReg prometheus.Registerer
 	failures   *prometheus.CounterVec
 	fallback   fallbacks
 }
 
 // userKeys holds H(username:realm:password) for each algorithm, computed
-// once so a REGISTER costs two hashes, not three.
+// once so a REGISTER costs two hashes, not three, or given in the config
+// (users[].ha1, users[].ha1_sha256); an empty one never matches.
 type userKeys struct {
 	md5, sha256 string
 }
@@ -63,6 +81,7 @@ func NewDigest(realm string, users map[string]string, trusted []netip.Prefix, op
 		algorithms: DefaultAlgorithms(),
 		nonces:     nonces{lifetime: DefaultNonceLifetime},
 		now:        time.Now,
+		log:        slog.New(slog.DiscardHandler),
 		failures:   newAuthFailures(),
 	}
 	for u, pw := range users {
@@ -79,6 +98,7 @@ func NewDigest(realm string, users map[string]string, trusted []netip.Prefix, op
 			return nil, err
 		}
 	}
+	d.counts.lifetime = d.nonces.lifetime
 	if d.nonces.secret == nil {
 		d.nonces.secret = make([]byte, 32)
 		if _, err := rand.Read(d.nonces.secret); err != nil {
@@ -151,6 +171,13 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 		}
 		return Identity{}, d.challenge(req, code, false), false
 	}
+	return d.check(req, code, cred)
+}
+
+// check checks credentials answering one of our challenges: their fields,
+// the nonce (ours, issued for this source and call, fresh), the digest, and
+// that the nonce count was not answered before.
+func (d *Digest) check(req *sip.Request, code int, cred *digest.Credentials) (Identity, *sip.Response, bool) {
 	if len(d.algorithms) > 1 {
 		d.fallback.answered(req.Source())
 	}
@@ -162,14 +189,16 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 	if !d.offers(alg) {
 		return Identity{}, d.challenge(req, code, false), false
 	}
-	state := d.nonces.check(cred.Nonce, d.now())
+	now := d.now()
+	state, mac, issued := d.nonces.check(cred.Nonce, now, d.binding(req, code))
 	if state == nonceBad {
-		// Not our nonce: a forgery, or what a phone holds across our
-		// restart. Either way the answer proves nothing; challenge again.
+		// Not a nonce we issued for this source and call: a forgery, a
+		// captured header replayed elsewhere, or what a phone holds
+		// across our restart. The answer proves nothing; challenge again.
 		return Identity{}, d.challenge(req, code, false), false
 	}
 	if !known || !d.responseOK(req, cred, alg, keys) {
-		d.failures.WithLabelValues(methodLabel(req.Method)).Inc()
+		d.failed(req, cred.Username, "wrong password or unknown user")
 		return Identity{}, d.challenge(req, code, false), false
 	}
 	if state == nonceStale {
@@ -177,7 +206,61 @@ func (d *Digest) Authenticate(req *sip.Request, code int) (id Identity, res *sip
 		// nonce, so the client retries without asking its user.
 		return Identity{}, d.challenge(req, code, true), false
 	}
+	switch d.counts.use(mac, issued, cred.Nc, now) {
+	case nonceReplay:
+		// The same nonce and count again: a replayed Authorization
+		// (RFC 7616 §3.4), since a phone counts up.
+		d.failed(req, cred.Username, "nonce count replayed")
+		return Identity{}, d.challenge(req, code, false), false
+	case nonceTooOld:
+		return Identity{}, d.challenge(req, code, true), false
+	}
+	if d.observer != nil {
+		d.observer.Succeeded(sourceIP(req))
+	}
 	return Identity{User: cred.Username}, nil, true
+}
+
+// failed records an authentication failure: the metric, the observer (for
+// bans), and one log line a fail2ban filter can match (see
+// testcalls/fail2ban/parley.conf):
+//
+//	level=WARN msg="auth failed" source_ip=192.0.2.7 user=1001 method=REGISTER reason="..."
+func (d *Digest) failed(req *sip.Request, user, reason string) {
+	d.failures.WithLabelValues(methodLabel(req.Method)).Inc()
+	ip := sourceIP(req)
+	if d.observer != nil {
+		d.observer.Failed(ip, user)
+	}
+	d.log.Warn("auth failed", "source_ip", ip.String(), "user", user, "method", string(req.Method), "reason", reason)
+}
+
+// binding is what a nonce is issued for and checked against: the status
+// of the challenge (a REGISTER's nonce does not answer a call's), the
+// source address (RFC 7616 leaves it to the server; it makes a captured
+// header useless from anywhere else), and for a call (407) its Call-ID and
+// From tag, so a nonce answers one call only.
+func (d *Digest) binding(req *sip.Request, code int) []byte {
+	b := make([]byte, 0, 64)
+	b = append(b, byte(code>>8), byte(code))
+	ip := sourceIP(req).As16()
+	b = append(b, ip[:]...)
+	if code == 407 {
+		b = append(b, sipmsg.CallID(req)...)
+		b = append(b, 0)
+		if f := req.From(); f != nil {
+			b = append(b, sipmsg.Tag(f.Params)...)
+		}
+	}
+	return b
+}
+
+// sourceIP is the address req came from (the zero Addr when unknown).
+func sourceIP(req *sip.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // credentials returns the first digest credentials of req for our realm, or
@@ -251,6 +334,9 @@ func (d *Digest) responseOK(req *sip.Request, c *digest.Credentials, alg string,
 	if sha {
 		ha1 = keys.sha256
 	}
+	if ha1 == "" {
+		return false // a user given only the other algorithm's HA1
+	}
 	sum := func(dst, p []byte) []byte {
 		if sha {
 			s := sha256.Sum256(p)
@@ -308,7 +394,10 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 	}
 	res := sipmsg.NewResponse(req, code, reason, "")
 	now := d.now()
-	nonce := d.nonces.issue(now)
+	nonce := d.nonces.issue(now, d.binding(req, code))
+	if d.observer != nil {
+		d.observer.Challenged(sourceIP(req))
+	}
 	algs := d.algorithms
 	if len(algs) > 1 {
 		if d.fallback.single(req.Source(), now) || md5OnlyAgent(userAgent(req)) {

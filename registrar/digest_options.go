@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -19,8 +20,11 @@ const (
 )
 
 // DefaultNonceLifetime is how long a nonce stays fresh unless
-// WithNonceLifetime says otherwise.
-const DefaultNonceLifetime = 5 * time.Minute
+// WithNonceLifetime says otherwise: long enough for a phone to answer its
+// challenge, short enough that a captured one is soon useless (Asterisk
+// uses 32 s too). A phone that keeps a nonce for its next REGISTER gets
+// stale=true and answers again without asking its user.
+const DefaultNonceLifetime = 32 * time.Second
 
 // WithNonceLifetime sets how long a nonce is fresh. After that a correct
 // answer is met with a new challenge carrying stale=true.
@@ -106,6 +110,47 @@ func WithAuthMetrics(reg prometheus.Registerer) DigestOption {
 			return fmt.Errorf("%w: nil prometheus.Registerer", ErrBadOption)
 		}
 		dg.metricsReg = reg
+		return nil
+	}
+}
+
+// WithDigestLogger sets the logger authentication failures are logged to,
+// one line each with the source address and user.
+func WithDigestLogger(l *slog.Logger) DigestOption {
+	return func(dg *Digest) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrBadOption)
+		}
+		dg.log = l
+		return nil
+	}
+}
+
+// WithAuthObserver makes o hear of every challenge, failure and success,
+// by source address.
+func WithAuthObserver(o AuthObserver) DigestOption {
+	return func(dg *Digest) error {
+		if o == nil {
+			return fmt.Errorf("%w: nil auth observer", ErrBadOption)
+		}
+		dg.observer = o
+		return nil
+	}
+}
+
+// WithHA1 adds user with digest hashes instead of a password:
+// md5 = MD5(user:realm:password) and sha256 = SHA-256(user:realm:password),
+// in hex. Either may be empty; that algorithm then never succeeds for the
+// user.
+func WithHA1(user, md5, sha256 string) DigestOption {
+	return func(dg *Digest) error {
+		if user == "" || (md5 == "" && sha256 == "") {
+			return fmt.Errorf("%w: HA1 for %q needs a user and a hash", ErrBadOption, user)
+		}
+		if _, ok := dg.users[user]; ok {
+			return fmt.Errorf("%w: user %q has a password and an HA1", ErrBadOption, user)
+		}
+		dg.users[user] = userKeys{md5: strings.ToLower(md5), sha256: strings.ToLower(sha256)}
 		return nil
 	}
 }

@@ -1,9 +1,12 @@
 package registrar
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // location is the authoritative in-memory location service: user →
@@ -12,6 +15,9 @@ type location struct {
 	mu    sync.RWMutex
 	users map[string][]Binding
 	count tally // bindings held, expired or not (the sweeper trims them)
+	// maxContacts bounds one user's bindings (registrar.max_contacts); 0:
+	// no bound.
+	maxContacts int
 
 	// onCount is called with the new count under mu whenever it changes.
 	onCount func(tally)
@@ -262,6 +268,12 @@ func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before
 			}
 			next = slices.Insert(next, 0, b)
 		}
+	}
+	if l.maxContacts > 0 && len(next) > l.maxContacts && len(next) > before {
+		// A REGISTER that would leave the user more bindings than allowed
+		// fails whole; refreshing or removing within the bound works.
+		return nil, 0, false, &sipmsg.Error{Code: 403, Reason: "Forbidden",
+			Warning: fmt.Sprintf("too many contacts: registrar.max_contacts is %d", l.maxContacts)}
 	}
 	changed = u.wildcard && len(cur) > 0 || len(u.contacts) > 0
 	if changed {

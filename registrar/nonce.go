@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,7 @@ import (
 const nonceSkew = 5 * time.Second
 
 // nonceLen is the decoded size: 8 bytes of Unix nanoseconds then 16 bytes
-// of HMAC-SHA256 over them.
+// of HMAC-SHA256 over them and what the nonce is bound to.
 const (
 	nonceTSLen  = 8
 	nonceMACLen = 16
@@ -32,54 +33,79 @@ const (
 )
 
 // nonces issues and checks stateless nonces: base64url(ts || HMAC(secret,
-// ts)[:16]). The server keeps no table, so any number of challenges costs no
-// memory, and a restart with the same secret keeps outstanding nonces valid.
+// ts || binding)[:16]), where the binding is what the challenge was issued
+// for (see Digest.binding): the source address, and for a call the
+// Call-ID and From tag. A nonce answered from anywhere else, or in another
+// call, fails its MAC, so a captured Authorization is useless there. The
+// server keeps no table for issuing, so any number of challenges costs no
+// memory; the nonce counts of nonces answered correctly are kept apart
+// (nonceCounts), bounded.
 type nonces struct {
 	secret   []byte
 	lifetime time.Duration
 	// macs holds keyed HMACs: keying one hashes the secret twice, which
 	// cost more than the MAC itself.
 	macs sync.Pool
+	// last is the timestamp of the last nonce issued: each nonce gets a
+	// later one, so no two are alike even within one clock tick, and each
+	// has a nonce count of its own.
+	last atomic.Int64
 }
 
-func (n *nonces) issue(now time.Time) string {
+func (n *nonces) issue(now time.Time, binding []byte) string {
+	ts := now.UnixNano()
+	for {
+		last := n.last.Load()
+		if ts <= last {
+			ts = last + 1
+		}
+		if n.last.CompareAndSwap(last, ts) {
+			break
+		}
+	}
 	var buf [nonceLen]byte
-	binary.BigEndian.PutUint64(buf[:nonceTSLen], uint64(now.UnixNano()))
-	n.seal(buf[:nonceTSLen], buf[nonceTSLen:])
+	binary.BigEndian.PutUint64(buf[:nonceTSLen], uint64(ts))
+	n.seal(buf[:nonceTSLen], binding, buf[nonceTSLen:])
 	return base64.RawURLEncoding.EncodeToString(buf[:])
 }
 
-func (n *nonces) seal(ts, out []byte) {
+func (n *nonces) seal(ts, binding, out []byte) {
 	m, _ := n.macs.Get().(hash.Hash)
 	if m == nil {
 		m = hmac.New(sha256.New, n.secret)
 	}
 	m.Write(ts)
+	m.Write(binding)
 	var sum [sha256.Size]byte
 	copy(out, m.Sum(sum[:0])[:nonceMACLen])
 	m.Reset()
 	n.macs.Put(m)
 }
 
-func (n *nonces) check(nonce string, now time.Time) nonceState {
+// check says whether nonce is ours, issued for binding, and fresh; it also
+// returns the nonce's MAC, which names it in nonceCounts, and when it was
+// issued.
+func (n *nonces) check(nonce string, now time.Time, binding []byte) (nonceState, [nonceMACLen]byte, time.Time) {
+	var mac [nonceMACLen]byte
 	if base64.RawURLEncoding.DecodedLen(len(nonce)) != nonceLen {
-		return nonceBad
+		return nonceBad, mac, time.Time{}
 	}
 	var buf [nonceLen]byte
 	if _, err := base64.RawURLEncoding.Decode(buf[:], []byte(nonce)); err != nil {
-		return nonceBad
+		return nonceBad, mac, time.Time{}
 	}
 	var want [nonceMACLen]byte
-	n.seal(buf[:nonceTSLen], want[:])
+	n.seal(buf[:nonceTSLen], binding, want[:])
 	if !hmac.Equal(want[:], buf[nonceTSLen:]) {
-		return nonceBad
+		return nonceBad, mac, time.Time{}
 	}
+	copy(mac[:], want[:])
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(buf[:nonceTSLen])))
 	switch {
 	case issued.After(now.Add(nonceSkew)):
-		return nonceBad
+		return nonceBad, mac, issued
 	case now.Sub(issued) > n.lifetime:
-		return nonceStale
+		return nonceStale, mac, issued
 	}
-	return nonceFresh
+	return nonceFresh, mac, issued
 }

@@ -26,6 +26,8 @@ type Registrar struct {
 	gauge      prometheus.Gauge
 	contacts   *prometheus.GaugeVec
 	rtt        prometheus.Histogram
+	// maxContacts bounds one user's bindings (WithMaxContacts).
+	maxContacts int
 	// byReach holds contacts' children for reachable, unreachable and
 	// unknown, looked up once: setGauges runs on every REGISTER.
 	byReach [3]prometheus.Gauge
@@ -102,6 +104,7 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		}
 	}
 	r.loc = newLocation(r.setGauges)
+	r.loc.maxContacts = r.maxContacts
 	r.loc.onRestore = func(user, contact string) {
 		r.log.Info("registrar: contact reachable again", "user", user, "contact", contact, "by", "REGISTER")
 	}

@@ -110,3 +110,16 @@ func WithQualify(every time.Duration, p Pinger) Option {
 		return nil
 	}
 }
+
+// WithMaxContacts bounds the bindings one user may hold
+// (registrar.max_contacts): a REGISTER that would leave more gets 403 with
+// a Warning naming the limit. 0 means no bound.
+func WithMaxContacts(n int) Option {
+	return func(r *Registrar) error {
+		if n < 0 {
+			return fmt.Errorf("%w: max contacts %d", ErrBadOption, n)
+		}
+		r.maxContacts = n
+		return nil
+	}
+}

@@ -79,7 +79,12 @@ func TestRegisterFullAuthFlow(t *testing.T) {
 	if res.StatusCode != 401 {
 		t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
 	}
-	for _, alg := range []string{"MD5", "SHA-256"} {
+	for i, alg := range []string{"MD5", "SHA-256"} {
+		if i > 0 {
+			// One nonce answers once with a given nonce count (RFC 7616
+			// §3.4): the next answer takes a new challenge.
+			res = e.send(t, loadRequest(t, "register.sip", msgVars{User: "1001", CSeq: 3, CallID: "call-again"}))
+		}
 		chal := challengeFor(t, res, "WWW-Authenticate", alg)
 		retry := loadRequest(t, "register.sip", msgVars{User: "1001", CSeq: 2, CallID: "call-" + alg})
 		retry.AppendHeader(sip.NewHeader("Authorization", answer(t, retry, chal, "1001", "secret").String()))
@@ -460,5 +465,29 @@ func TestNewErrors(t *testing.T) {
 	}
 	if !strings.Contains(ErrBadExpires.Error(), "min") {
 		t.Error("ErrBadExpires text")
+	}
+}
+
+// TestMaxContacts checks registrar.max_contacts: a REGISTER that would
+// leave a user more bindings than allowed fails whole with 403 and a
+// Warning naming the limit, and leaves the bindings as they were; within
+// the limit, refreshing works.
+func TestMaxContacts(t *testing.T) {
+	e := newTestEnv(t, nil, WithMaxContacts(2))
+	if res := e.registerAs(t, "register.sip", msgVars{User: "1001", CallID: "one"}); res.StatusCode != 200 {
+		t.Fatalf("first contact: %d", res.StatusCode)
+	}
+	res := e.registerAs(t, "register_multi.sip", msgVars{User: "1001", CallID: "three"})
+	if res.StatusCode != 403 {
+		t.Fatalf("three more contacts: %d, want 403", res.StatusCode)
+	}
+	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "registrar.max_contacts is 2") {
+		t.Fatalf("403 without a Warning naming the limit:\n%s", res)
+	}
+	if n := len(e.r.Lookup("1001")); n != 1 {
+		t.Fatalf("%d bindings after the refused REGISTER, want the 1 before it", n)
+	}
+	if res := e.registerAs(t, "register.sip", msgVars{User: "1001", CallID: "one", CSeq: 2}); res.StatusCode != 200 {
+		t.Fatalf("refreshing within the limit: %d", res.StatusCode)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ func newMetrics() *prometheus.Registry {
 // buildRegistrar builds the digest authenticator and the registrar over
 // the configured store.
 func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
-	if err := p.buildDigest(cfg); err != nil {
+	if err := p.buildDigest(cfg, log); err != nil {
 		return err
 	}
 	store, err := openStore(cfg.Store.Path)
@@ -90,6 +91,7 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 		registrar.WithLogger(log.With("component", "registrar")),
 		registrar.WithMetrics(p.metrics),
 		registrar.WithQualify(cfg.Registrar.Qualify, p.ping),
+		registrar.WithMaxContacts(cfg.Registrar.MaxContacts),
 	)
 	if err != nil {
 		store.Close()
@@ -100,7 +102,7 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 
 // buildDigest loads the users' passwords, generating those the
 // configuration leaves out, and builds the digest authenticator over them.
-func (p *parts) buildDigest(cfg *config.Config) error {
+func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 	if cfg.Store.Path != "" {
 		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
 			return fmt.Errorf("store.path: %w", err)
@@ -111,8 +113,18 @@ func (p *parts) buildDigest(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
-	p.digest, err = registrar.NewDigest(cfg.SIP.Realm, p.passwords, cfg.TrustedPrefixes(),
-		registrar.WithAuthMetrics(p.metrics), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...))
+	opts := []registrar.DigestOption{
+		registrar.WithAuthMetrics(p.metrics), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...),
+		registrar.WithDigestLogger(log.With("component", "auth")),
+	}
+	passwords := maps.Clone(p.passwords)
+	for _, u := range cfg.Users {
+		if u.HA1 != "" || u.HA1SHA256 != "" {
+			delete(passwords, u.Username)
+			opts = append(opts, registrar.WithHA1(u.Username, u.HA1, u.HA1SHA256))
+		}
+	}
+	p.digest, err = registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(), opts...)
 	return err
 }
 
