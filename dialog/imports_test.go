@@ -21,6 +21,7 @@ func TestImportRules(t *testing.T) {
 		{"dialog/sipmsg", nil},
 		{"dialog/transport", []string{"config", "dialog/sipmsg"}},
 		{"dialog/transaction", []string{"dialog/sipmsg"}},
+		{"dialog/guard", []string{"config"}},
 		{"registrar", []string{"config", "dialog/sipmsg"}},
 		{"media", []string{"config", "dialog/sipmsg"}},
 		// The B2BUA: its own layers, never a service, the registrar or

@@ -129,6 +129,7 @@ type Server struct {
 	media       Media
 	ringTimeout time.Duration
 	onState     func(call string, from, to State)
+	guard       Guard
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -191,7 +192,8 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	s.tx = transaction.New(txHandler{s},
 		transaction.WithLogger(s.log),
 		transaction.WithRunner(s.work.Go),
-		transaction.WithResponseObserver(s.m.response))
+		transaction.WithResponseObserver(s.m.response),
+		transaction.WithStateless(s.stateless))
 	if s.reg != nil {
 		// parley's own transactions (UDP), finished ones included while
 		// they absorb retransmissions.

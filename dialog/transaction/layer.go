@@ -37,6 +37,8 @@ type Layer struct {
 	run     func(func())
 	log     *slog.Logger
 	observe func(method string, code int)
+	// stateless, when set, sees every request first (see WithStateless).
+	stateless func(port Port, req *sip.Request, src netip.AddrPort) bool
 
 	stx    *serverTxs
 	ctx    *clientTxs
@@ -59,6 +61,17 @@ func WithRunner(run func(f func())) Option { return func(t *Layer) { t.run = run
 // count.
 func WithResponseObserver(f func(method string, code int)) Option {
 	return func(t *Layer) { t.observe = f }
+}
+
+// WithStateless sets f to see every request before the layer makes a
+// transaction for it: f returns true when it has dealt with the request
+// itself, by dropping it or by answering it without a transaction
+// (RespondStateless). A stranger's request can then be challenged
+// (RFC 3261 §8.2.7 allows a stateless UAS) without a transaction that
+// holds memory for 32 s and retransmits the challenge: a flood costs
+// neither, and parley is no amplifier. f runs on the reading goroutine.
+func WithStateless(f func(port Port, req *sip.Request, src netip.AddrPort) bool) Option {
+	return func(t *Layer) { t.stateless = f }
 }
 
 // New returns a Layer that hands requests to h.
@@ -133,6 +146,17 @@ func (l *Layer) Request(ctx context.Context, port Port, dst netip.AddrPort, req 
 		return nil, err
 	}
 	return tx, nil
+}
+
+// RespondStateless sends res, a response to req read on port from src,
+// without a transaction: where a transaction would send it (RFC 3581),
+// once.
+func (l *Layer) RespondStateless(port Port, req *sip.Request, src netip.AddrPort, res *sip.Response) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	res.StringWrite(buf)
+	return port.Send(buf.Bytes(), responseDest(req, src))
 }
 
 // Write sends req to dst over port outside any transaction: an ACK to a

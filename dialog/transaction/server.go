@@ -45,6 +45,9 @@ func newServerTxs(l *Layer) *serverTxs {
 // its transaction, a CANCEL is matched to its INVITE (RFC 3261 §9.2), and
 // anything else starts a transaction and goes to the handlers.
 func (t *serverTxs) receive(port Port, req *sip.Request, src netip.AddrPort) {
+	if t.l.stateless != nil && t.l.stateless(port, req, src) {
+		return
+	}
 	key, err := sip.ServerTxKeyMake(req)
 	if err != nil {
 		// No Via or CSeq: the handlers answer 400 where they can, from a

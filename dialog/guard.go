@@ -1,0 +1,80 @@
+package dialog
+
+import (
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
+	"github.com/parley-sip/parley/dialog/transaction"
+)
+
+// Guard decides which sources parley talks to: cmd/parley plugs in
+// dialog/guard, which also hears how each source fares with
+// authentication.
+type Guard interface {
+	// Allow is false while src is banned: its requests are dropped.
+	Allow(src netip.Addr) bool
+	// Scanner reports a known scanner's User-Agent: dropped.
+	Scanner(src netip.Addr, userAgent string) bool
+	// Stranger takes one request without valid credentials from src;
+	// false when src is over its rate: dropped.
+	Stranger(src netip.Addr) bool
+}
+
+// WithGuard makes g decide which sources are dropped.
+func WithGuard(g Guard) Option {
+	return func(s *Server) error { s.guard = g; return nil }
+}
+
+// stateless sees every UDP request before the transaction layer makes a
+// transaction for it (transaction.WithStateless). It drops what the guard
+// refuses (a banned source, a scanner, a stranger over its rate), and
+// challenges a stranger's INVITE or REGISTER without a transaction: the
+// 407 or 401 goes out once and nothing is kept, so a flood of them costs
+// no memory and is not answered with retransmissions (RFC 3261 §8.2.7
+// lets a UAS answer statelessly). The phone's answer to the challenge
+// carries credentials and takes the usual way.
+func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.AddrPort) bool {
+	ip := src.Addr().Unmap()
+	if s.guard != nil {
+		if !s.guard.Allow(ip) {
+			return true
+		}
+		if h := sipmsg.HeaderNamed(req, "User-Agent"); h != nil && s.guard.Scanner(ip, h.Value()) {
+			s.log.Debug("scanner dropped", "source", src.String(), "user_agent", h.Value())
+			return true
+		}
+	}
+	code, credentials := 0, ""
+	switch req.Method {
+	case sip.INVITE:
+		code, credentials = 407, "Proxy-Authorization"
+	case sip.REGISTER:
+		code, credentials = 401, "Authorization"
+	default:
+		return false
+	}
+	if s.auth == nil || sipmsg.HasToTag(req) || sipmsg.HeaderNamed(req, credentials) != nil {
+		return false
+	}
+	// What the handlers would refuse first (a malformed request, an
+	// extension parley does not do) takes the usual way to its 400 or 420.
+	if validate(req) != nil || sipmsg.HeaderNamed(req, "Require") != nil {
+		return false
+	}
+	if s.guard != nil && !s.guard.Stranger(ip) {
+		return true
+	}
+	_, res, ok := s.auth.Authenticate(req, code)
+	if ok {
+		return false // a trusted network: no challenge
+	}
+	method := string(req.Method)
+	s.m.request(method)
+	s.m.response(method, res.StatusCode)
+	if err := s.tx.RespondStateless(port, req, src, res); err != nil {
+		s.log.Debug("stateless challenge not sent", "source", src.String(), "error", err)
+	}
+	return true
+}
