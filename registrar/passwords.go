@@ -17,14 +17,27 @@ import (
 // keeps generated demo passwords.
 const PasswordsFile = "passwords.yaml"
 
-// Passwords returns every user's digest password. A user configured with a
-// password keeps it. A user with an empty one gets a random password, made
-// up on first start and kept in dir/passwords.yaml (mode 0600) so later
-// starts reuse it; with dir empty, passwords are made up for this run only.
-//
-// generated lists, sorted, the users whose password came from parley rather
-// than the configuration (new or reused), so the caller can show them.
-func Passwords(dir string, users []config.User) (pw map[string]string, generated []string, err error) {
+// Generated says which users' passwords parley made up rather than took
+// from the configuration, so that the caller shows each one once.
+type Generated struct {
+	// New lists, sorted, the users whose password this call made up: all
+	// of them on the first start, a user added since on a later one, and
+	// every one on each start without a store directory.
+	New []string
+	// Kept lists, sorted, the users whose password an earlier start made
+	// up, read back from the store directory.
+	Kept []string
+}
+
+// Passwords returns the digest password of every user that has one. A
+// user configured with a password keeps it. A user configured with a
+// digest hash instead (ha1 or ha1_sha256) and no password has no entry:
+// the hash is its credential, and it gets no password. Any other user gets
+// a random password, made up on first start and kept in
+// dir/passwords.yaml (mode 0600) so later starts reuse it; with dir empty,
+// passwords are made up for this run only. gen says which passwords were
+// made up, now or before.
+func Passwords(dir string, users []config.User) (pw map[string]string, gen Generated, err error) {
 	stored := map[string]string{}
 	path := ""
 	if dir != "" {
@@ -33,36 +46,37 @@ func Passwords(dir string, users []config.User) (pw map[string]string, generated
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
-			return nil, nil, fmt.Errorf("registrar: read passwords: %w", err)
+			return nil, Generated{}, fmt.Errorf("registrar: read passwords: %w", err)
 		default:
 			if err := yaml.Unmarshal(data, &stored); err != nil {
-				return nil, nil, fmt.Errorf("registrar: %s: %w", path, err)
+				return nil, Generated{}, fmt.Errorf("registrar: %s: %w", path, err)
 			}
 		}
 	}
 	pw = make(map[string]string, len(users))
-	dirty := false
 	for _, u := range users {
-		if u.Password != "" {
+		switch {
+		case u.Password != "":
 			pw[u.Username] = u.Password
-			continue
-		}
-		p, ok := stored[u.Username]
-		if !ok || p == "" {
-			p = rand.Text()
+		case u.HA1 != "" || u.HA1SHA256 != "":
+		case stored[u.Username] != "":
+			pw[u.Username] = stored[u.Username]
+			gen.Kept = append(gen.Kept, u.Username)
+		default:
+			p := rand.Text()
 			stored[u.Username] = p
-			dirty = true
+			pw[u.Username] = p
+			gen.New = append(gen.New, u.Username)
 		}
-		pw[u.Username] = p
-		generated = append(generated, u.Username)
 	}
-	slices.Sort(generated)
-	if path != "" && dirty {
+	slices.Sort(gen.New)
+	slices.Sort(gen.Kept)
+	if path != "" && len(gen.New) > 0 {
 		if err := writePasswords(dir, path, stored); err != nil {
-			return nil, nil, err
+			return nil, Generated{}, err
 		}
 	}
-	return pw, generated, nil
+	return pw, gen, nil
 }
 
 // writePasswords replaces the file atomically so a crash never leaves half

@@ -5,14 +5,25 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/registrar"
 )
 
+// credentials are the secrets the welcome speaks of. It shows only those
+// parley made up on this start: a password from the config file is never
+// printed, and one made on an earlier start is named by the file that
+// keeps it.
+type credentials struct {
+	passwords map[string]string
+	generated registrar.Generated
+}
+
 // printWelcome tells a newcomer how to point a softphone at parley.
-func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[string]string, generated []string) {
+func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, cred credentials) {
 	addr := b2b.Addr("udp")
 	if addr == "" {
 		addr = b2b.Addr("tcp")
@@ -26,26 +37,7 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[st
 	}
 	fmt.Fprintf(w, "\nparley is running.\n\nTo register a softphone (Linphone, Zoiper, MicroSIP, baresip):\n")
 	fmt.Fprintf(w, "  SIP server / proxy: %s:%s (UDP or TCP)\n  domain / realm:     %s\n", host, port, cfg.SIP.Realm)
-	users := make([]string, 0, len(pw))
-	for u := range pw {
-		users = append(users, u)
-	}
-	sort.Strings(users)
-	gen := map[string]bool{}
-	for _, g := range generated {
-		gen[g] = true
-	}
-	for _, u := range users {
-		note := ""
-		if gen[u] {
-			note = "  (generated"
-			if cfg.Store.Path != "" {
-				note += ", kept in " + filepath.Join(cfg.Store.Path, "passwords.yaml")
-			}
-			note += ")"
-		}
-		fmt.Fprintf(w, "  user %-8s password %s%s\n", u, pw[u], note)
-	}
+	printUsers(w, cfg, cred)
 	if cfg.Services.Echo != "" {
 		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)
 	}
@@ -58,6 +50,33 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, pw map[st
 		fmt.Fprintf(w, "Calls and registrations: parley calls, parley registrations (http://%s/api/)\n", cfg.Admin.Listen)
 	}
 	fmt.Fprintln(w)
+}
+
+// printUsers lists the users and where each one's credential is. Only a
+// password made up on this start is printed.
+func printUsers(w io.Writer, cfg *config.Config, cred credentials) {
+	kept := ""
+	if cfg.Store.Path != "" {
+		kept = filepath.Join(cfg.Store.Path, registrar.PasswordsFile)
+	}
+	users := slices.Clone(cfg.Users)
+	slices.SortFunc(users, func(a, b config.User) int { return strings.Compare(a.Username, b.Username) })
+	for _, u := range users {
+		var what string
+		switch {
+		case slices.Contains(cred.generated.New, u.Username) && kept != "":
+			what = fmt.Sprintf("password %s  (generated now, kept in %s)", cred.passwords[u.Username], kept)
+		case slices.Contains(cred.generated.New, u.Username):
+			what = fmt.Sprintf("password %s  (generated for this run: store.path is empty)", cred.passwords[u.Username])
+		case slices.Contains(cred.generated.Kept, u.Username):
+			what = "password generated on first start, kept in " + kept
+		case u.Password != "":
+			what = "password as in the config file"
+		default:
+			what = "digest hash as in the config file"
+		}
+		fmt.Fprintf(w, "  user %-8s %s\n", u.Username, what)
+	}
 }
 
 func guessLANAddress() string {

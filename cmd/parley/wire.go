@@ -48,17 +48,17 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 		poll: drainPoll, progress: drainProgress}
 	return p.run(ctx, stop, sigs, func() {
 		p.admin.SetReady()
-		printWelcome(out, cfg, p.b2b, p.passwords, p.generated)
+		printWelcome(out, cfg, p.b2b, p.cred)
 		log.Info("parley ready", "admin", cfg.Admin.Listen)
 	})
 }
 
 // parts are what serve builds, in the order it builds them.
 type parts struct {
-	metrics   *prometheus.Registry
-	passwords map[string]string // every user's password, for printWelcome
-	generated []string          // the users whose password parley made up
-	digest    *registrar.Digest
+	metrics *prometheus.Registry
+	// cred are the users' passwords, for the digest and printWelcome.
+	cred   credentials
+	digest *registrar.Digest
 	// ping lets the registrar ping contacts through the SIP server, which
 	// is built after it (it needs the registrar as its locator).
 	ping  *pinger
@@ -109,7 +109,7 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 		}
 	}
 	var err error
-	p.passwords, p.generated, err = registrar.Passwords(cfg.Store.Path, cfg.Users)
+	p.cred.passwords, p.cred.generated, err = registrar.Passwords(cfg.Store.Path, cfg.Users)
 	if err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
@@ -117,7 +117,7 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 		registrar.WithAuthMetrics(p.metrics), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...),
 		registrar.WithDigestLogger(log.With("component", "auth")),
 	}
-	passwords := maps.Clone(p.passwords)
+	passwords := maps.Clone(p.cred.passwords)
 	for _, u := range cfg.Users {
 		if u.HA1 != "" || u.HA1SHA256 != "" {
 			delete(passwords, u.Username)
