@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,9 +57,19 @@ type apiRegistration struct {
 // httpDo sends method to http://AdminAddr+path and returns status and body.
 func (p *parley) httpDo(t *testing.T, method, path string) (int, []byte) {
 	t.Helper()
+	return p.httpDoToken(t, method, path, "")
+}
+
+// httpDoToken is httpDo with the admin token (none when empty), as the
+// admin API's changes need.
+func (p *parley) httpDoToken(t *testing.T, method, path, token string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, "http://"+p.AdminAddr+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	res, err := client.Do(req)
@@ -128,15 +140,28 @@ func checkKeys(t *testing.T, what string, body []byte, keys ...string) {
 	}
 }
 
+// storedToken returns the admin token parley keeps in its store
+// directory dir (store.path), as the operator commands read it.
+func storedToken(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "admin-token"))
+	if err != nil {
+		t.Fatalf("the admin token parley keeps in store.path: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // TestAdminAPI: GET /api/registrations lists the phones' bindings, GET
 // /api/calls a call in progress with its media record, DELETE
-// /api/calls/{id} hangs it up with BYE on both legs, and DELETE
-// /api/registrations/{user} removes a user's bindings so calls to it get
-// 480; unknown IDs and users are 404.
+// /api/calls/{id} (with the admin token) hangs it up with BYE on both
+// legs, and DELETE /api/registrations/{user} removes a user's bindings so
+// calls to it get 480; unknown IDs and users are 404.
 func TestAdminAPI(t *testing.T) {
 	t.Parallel()
 	r := rangeAdminAPI
-	pl := startParley(t, parleyConfig{Extra: r.yaml(nil, "") + "sessions:\n  drain_grace: 1s\n"})
+	store := t.TempDir()
+	pl := startParley(t, parleyConfig{StorePath: store, Extra: r.yaml(nil, "") + "sessions:\n  drain_grace: 1s\n"})
+	token := storedToken(t, store)
 	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
 	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
 	alice.mustRegister()
@@ -209,10 +234,10 @@ func TestAdminAPI(t *testing.T) {
 		}
 	}
 
-	if code, b := pl.httpDo(t, http.MethodDelete, "/api/calls/no-such-call"); code != http.StatusNotFound {
+	if code, b := pl.httpDoToken(t, http.MethodDelete, "/api/calls/no-such-call", token); code != http.StatusNotFound {
 		t.Errorf("DELETE /api/calls/no-such-call: %d %s, want 404", code, b)
 	}
-	if code, b := pl.httpDo(t, http.MethodDelete, "/api/calls/"+c.ID); code != http.StatusNoContent && code != http.StatusOK {
+	if code, b := pl.httpDoToken(t, http.MethodDelete, "/api/calls/"+c.ID, token); code != http.StatusNoContent && code != http.StatusOK {
 		t.Errorf("DELETE /api/calls/%s: %d %s, want 204", c.ID, code, b)
 	}
 	waitByes(t, 3*time.Second, alice, bob)
@@ -221,14 +246,14 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("GET /api/calls after the hangup: %+v, want []", calls)
 	}
 
-	code, b := pl.httpDo(t, http.MethodDelete, "/api/registrations/1002")
+	code, b := pl.httpDoToken(t, http.MethodDelete, "/api/registrations/1002", token)
 	if code != http.StatusOK && code != http.StatusNoContent {
 		t.Errorf("DELETE /api/registrations/1002: %d %s, want 200", code, b)
 	}
 	if _, ok := registrationOf(pl.apiRegistrations(t), "1002", ""); ok {
 		t.Errorf("GET /api/registrations still lists 1002 after DELETE")
 	}
-	if code, b := pl.httpDo(t, http.MethodDelete, "/api/registrations/1002"); code != http.StatusNotFound {
+	if code, b := pl.httpDoToken(t, http.MethodDelete, "/api/registrations/1002", token); code != http.StatusNotFound {
 		t.Errorf("second DELETE /api/registrations/1002: %d %s, want 404", code, b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
@@ -260,14 +285,15 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// TestAdminCLI: parley calls, parley registrations and parley hangup ID,
-// pointed at a running parley with -admin, show its calls and bindings and
-// hang a call up; an unknown call and an unreachable admin API exit 1.
+// TestAdminCLI: parley calls and parley registrations, pointed at a
+// running parley with -admin, show its calls and bindings; parley hangup
+// ID, pointed at it with -config, finds the admin token in its store.path
+// and hangs a call up; an unknown call and an unreachable admin API exit 1.
 func TestAdminCLI(t *testing.T) {
 	t.Parallel()
 	needParley(t)
 	r := rangeAdminCLI
-	pl := startParley(t, parleyConfig{Extra: r.yaml(nil, "") + "sessions:\n  drain_grace: 1s\n"})
+	pl := startParley(t, parleyConfig{StorePath: t.TempDir(), Extra: r.yaml(nil, "") + "sessions:\n  drain_grace: 1s\n"})
 	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
 	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
 	alice.mustRegister()
@@ -288,11 +314,11 @@ func TestAdminCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "1001") || !strings.Contains(out, "1002") || !strings.Contains(out, alice.Addr) {
 		t.Errorf("parley registrations -admin %s: exit %d, want 0 and both users with their contacts (%s):\n%s%s", pl.AdminAddr, code, alice.Addr, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "hangup", "no-such-call", "-admin", pl.AdminAddr)
-	if code != 1 {
-		t.Errorf("parley hangup no-such-call: exit %d, want 1:\n%s%s", code, out, errOut)
+	code, out, errOut = runCLI(t, "hangup", "no-such-call", "-config", pl.ConfigPath)
+	if code != 1 || !strings.Contains(errOut, "no call") {
+		t.Errorf("parley hangup no-such-call: exit %d, want 1 and no such call:\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "hangup", "-admin", pl.AdminAddr, id)
+	code, out, errOut = runCLI(t, "hangup", "-config", pl.ConfigPath, id)
 	if code != 0 {
 		t.Errorf("parley hangup %s: exit %d, want 0:\n%s%s", id, code, out, errOut)
 	}

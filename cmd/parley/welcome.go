@@ -14,12 +14,13 @@ import (
 )
 
 // credentials are the secrets the welcome speaks of. It shows only those
-// parley made up on this start: a password from the config file is never
-// printed, and one made on an earlier start is named by the file that
-// keeps it.
+// parley made up on this start: a password or token from the config file
+// is never printed, and one made on an earlier start is named by the file
+// that keeps it.
 type credentials struct {
 	passwords map[string]string
 	generated registrar.Generated
+	token     adminToken
 }
 
 // printWelcome tells a newcomer how to point a softphone at parley.
@@ -48,6 +49,7 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, cred cred
 	if cfg.Admin.Listen != "" {
 		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
 		fmt.Fprintf(w, "Calls and registrations: parley calls, parley registrations (http://%s/api/)\n", cfg.Admin.Listen)
+		printToken(w, cred.token)
 	}
 	fmt.Fprintln(w)
 }
@@ -76,6 +78,23 @@ func printUsers(w io.Writer, cfg *config.Config, cred credentials) {
 			what = "digest hash as in the config file"
 		}
 		fmt.Fprintf(w, "  user %-8s %s\n", u.Username, what)
+	}
+}
+
+// printToken says what the admin API's changes need. Only a token made
+// for this run alone is printed: nothing else could tell it.
+func printToken(w io.Writer, t adminToken) {
+	const changes = "Changes (parley hangup, DELETE /api/...) need the admin token"
+	switch {
+	case t.file != "" && t.created:
+		fmt.Fprintf(w, "%s, generated now and kept in %s, where parley hangup finds it.\n", changes, t.file)
+	case t.file != "":
+		fmt.Fprintf(w, "%s kept in %s, where parley hangup finds it.\n", changes, t.file)
+	case t.created:
+		fmt.Fprintf(w, "%s of this run (store.path is empty, so it is not kept):\n  %s\n"+
+			"  Give it to parley hangup with -token or PARLEY_ADMIN_TOKEN.\n", changes, t.value)
+	default:
+		fmt.Fprintf(w, "%s: admin.token of the config file.\n", changes)
 	}
 }
 

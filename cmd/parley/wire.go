@@ -39,24 +39,27 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	if err := p.buildSIP(cfg, log, mediaOpts); err != nil {
 		return err
 	}
-	p.admin, err = admin.New(cfg.Admin.Listen, admin.WithMetrics(p.metrics),
-		admin.WithCalls(p.b2b), admin.WithRegistrations(p.regs))
-	if err != nil {
-		return fmt.Errorf("admin.listen: %w", err)
+	if err := p.buildAdmin(cfg); err != nil {
+		return err
 	}
 	stop := &stopper{srv: p.b2b, grace: cfg.Sessions.DrainGrace, log: log, onDrain: p.admin.SetDraining,
 		poll: drainPoll, progress: drainProgress}
 	return p.run(ctx, stop, sigs, func() {
 		p.admin.SetReady()
 		printWelcome(out, cfg, p.b2b, p.cred)
-		log.Info("parley ready", "admin", cfg.Admin.Listen)
+		if cfg.Admin.Listen == "" {
+			log.Info("parley ready", "admin", "")
+			return
+		}
+		log.Info("parley ready", "admin", cfg.Admin.Listen, "admin_token", p.cred.token.where())
 	})
 }
 
 // parts are what serve builds, in the order it builds them.
 type parts struct {
 	metrics *prometheus.Registry
-	// cred are the users' passwords, for the digest and printWelcome.
+	// cred are the users' passwords and the admin token, for the digest,
+	// the admin server and printWelcome.
 	cred   credentials
 	digest *registrar.Digest
 	// ping lets the registrar ping contacts through the SIP server, which
@@ -126,6 +129,28 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 	}
 	p.digest, err = registrar.NewDigest(cfg.SIP.Realm, passwords, cfg.TrustedPrefixes(), opts...)
 	return err
+}
+
+// buildAdmin builds the admin server over the B2BUA and the registrar.
+// With admin.listen set it takes changes with the admin token
+// (loadAdminToken); it serves /debug/pprof/ only with admin.pprof.
+func (p *parts) buildAdmin(cfg *config.Config) error {
+	opts := []admin.Option{admin.WithMetrics(p.metrics), admin.WithCalls(p.b2b), admin.WithRegistrations(p.regs),
+		admin.WithPProf(cfg.Admin.PProf)}
+	if cfg.Admin.Listen != "" {
+		tok, err := loadAdminToken(cfg)
+		if err != nil {
+			return err
+		}
+		p.cred.token = tok
+		opts = append(opts, admin.WithToken(tok.value))
+	}
+	var err error
+	p.admin, err = admin.New(cfg.Admin.Listen, opts...)
+	if err != nil {
+		return fmt.Errorf("admin.listen: %w", err)
+	}
+	return nil
 }
 
 // openStore opens where registrations outlive a restart: a bbolt file in

@@ -15,21 +15,39 @@ import (
 	"github.com/parley-sip/parley/cmd/parley/admin/admintest"
 )
 
-// newTestAdmin returns the handler of a Server over calls and regs, and
-// the Server, to change its readiness.
-func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations) (http.Handler, *admin.Server) {
+// testToken is the admin token of the Servers newTestAdmin builds.
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// newTestAdmin returns the handler of a Server over calls and regs, with
+// testToken, and the Server, to change its readiness.
+func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations, opts ...admin.Option) (http.Handler, *admin.Server) {
 	t.Helper()
-	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs))
+	srv, err := admin.New("", append([]admin.Option{admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls),
+		admin.WithRegistrations(regs), admin.WithToken(testToken)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return srv.Handler(), srv
 }
 
+// do sends method path to h as the operator commands would: to
+// localhost, with testToken.
 func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
 	t.Helper()
+	return doWith(t, h, method, path, "localhost:9060", "Bearer "+testToken)
+}
+
+// doWith sends method path to h with the Host and Authorization given
+// (none when empty).
+func doWith(t *testing.T, h http.Handler, method, path, host, auth string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	req.Host = host
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	h.ServeHTTP(rec, req)
 	return rec
 }
 

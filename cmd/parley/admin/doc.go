@@ -10,18 +10,31 @@
 //	DELETE /api/calls/{id}            hang up one call (204, or 404)
 //	GET    /api/registrations         live bindings, by user
 //	DELETE /api/registrations/{user}  remove a user's bindings (RemovedBody, or 404)
-//	GET    /debug/pprof/...           Go's profiler, for finding what limits parley under load
+//	GET    /debug/pprof/...           Go's profiler, only with WithPProf(true) (admin.pprof); 404 otherwise
 //
 // The API under /api/ answers JSON, errors included (ErrorBody), also for
 // an unknown path (404) and a method an endpoint does not take (405).
+//
+// Two checks come before every route, because the admin server may be
+// reachable from a browser or a hostile network:
+//   - The Host header must name the listener itself: the host and port of
+//     admin.listen, or localhost, 127.0.0.1 or [::1] with its port, or with
+//     a listener on 0.0.0.0 or :: any address of this machine. Anything
+//     else gets 403, so a web page that DNS rebinding points here is
+//     refused. /healthz and /readyz are exempt, for probes by any address.
+//   - A request that may change state (any method but GET and HEAD) must
+//     carry Authorization: Bearer TOKEN with the token of WithToken,
+//     compared in constant time; without it, or with another, it gets 401
+//     with WWW-Authenticate: Bearer realm="parley". KeepToken makes and
+//     keeps the token in the store directory when admin.token is empty,
+//     where the operator commands find it.
 //
 // It reads calls through the CallTable interface and registrations through
 // the Registrations interface, both defined here; cmd/parley plugs in the
 // B2BUA (package dialog) and the registrar. It does not know how either
 // works, keeps no state of its own beyond readiness, and does not decide
 // when parley is ready or draining: the wiring says so with SetReady and
-// SetDraining. Authentication is not its business either: the listener is
-// on loopback by default (admin.listen).
+// SetDraining.
 //
 // The operator commands (parley calls, parley hangup, parley registrations)
 // are this API's client and live in package cli.

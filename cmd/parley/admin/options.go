@@ -46,3 +46,25 @@ func WithRegistrations(r Registrations) Option {
 		return nil
 	}
 }
+
+// WithToken makes token the bearer token (Authorization: Bearer TOKEN)
+// that every request changing state needs: any method but GET and HEAD.
+// Without it, every such request is refused.
+func WithToken(token string) Option {
+	return func(s *Server) error {
+		if token == "" {
+			return fmt.Errorf("%w: empty admin token", ErrBadOption)
+		}
+		s.token = newBearer(token)
+		return nil
+	}
+}
+
+// WithPProf serves Go's profiler on /debug/pprof/ when on is true
+// (admin.pprof). Without it /debug/pprof/ answers 404.
+func WithPProf(on bool) Option {
+	return func(s *Server) error {
+		s.pprof = on
+		return nil
+	}
+}

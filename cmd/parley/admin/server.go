@@ -24,6 +24,9 @@ type Server struct {
 	calls   CallTable
 	regs    Registrations
 	state   *readiness
+	token   bearer
+	pprof   bool
+	hosts   hostCheck
 	handler http.Handler
 	// ln and srv are nil when the Server has no address.
 	ln  net.Listener
@@ -33,7 +36,9 @@ type Server struct {
 // New returns a Server that will answer on addr (host:port), listening
 // already so that a busy port is an error here rather than in Serve. With
 // an empty addr the Server does not listen: Serve only waits, and Handler
-// still answers. The Server reports not ready until SetReady.
+// still answers, to requests whose Host is a loopback name on any port.
+// The Server reports not ready until SetReady, and refuses every request
+// that changes state unless WithToken gave it a token.
 func New(addr string, opts ...Option) (*Server, error) {
 	s := &Server{calls: noCalls{}, regs: noRegistrations{}, state: newReadiness()}
 	for _, opt := range opts {
@@ -44,16 +49,22 @@ func New(addr string, opts ...Option) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics = prometheus.NewRegistry()
 	}
-	s.handler = s.routes()
-	if addr == "" {
-		return s, nil
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		s.ln = ln
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
+	var bound net.Addr
+	if s.ln != nil {
+		bound = s.ln.Addr()
 	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	s.hosts = newHostCheck(addr, bound)
+	s.handler = s.checkAccess(s.routes())
+	if s.ln != nil {
+		s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
+	}
 	return s, nil
 }
 
@@ -64,8 +75,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
 	registerAPI(mux, s.calls, s.regs)
-	// Profiling, for finding what limits parley under load; the admin
-	// listener is on loopback by default.
+	if !s.pprof {
+		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")
+		})
+		return mux
+	}
+	// Profiling, for finding what limits parley under load. Its heap and
+	// goroutine dumps are for the operator only: it is off by default.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)

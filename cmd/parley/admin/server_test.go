@@ -44,7 +44,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestServeOverTCP(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_test_events_total", Help: "Test events."}))
-	srv, err := admin.New("127.0.0.1:0", admin.WithMetrics(reg),
+	srv, err := admin.New("127.0.0.1:0", admin.WithMetrics(reg), admin.WithPProf(true),
 		admin.WithCalls(admintest.SampleCalls()), admin.WithRegistrations(admintest.SampleRegistrations(time.Now())))
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +132,8 @@ func TestWithoutAddress(t *testing.T) {
 }
 
 // TestDefaults checks what a Server built without options answers: no
-// calls, no registrations, an empty registry.
+// calls, no registrations, an empty registry, no profiler, and no change
+// of state without a token.
 func TestDefaults(t *testing.T) {
 	srv, err := admin.New("")
 	if err != nil {
@@ -146,12 +147,25 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001"} {
-		if rec := do(t, h, "DELETE", path); rec.Code != http.StatusNotFound {
-			t.Errorf("DELETE %s: %d, want 404", path, rec.Code)
+		if rec := do(t, h, "DELETE", path); rec.Code != http.StatusUnauthorized {
+			t.Errorf("DELETE %s without WithToken: %d, want 401", path, rec.Code)
 		}
 	}
 	if rec := do(t, h, "GET", "/metrics"); rec.Code != 200 {
 		t.Errorf("GET /metrics: %d, want 200", rec.Code)
+	}
+	if rec := do(t, h, "GET", "/debug/pprof/"); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/: %d, want 404", rec.Code)
+	}
+
+	srv, err = admin.New("", admin.WithToken(testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001"} {
+		if rec := do(t, srv.Handler(), "DELETE", path); rec.Code != http.StatusNotFound {
+			t.Errorf("DELETE %s: %d, want 404", path, rec.Code)
+		}
 	}
 }
 
@@ -160,6 +174,7 @@ func TestOptionsRejectNil(t *testing.T) {
 		"WithMetrics":       admin.WithMetrics(nil),
 		"WithCalls":         admin.WithCalls(nil),
 		"WithRegistrations": admin.WithRegistrations(nil),
+		"WithToken":         admin.WithToken(""),
 	} {
 		if _, err := admin.New("", opt); !errors.Is(err, admin.ErrBadOption) {
 			t.Errorf("%s(nil): error %v, want ErrBadOption", name, err)

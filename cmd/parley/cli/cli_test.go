@@ -28,10 +28,15 @@ func parley(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// newTestAdmin returns the real admin handler over calls and regs.
+// testToken is the admin token of the servers newTestAdmin builds.
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// newTestAdmin returns the real admin handler over calls and regs, taking
+// changes with testToken.
 func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations) http.Handler {
 	t.Helper()
-	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs))
+	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs),
+		admin.WithToken(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,9 @@ func apiServer(t *testing.T, calls *admintest.Calls, regs *admintest.Registratio
 func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	req := httptest.NewRequest(method, path, nil)
+	req.Host = "localhost"
+	h.ServeHTTP(rec, req)
 	return rec
 }
 
@@ -134,13 +141,13 @@ func TestCLIHangup(t *testing.T) {
 	calls := admintest.SampleCalls()
 	addr := apiServer(t, calls, &admintest.Registrations{})
 	// Flags may come after the ID.
-	if code, out, errs := parley(t, "hangup", "aaaa", "-admin", addr); code != 0 || out != "" {
+	if code, out, errs := parley(t, "hangup", "aaaa", "-admin", addr, "-token", testToken); code != 0 || out != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
 	}
 	if !slices.Equal(calls.HungUp(), []string{"aaaa"}) {
 		t.Fatalf("hung up %v", calls.HungUp())
 	}
-	code, _, errs := parley(t, "hangup", "-admin", addr, "aaaa")
+	code, _, errs := parley(t, "hangup", "-admin", addr, "-token", testToken, "aaaa")
 	if code != 1 || !strings.Contains(errs, `no call with ID "aaaa"`) {
 		t.Fatalf("unknown ID: exit %d, stderr %q", code, errs)
 	}

@@ -33,16 +33,22 @@ func apiBase(addr string) (string, error) {
 
 // apiClient calls a running parley's admin API.
 type apiClient struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token adminToken
 }
 
-// do sends one request and returns the response body of a 2xx. Any other
-// status becomes an error carrying the API's message.
+// do sends one request, with the admin token when there is one, and
+// returns the response body of a 2xx. Any other status becomes an error
+// carrying the API's message; a 401 also says where the token came from,
+// or why there was none.
 func (a *apiClient) do(method, path string) ([]byte, error) {
 	req, err := http.NewRequest(method, a.base+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if a.token.value != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token.value)
 	}
 	res, err := a.http.Do(req)
 	if err != nil {
@@ -54,11 +60,19 @@ func (a *apiClient) do(method, path string) ([]byte, error) {
 		return nil, fmt.Errorf("admin API at %s: %w", a.base, err)
 	}
 	if res.StatusCode/100 != 2 {
+		msg := fmt.Sprintf("admin API at %s: %s %s: %s", a.base, method, path, res.Status)
 		var e admin.ErrorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
+			msg = e.Error
 		}
-		return nil, fmt.Errorf("admin API at %s: %s %s: %s", a.base, method, path, res.Status)
+		if res.StatusCode == http.StatusUnauthorized {
+			if a.token.value != "" {
+				msg += " (the token sent came from " + a.token.from + ")"
+			} else {
+				msg += "\n(" + a.token.from + ")"
+			}
+		}
+		return nil, errors.New(msg)
 	}
 	return body, nil
 }

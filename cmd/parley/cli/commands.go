@@ -18,7 +18,7 @@ func cmdCalls(args []string, stdout, stderr io.Writer) error {
 
 // cmdHangup ends one call, like kill ends a process: silent on success.
 func cmdHangup(args []string, _, stderr io.Writer) error {
-	f := newCommandFlags("hangup", "[-admin ADDR | -config FILE] ID", false, stderr)
+	f := newCommandFlags("hangup", "[-admin ADDR | -config FILE] [-token TOKEN] ID", false, stderr)
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
 // listCommand is a command that GETs a JSON list from the admin API and
 // prints it as columns, or as the API's JSON with -json.
 func listCommand[T any](args []string, stdout, stderr io.Writer, name, path string, print func(io.Writer, []T) error) error {
-	f := newCommandFlags(name, "[-admin ADDR | -config FILE] [-json]", true, stderr)
+	f := newCommandFlags(name, "[-admin ADDR | -config FILE] [-token TOKEN] [-json]", true, stderr)
 	if pos, err := f.parse(args); err != nil {
 		return err
 	} else if len(pos) > 0 {

@@ -11,4 +11,11 @@
 // columns (or, with -json, as the API's JSON). It owns the command lines,
 // the HTTP client and the tables; it does not reach calls or registrations
 // other than through the API.
+//
+// The API refuses changes (parley hangup) without the admin token, which
+// the commands send as a bearer token. They take it from -token, else
+// $PARLEY_ADMIN_TOKEN, else admin.token in -config, else the file parley
+// keeps it in (admin.TokenFile) in the store.path of -config or of the
+// default config (./data), so that on parley's own host, in the directory
+// it runs in, parley hangup needs no flag.
 package cli

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 )
 
@@ -20,6 +21,7 @@ type commandFlags struct {
 	fs         *flag.FlagSet
 	admin      string
 	configPath string
+	token      string
 	json       bool
 }
 
@@ -27,7 +29,8 @@ func newCommandFlags(name, synopsis string, withJSON bool, stderr io.Writer) *co
 	c := &commandFlags{fs: flag.NewFlagSet("parley "+name, flag.ContinueOnError)}
 	c.fs.SetOutput(stderr)
 	c.fs.StringVar(&c.admin, "admin", "", "admin API address (host:port); default: admin.listen of -config, else "+defaultAdminAddr)
-	c.fs.StringVar(&c.configPath, "config", "", "configuration file whose admin.listen to use")
+	c.fs.StringVar(&c.configPath, "config", "", "configuration file whose admin.listen, admin.token and store.path to use")
+	c.fs.StringVar(&c.token, "token", "", "admin token for changes; default: $"+tokenEnv+", else admin.token of -config, else the "+admin.TokenFile+" file in its store.path")
 	if withJSON {
 		c.fs.BoolVar(&c.json, "json", false, "print the API's JSON as it is")
 	}
@@ -54,14 +57,15 @@ func (c *commandFlags) parse(args []string) ([]string, error) {
 	}
 }
 
-// client returns the API client the flags point at.
+// client returns the API client the flags point at, with the admin token
+// it finds (see findToken).
 func (c *commandFlags) client() (*apiClient, error) {
+	cfg, cfgName, err := c.config()
+	if err != nil {
+		return nil, err
+	}
 	addr := c.admin
 	if addr == "" && c.configPath != "" {
-		cfg, err := config.Load(c.configPath)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
 		if cfg.Admin.Listen == "" {
 			return nil, fmt.Errorf("admin.listen is empty in %s, so that parley has no admin API", c.configPath)
 		}
@@ -74,5 +78,20 @@ func (c *commandFlags) client() (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &apiClient{base: base, http: &http.Client{Timeout: 10 * time.Second}}, nil
+	return &apiClient{base: base, http: &http.Client{Timeout: 10 * time.Second},
+		token: findToken(c.token, cfg, cfgName)}, nil
+}
+
+// config returns the configuration of -config, or the embedded default,
+// and how to name it in messages.
+func (c *commandFlags) config() (*config.Config, string, error) {
+	if c.configPath == "" {
+		cfg, err := config.Default()
+		return cfg, "the default config", err
+	}
+	cfg, err := config.Load(c.configPath)
+	if err != nil {
+		return nil, "", fmt.Errorf("config: %w", err)
+	}
+	return cfg, c.configPath, nil
 }
