@@ -19,6 +19,7 @@ import (
 	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/dialog/service"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
@@ -67,6 +68,9 @@ type parts struct {
 	ping  *pinger
 	regs  *registrar.Registrar
 	relay *media.Relay
+	// guard bans and limits hostile sources; the digest reports to it and
+	// the B2BUA asks it.
+	guard *guard.Guard
 	b2b   *dialog.Server
 	admin *admin.Server
 }
@@ -106,6 +110,8 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 // buildDigest loads the users' passwords, generating those the
 // configuration leaves out, and builds the digest authenticator over them.
 func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
+	p.guard = guard.New(cfg.Security, cfg.TrustedPrefixes(),
+		guard.WithLogger(log.With("component", "guard")), guard.WithRegisterer(p.metrics))
 	if cfg.Store.Path != "" {
 		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
 			return fmt.Errorf("store.path: %w", err)
@@ -119,6 +125,7 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 	opts := []registrar.DigestOption{
 		registrar.WithAuthMetrics(p.metrics), registrar.WithAlgorithms(cfg.SIP.AuthAlgorithms...),
 		registrar.WithDigestLogger(log.With("component", "auth")),
+		registrar.WithAuthObserver(p.guard),
 	}
 	passwords := maps.Clone(p.cred.passwords)
 	for _, u := range cfg.Users {
@@ -201,6 +208,7 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 		dialog.WithLogger(log.With("component", "dialog")),
 		dialog.WithRegisterer(p.metrics),
 		dialog.WithAuthenticator(authenticator{p.digest}),
+		dialog.WithGuard(p.guard),
 		dialog.WithLocator(locator{p.regs}),
 		dialog.WithQuickHandler(sip.REGISTER, p.regs.HandleRegister),
 	)...)
@@ -219,7 +227,7 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 func (p *parts) run(ctx context.Context, stop *stopper, sigs <-chan os.Signal, ready func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	tasks := []func(context.Context) error{p.relay.Run, p.regs.Run, p.b2b.Serve, p.admin.Serve}
+	tasks := []func(context.Context) error{p.relay.Run, p.regs.Run, p.b2b.Serve, p.admin.Serve, p.guard.Run}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(tasks))
 	for _, task := range tasks {
