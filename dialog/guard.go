@@ -33,8 +33,9 @@ func WithGuard(g Guard) Option {
 // challenges a stranger's INVITE or REGISTER without a transaction: the
 // 407 or 401 goes out once and nothing is kept, so a flood of them costs
 // no memory and is not answered with retransmissions (RFC 3261 §8.2.7
-// lets a UAS answer statelessly). The phone's answer to the challenge
-// carries credentials and takes the usual way.
+// lets a UAS answer statelessly). Credentials that cannot be valid are
+// challenged the same way; the phone's answer to a real challenge takes
+// the usual way.
 func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.AddrPort) bool {
 	ip := src.Addr().Unmap()
 	if s.guard != nil {
@@ -55,20 +56,24 @@ func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.Ad
 	default:
 		return false
 	}
-	if s.auth == nil || sipmsg.HasToTag(req) || sipmsg.HeaderNamed(req, credentials) != nil {
+	if s.auth == nil || sipmsg.HasToTag(req) {
 		return false
 	}
+	stranger := sipmsg.HeaderNamed(req, credentials) == nil
 	// What the handlers would refuse first (a malformed request, an
 	// extension parley does not do) takes the usual way to its 400 or 420.
 	if validate(req) != nil || sipmsg.HeaderNamed(req, "Require") != nil {
 		return false
 	}
-	if s.guard != nil && !s.guard.Stranger(ip) {
+	if stranger && s.guard != nil && !s.guard.Stranger(ip) {
 		return true
 	}
-	_, res, ok := s.auth.Authenticate(req, code)
+	// Credentials that cannot be valid (a nonce not issued for this source
+	// and call, say) are challenged the same way: only an answer to a
+	// challenge parley sent to this very address takes a transaction.
+	res, ok := s.auth.Precheck(req, code)
 	if ok {
-		return false // a trusted network: no challenge
+		return false // a trusted network, or credentials to check in full
 	}
 	method := string(req.Method)
 	s.m.request(method)

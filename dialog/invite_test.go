@@ -15,7 +15,8 @@ type fakeAuth struct{ users map[string]bool }
 func (f fakeAuth) Authenticate(req *sip.Request, code int) (string, *sip.Response, bool) {
 	return req.From().Address.User, nil, true
 }
-func (f fakeAuth) IsUser(u string) bool { return f.users[u] }
+func (f fakeAuth) Precheck(*sip.Request, int) (*sip.Response, bool) { return nil, true }
+func (f fakeAuth) IsUser(u string) bool                             { return f.users[u] }
 
 type fakeLocator map[string][]Contact
 

@@ -28,6 +28,10 @@ type Authenticator interface {
 	// Proxy-Authorization (code 407) header of req. When ok is false, res is
 	// the challenge or refusal to send.
 	Authenticate(req *sip.Request, code int) (user string, res *sip.Response, ok bool)
+	// Precheck says, without state, whether req can carry valid
+	// credentials at all; when not, res is the challenge to send, with no
+	// transaction (see Server.stateless).
+	Precheck(req *sip.Request, code int) (res *sip.Response, ok bool)
 	// IsUser reports whether user is a local account.
 	IsUser(user string) bool
 }

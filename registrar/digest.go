@@ -263,6 +263,39 @@ func sourceIP(req *sip.Request) netip.Addr {
 	return netip.Addr{}
 }
 
+// Precheck answers what needs no state and no password: whether req,
+// which has not been authenticated yet, can possibly carry valid
+// credentials. With ok false, res is a challenge to send (no credentials,
+// a nonce we did not issue for this source and call, an algorithm we do
+// not offer), and the caller may send it without a transaction. With ok
+// true, Authenticate must still check the credentials; Precheck counts no
+// failure and uses up no nonce count, so it may run before it.
+func (d *Digest) Precheck(req *sip.Request, code int) (res *sip.Response, ok bool) {
+	if code != 407 {
+		code = 401
+	}
+	if d.IsTrusted(req.Source()) {
+		return nil, true
+	}
+	cred := d.credentials(req, code)
+	if cred == nil {
+		if len(d.algorithms) > 1 {
+			d.fallback.unanswered(req.Source(), sipmsg.CallID(req), d.now())
+		}
+		return d.challenge(req, code, false), false
+	}
+	if d.checkFields(req, cred) != nil {
+		return nil, true // Authenticate answers 400
+	}
+	if !d.offers(canonicalAlgorithm(cred.Algorithm)) {
+		return d.challenge(req, code, false), false
+	}
+	if state, _, _ := d.nonces.check(cred.Nonce, d.now(), d.binding(req, code)); state == nonceBad {
+		return d.challenge(req, code, false), false
+	}
+	return nil, true
+}
+
 // credentials returns the first digest credentials of req for our realm, or
 // nil when there are none (which calls for a challenge, not an error).
 func (d *Digest) credentials(req *sip.Request, code int) *digest.Credentials {

@@ -201,3 +201,51 @@ func TestHA1Users(t *testing.T) {
 		t.Error("a user with a password and an HA1 was taken")
 	}
 }
+
+// TestPrecheck: without state, a request with no credentials, a forged
+// nonce or a nonce issued to another address is challenged at once; one
+// answering a real challenge (right password or not) is left for
+// Authenticate, and Precheck counts no failure nor uses up its nonce
+// count.
+func TestPrecheck(t *testing.T) {
+	obs := &observed{}
+	d := newTestDigest(t, newFakeClock(), WithAuthObserver(obs))
+	bare := loadRequest(t, "invite.sip", msgVars{})
+	if res, ok := d.Precheck(bare, 407); ok || res.StatusCode != 407 {
+		t.Fatalf("no credentials: ok %v, %v", ok, res)
+	}
+	chal := challengeFor(t, d.challenge(bare, 407, false), "Proxy-Authenticate", "MD5")
+	for _, tc := range []struct {
+		what   string
+		source string
+		nonce  string
+		pass   string
+		ok     bool
+	}{
+		{"forged nonce", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "secret", false},
+		{"nonce for another address", "198.51.100.1:5060", "", "secret", false},
+		{"wrong password", "", "", "guess", true},
+		{"right password", "", "", "secret", true},
+	} {
+		req := loadRequest(t, "invite.sip", msgVars{Source: tc.source})
+		cred := answerNC(t, req, chal, 1)
+		if tc.pass != "secret" {
+			cred, _ = digest.Digest(chal, digest.Options{Method: "INVITE", URI: req.Recipient.String(), Username: "1001", Password: tc.pass, Count: 1})
+		}
+		if tc.nonce != "" {
+			cred.Nonce = tc.nonce
+		}
+		req.AppendHeader(sip.NewHeader("Proxy-Authorization", cred.String()))
+		if _, ok := d.Precheck(req, 407); ok != tc.ok {
+			t.Errorf("%s: ok %v, want %v", tc.what, ok, tc.ok)
+		}
+	}
+	if len(obs.failed) != 0 {
+		t.Errorf("Precheck counted failures: %v", obs.failed)
+	}
+	right := loadRequest(t, "invite.sip", msgVars{})
+	right.AppendHeader(sip.NewHeader("Proxy-Authorization", answerNC(t, right, chal, 1).String()))
+	if _, res, ok := d.Authenticate(right, 407); !ok {
+		t.Fatalf("Authenticate after Precheck refused the right answer: %v", res)
+	}
+}

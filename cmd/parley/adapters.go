@@ -25,6 +25,10 @@ func (a authenticator) Authenticate(req *sip.Request, code int) (string, *sip.Re
 	return id.User, res, ok
 }
 
+func (a authenticator) Precheck(req *sip.Request, code int) (*sip.Response, bool) {
+	return a.d.Precheck(req, code)
+}
+
 func (a authenticator) IsUser(user string) bool { return a.d.IsUser(user) }
 
 // relayMedia adapts media.Sessions to dialog.Media.
