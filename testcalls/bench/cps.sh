@@ -81,7 +81,7 @@ sip:
   listen: [udp://127.0.0.1:$SIP_PORT, tcp://127.0.0.1:$SIP_PORT]
   realm: parley.lab
   trusted: [127.0.0.1/32]
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
+admin: {listen: 127.0.0.1:$ADMIN_PORT, pprof: true}
 store: {path: ""}
 users: [{username: "1001", password: "pw1001"}]
 routes: [{match: '^9(\d+)\$', target: 'sip:\$1@127.0.0.1:$UAS_PORT'}]

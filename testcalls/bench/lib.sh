@@ -167,7 +167,7 @@ sip:
   realm: parley.lab
   trusted: []
 rtp: {address: 127.0.0.1, port_min: $2, port_max: $3, timeout: 0s}
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
+admin: {listen: 127.0.0.1:$ADMIN_PORT, pprof: true}
 store: {path: ""}
 sessions: {max_calls: 0, max_calls_per_user: 0}
 registrar: {qualify: 0s}

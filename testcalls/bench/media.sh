@@ -107,7 +107,7 @@ rtp:
   port_max: $PARLEY_RTP_MAX
   codecs: [PCMA, PCMU, telephone-event]
   timeout: 60s
-admin: {listen: 127.0.0.1:$ADMIN_PORT}
+admin: {listen: 127.0.0.1:$ADMIN_PORT, pprof: true}
 store: {path: ""}
 users: [{username: "1001", password: "pw1001"}]
 routes: [{match: '^9(\d+)\$', target: 'sip:\$1@127.0.0.1:$LOAD_SIP_PORT'}]
