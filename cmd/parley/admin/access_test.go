@@ -20,7 +20,8 @@ import (
 func TestToken(t *testing.T) {
 	calls := admintest.SampleCalls()
 	regs := admintest.SampleRegistrations(time.Now())
-	h, _ := newTestAdmin(t, calls, regs)
+	bans := admintest.SampleBans()
+	h, _ := newTestAdmin(t, calls, regs, admin.WithBans(bans))
 	refused := []struct {
 		name, method, path, auth string
 	}{
@@ -34,7 +35,9 @@ func TestToken(t *testing.T) {
 		{"POST, no token", "POST", "/api/calls", ""},
 		{"PUT, no token", "PUT", "/api/registrations/1001", ""},
 		{"PATCH, no token", "PATCH", "/api/calls/aaaa", ""},
-		{"unknown API path, no token", "POST", "/api/bans", ""},
+		{"ban, no token", "DELETE", "/api/bans/203.0.113.9", ""},
+		{"ban, wrong token", "DELETE", "/api/bans/203.0.113.9", "Bearer wrong"},
+		{"unknown API path, no token", "POST", "/api/nothing", ""},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,11 +53,11 @@ func TestToken(t *testing.T) {
 			}
 		})
 	}
-	if len(calls.HungUp()) != 0 || len(regs.All()) != 2 {
-		t.Fatalf("refused requests changed state: hung up %v, %d bindings left", calls.HungUp(), len(regs.All()))
+	if len(calls.HungUp()) != 0 || len(regs.All()) != 2 || len(bans.Unbanned()) != 0 {
+		t.Fatalf("refused requests changed state: hung up %v, %d bindings left, unbanned %v", calls.HungUp(), len(regs.All()), bans.Unbanned())
 	}
 
-	for _, path := range []string{"/api/calls", "/api/registrations", "/metrics", "/healthz"} {
+	for _, path := range []string{"/api/calls", "/api/registrations", "/api/bans", "/metrics", "/healthz"} {
 		for _, method := range []string{"GET", "HEAD"} {
 			if rec := doWith(t, h, method, path, "localhost:9060", ""); rec.Code != http.StatusOK {
 				t.Errorf("%s %s without a token: %d, want 200", method, path, rec.Code)
@@ -69,8 +72,11 @@ func TestToken(t *testing.T) {
 	if rec := doWith(t, h, "DELETE", "/api/registrations/1001", "localhost:9060", "Bearer "+testToken); rec.Code != http.StatusOK {
 		t.Fatalf("DELETE registration with the token: %d %s, want 200", rec.Code, rec.Body)
 	}
-	if !slices.Equal(calls.HungUp(), []string{"aaaa"}) || len(regs.All()) != 1 {
-		t.Fatalf("with the token: hung up %v, %d bindings left; want aaaa and 1", calls.HungUp(), len(regs.All()))
+	if rec := doWith(t, h, "DELETE", "/api/bans/203.0.113.9", "localhost:9060", "Bearer "+testToken); rec.Code != http.StatusNoContent {
+		t.Fatalf("DELETE ban with the token: %d %s, want 204", rec.Code, rec.Body)
+	}
+	if !slices.Equal(calls.HungUp(), []string{"aaaa"}) || len(regs.All()) != 1 || !slices.Equal(bans.Unbanned(), []string{"203.0.113.9"}) {
+		t.Fatalf("with the token: hung up %v, %d bindings left, unbanned %v; want aaaa, 1 and 203.0.113.9", calls.HungUp(), len(regs.All()), bans.Unbanned())
 	}
 }
 

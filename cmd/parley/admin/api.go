@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sort"
 
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -29,10 +31,12 @@ type ErrorBody struct {
 //	DELETE /api/calls/{id}            hang up one call (204, or 404)
 //	GET    /api/registrations         live bindings, by user
 //	DELETE /api/registrations/{user}  remove a user's bindings ({"removed":N}, or 404)
+//	GET    /api/bans                  banned source addresses, oldest expiry first
+//	DELETE /api/bans/{addr}           lift the ban on one address (204, 404 without one, or 400)
 //
 // Every error is JSON too, including 404 for an unknown path and 405 for a
 // method an endpoint does not take.
-func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations) {
+func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations, bans Bans) {
 	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, _ *http.Request) {
 		list := calls.Calls()
 		if list == nil {
@@ -72,6 +76,33 @@ func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations) {
 		}
 		writeJSON(w, http.StatusOK, RemovedBody{Removed: n})
 	})
+	mux.HandleFunc("GET /api/bans", func(w http.ResponseWriter, _ *http.Request) {
+		list := bans.Bans()
+		if list == nil {
+			list = []guard.Ban{}
+		}
+		sort.SliceStable(list, func(i, j int) bool {
+			if !list[i].Until.Equal(list[j].Until) {
+				return list[i].Until.Before(list[j].Until)
+			}
+			return list[i].Address < list[j].Address
+		})
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("DELETE /api/bans/{addr}", func(w http.ResponseWriter, r *http.Request) {
+		addr := r.PathValue("addr")
+		// A malformed address is the operator's mistake, not a ban that
+		// is missing: say so rather than answer 404.
+		if _, err := netip.ParseAddr(addr); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%q is not an IP address (bans are by source address, e.g. 192.0.2.7 or 2001:db8::7)", addr))
+			return
+		}
+		if !bans.Unban(addr) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no ban on %s", addr))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 
 	// The method-less patterns below only match what the ones above do
 	// not, so the API answers JSON where the mux would answer text.
@@ -85,6 +116,8 @@ func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations) {
 	mux.HandleFunc("/api/calls/{id}", notAllowed("DELETE"))
 	mux.HandleFunc("/api/registrations", notAllowed("GET, HEAD"))
 	mux.HandleFunc("/api/registrations/{user}", notAllowed("DELETE"))
+	mux.HandleFunc("/api/bans", notAllowed("GET, HEAD"))
+	mux.HandleFunc("/api/bans/{addr}", notAllowed("DELETE"))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s", r.URL.Path))
 	})

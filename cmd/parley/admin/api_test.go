@@ -13,6 +13,7 @@ import (
 
 	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/cmd/parley/admin/admintest"
+	"github.com/parley-sip/parley/dialog/guard"
 )
 
 // testToken is the admin token of the Servers newTestAdmin builds.
@@ -97,6 +98,11 @@ func TestAPICallsEmptyIsArray(t *testing.T) {
 	if body := strings.TrimSpace(rec.Body.String()); body != "[]" {
 		t.Fatalf("body %q, want []", body)
 	}
+	h, _ = newTestAdmin(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(&admintest.Bans{}))
+	rec = do(t, h, "GET", "/api/bans")
+	if body := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || body != "[]" {
+		t.Fatalf("GET /api/bans with none: %d %q, want 200 []", rec.Code, body)
+	}
 }
 
 func TestAPIHangup(t *testing.T) {
@@ -151,8 +157,70 @@ func TestAPIRegistrations(t *testing.T) {
 	}
 }
 
+// TestAPIBans: GET /api/bans lists the bans oldest expiry first with
+// address, until and reason; DELETE /api/bans/{addr} lifts one (204), a
+// second time finds none (404), and an address that is no IP address is
+// refused (400) without asking the guard.
+func TestAPIBans(t *testing.T) {
+	bans := admintest.SampleBans()
+	h, _ := newTestAdmin(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(bans))
+	rec := do(t, h, "GET", "/api/bans")
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	got := decode[[]map[string]any](t, rec)
+	if len(got) != 2 || got[0]["address"] != "203.0.113.9" || got[1]["address"] != "2001:db8::7" {
+		t.Fatalf("want bans oldest expiry first, got %v", got)
+	}
+	if got[0]["reason"] != "challenges unanswered" || got[1]["reason"] != "authentication failures" {
+		t.Errorf("reasons %v, %v", got[0]["reason"], got[1]["reason"])
+	}
+	until, err := time.Parse(time.RFC3339, got[0]["until"].(string))
+	if err != nil || !until.Equal(admintest.Start.Add(5*time.Minute)) {
+		t.Errorf("until %v (%v), want %v", got[0]["until"], err, admintest.Start.Add(5*time.Minute))
+	}
+
+	if rec := do(t, h, "DELETE", "/api/bans/203.0.113.9"); rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
+		t.Fatalf("unban 203.0.113.9: status %d body %q, want 204 and no body", rec.Code, rec.Body)
+	}
+	rec = do(t, h, "DELETE", "/api/bans/203.0.113.9")
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("unban 203.0.113.9 again: status %d, want 404", rec.Code)
+	}
+	if e := decode[admin.ErrorBody](t, rec); !strings.Contains(e.Error, "203.0.113.9") {
+		t.Fatalf("error %q does not name the address", e.Error)
+	}
+	if rec := do(t, h, "DELETE", "/api/bans/2001:db8::7"); rec.Code != http.StatusNoContent {
+		t.Fatalf("unban 2001:db8::7: status %d body %q, want 204", rec.Code, rec.Body)
+	}
+	if !slices.Equal(bans.Unbanned(), []string{"203.0.113.9", "2001:db8::7"}) {
+		t.Fatalf("unbanned %v", bans.Unbanned())
+	}
+	if rec := do(t, h, "GET", "/api/bans"); strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Fatalf("GET /api/bans after lifting both: %q, want []", rec.Body)
+	}
+
+	// The fake would lift a ban on any string: a 400 shows the API did
+	// not ask it.
+	odd := admintest.NewBans(guard.Ban{Address: "bogus"}, guard.Ban{Address: "10.0.0.0/8"}, guard.Ban{Address: "host.example"})
+	h, _ = newTestAdmin(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(odd))
+	for _, addr := range []string{"bogus", "10.0.0.0%2F8", "host.example", "1.2.3.4.5", "999.1.1.1"} {
+		rec := do(t, h, "DELETE", "/api/bans/"+addr)
+		if rec.Code != http.StatusBadRequest {
+			t.Errorf("DELETE /api/bans/%s: status %d, want 400", addr, rec.Code)
+			continue
+		}
+		if e := decode[admin.ErrorBody](t, rec); !strings.Contains(e.Error, "not an IP address") {
+			t.Errorf("DELETE /api/bans/%s: error %q", addr, e.Error)
+		}
+	}
+	if len(odd.Unbanned()) != 0 {
+		t.Fatalf("malformed addresses reached the guard: %v", odd.Unbanned())
+	}
+}
+
 func TestAPIMethodsAndPaths(t *testing.T) {
-	h, _ := newTestAdmin(t, admintest.SampleCalls(), admintest.SampleRegistrations(time.Now()))
+	h, _ := newTestAdmin(t, admintest.SampleCalls(), admintest.SampleRegistrations(time.Now()), admin.WithBans(admintest.SampleBans()))
 	tests := []struct {
 		method, path string
 		code         int
@@ -163,6 +231,10 @@ func TestAPIMethodsAndPaths(t *testing.T) {
 		{"GET", "/api/calls/aaaa", 405, "DELETE"},
 		{"PUT", "/api/registrations", 405, "GET, HEAD"},
 		{"POST", "/api/registrations/1001", 405, "DELETE"},
+		{"POST", "/api/bans", 405, "GET, HEAD"},
+		{"DELETE", "/api/bans", 405, "GET, HEAD"},
+		{"GET", "/api/bans/203.0.113.9", 405, "DELETE"},
+		{"DELETE", "/api/bans/203.0.113.9/extra", 404, ""},
 		{"GET", "/api/nothing", 404, ""},
 		{"DELETE", "/api/calls/aaaa/extra", 404, ""},
 	}

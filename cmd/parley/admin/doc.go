@@ -10,6 +10,8 @@
 //	DELETE /api/calls/{id}            hang up one call (204, or 404)
 //	GET    /api/registrations         live bindings, by user
 //	DELETE /api/registrations/{user}  remove a user's bindings (RemovedBody, or 404)
+//	GET    /api/bans                  banned source addresses, oldest expiry first
+//	DELETE /api/bans/{addr}           lift the ban on one address (204; 404 without one; 400 for no IP address)
 //	GET    /debug/pprof/...           Go's profiler, only with WithPProf(true) (admin.pprof); 404 otherwise
 //
 // The API under /api/ answers JSON, errors included (ErrorBody), also for
@@ -29,13 +31,14 @@
 //     keeps the token in the store directory when admin.token is empty,
 //     where the operator commands find it.
 //
-// It reads calls through the CallTable interface and registrations through
-// the Registrations interface, both defined here; cmd/parley plugs in the
-// B2BUA (package dialog) and the registrar. It does not know how either
-// works, keeps no state of its own beyond readiness, and does not decide
-// when parley is ready or draining: the wiring says so with SetReady and
-// SetDraining.
+// It reads calls through the CallTable interface, registrations through
+// the Registrations interface and bans through the Bans interface, all
+// defined here; cmd/parley plugs in the B2BUA (package dialog), the
+// registrar and the guard (package dialog/guard). It does not know how
+// any of them works, keeps no state of its own beyond readiness, and does
+// not decide when parley is ready or draining: the wiring says so with
+// SetReady and SetDraining.
 //
-// The operator commands (parley calls, parley hangup, parley registrations)
-// are this API's client and live in package cli.
+// The operator commands (parley calls, parley hangup, parley registrations,
+// parley bans, parley unban) are this API's client and live in package cli.
 package admin

@@ -47,6 +47,18 @@ func WithRegistrations(r Registrations) Option {
 	}
 }
 
+// WithBans makes /api/bans list and lift the bans of b. Without it the
+// API knows no bans.
+func WithBans(b Bans) Option {
+	return func(s *Server) error {
+		if b == nil {
+			return fmt.Errorf("%w: nil Bans", ErrBadOption)
+		}
+		s.bans = b
+		return nil
+	}
+}
+
 // WithToken makes token the bearer token (Authorization: Bearer TOKEN)
 // that every request changing state needs: any method but GET and HEAD.
 // Without it, every such request is refused.

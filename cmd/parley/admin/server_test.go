@@ -132,21 +132,21 @@ func TestWithoutAddress(t *testing.T) {
 }
 
 // TestDefaults checks what a Server built without options answers: no
-// calls, no registrations, an empty registry, no profiler, and no change
-// of state without a token.
+// calls, no registrations, no bans, an empty registry, no profiler, and no
+// change of state without a token.
 func TestDefaults(t *testing.T) {
 	srv, err := admin.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := srv.Handler()
-	for _, path := range []string{"/api/calls", "/api/registrations"} {
+	for _, path := range []string{"/api/calls", "/api/registrations", "/api/bans"} {
 		rec := do(t, h, "GET", path)
 		if body := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || body != "[]" {
 			t.Errorf("GET %s: %d %q, want 200 []", path, rec.Code, body)
 		}
 	}
-	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001"} {
+	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001", "/api/bans/192.0.2.1"} {
 		if rec := do(t, h, "DELETE", path); rec.Code != http.StatusUnauthorized {
 			t.Errorf("DELETE %s without WithToken: %d, want 401", path, rec.Code)
 		}
@@ -162,7 +162,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001"} {
+	for _, path := range []string{"/api/calls/aaaa", "/api/registrations/1001", "/api/bans/192.0.2.1"} {
 		if rec := do(t, srv.Handler(), "DELETE", path); rec.Code != http.StatusNotFound {
 			t.Errorf("DELETE %s: %d, want 404", path, rec.Code)
 		}
@@ -174,6 +174,7 @@ func TestOptionsRejectNil(t *testing.T) {
 		"WithMetrics":       admin.WithMetrics(nil),
 		"WithCalls":         admin.WithCalls(nil),
 		"WithRegistrations": admin.WithRegistrations(nil),
+		"WithBans":          admin.WithBans(nil),
 		"WithToken":         admin.WithToken(""),
 	} {
 		if _, err := admin.New("", opt); !errors.Is(err, admin.ErrBadOption) {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -25,6 +26,16 @@ type Registrations interface {
 	RemoveUser(user string) int
 }
 
+// Bans is what the admin API needs from the guard against hostile
+// sources. *guard.Guard implements it.
+type Bans interface {
+	// Bans returns the bans in force.
+	Bans() []guard.Ban
+	// Unban lifts the ban on addr, an IP address, reporting whether there
+	// was one.
+	Unban(addr string) bool
+}
+
 // noCalls is the CallTable of a Server built without WithCalls.
 type noCalls struct{}
 
@@ -37,3 +48,9 @@ type noRegistrations struct{}
 
 func (noRegistrations) All() []registrar.Binding { return nil }
 func (noRegistrations) RemoveUser(string) int    { return 0 }
+
+// noBans is the Bans of a Server built without WithBans.
+type noBans struct{}
+
+func (noBans) Bans() []guard.Ban { return nil }
+func (noBans) Unban(string) bool { return false }

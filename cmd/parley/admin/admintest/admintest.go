@@ -1,7 +1,7 @@
 // Package admintest holds fakes of the tables the admin server reads, with
 // sample contents, for tests of the admin server and of its clients (the
-// operator commands). A *Calls is an admin.CallTable and a *Registrations
-// an admin.Registrations.
+// operator commands). A *Calls is an admin.CallTable, a *Registrations an
+// admin.Registrations and a *Bans an admin.Bans.
 package admintest
 
 import (
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -76,6 +77,45 @@ func (f *Registrations) RemoveUser(user string) int {
 	return n - len(f.bs)
 }
 
+// Bans is a guard holding fixed bans. The zero value holds none.
+type Bans struct {
+	mu       sync.Mutex
+	bans     []guard.Ban
+	unbanned []string
+}
+
+// NewBans returns a Bans holding bans.
+func NewBans(bans ...guard.Ban) *Bans { return &Bans{bans: bans} }
+
+// Bans returns a copy of the bans held, in the order given.
+func (f *Bans) Bans() []guard.Ban {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.bans)
+}
+
+// Unban removes the ban on addr, if held, and records that it was lifted.
+// It compares addresses as strings: the admin API checks they are
+// addresses before it asks.
+func (f *Bans) Unban(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.bans, func(b guard.Ban) bool { return b.Address == addr })
+	if i < 0 {
+		return false
+	}
+	f.bans = slices.Delete(f.bans, i, i+1)
+	f.unbanned = append(f.unbanned, addr)
+	return true
+}
+
+// Unbanned returns the addresses Unban lifted a ban on, in order.
+func (f *Bans) Unbanned() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.unbanned)
+}
+
 // Start is when the oldest sample call started (local time, so printed
 // times do not depend on the zone the tests run in).
 var Start = time.Date(2026, 11, 22, 10, 4, 0, 0, time.Local)
@@ -102,5 +142,15 @@ func SampleRegistrations(now time.Time) *Registrations {
 			Expires: now.Add(90*time.Second + 400*time.Millisecond), Reachable: registrar.ReachableNo, UserAgent: "baresip"},
 		registrar.Binding{User: "1001", Contact: "sip:1001@192.168.1.30:5060", Source: "192.168.1.30:5060", Transport: "tcp",
 			Expires: now.Add(time.Hour + 400*time.Millisecond), Reachable: registrar.ReachableYes, RTT: 12300 * time.Microsecond},
+	)
+}
+
+// SampleBans returns two bans, not in expiry order: 2001:db8::7 for
+// authentication failures until 15 minutes after Start, and 203.0.113.9
+// for challenges unanswered until 5 minutes after Start.
+func SampleBans() *Bans {
+	return NewBans(
+		guard.Ban{Address: "2001:db8::7", Until: Start.Add(15 * time.Minute), Reason: "authentication failures"},
+		guard.Ban{Address: "203.0.113.9", Until: Start.Add(5 * time.Minute), Reason: "challenges unanswered"},
 	)
 }
