@@ -31,12 +31,12 @@ func parley(t *testing.T, args ...string) (int, string, string) {
 // testToken is the admin token of the servers newTestAdmin builds.
 const testToken = "0123456789abcdef0123456789abcdef"
 
-// newTestAdmin returns the real admin handler over calls and regs, taking
-// changes with testToken.
-func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations) http.Handler {
+// newTestAdmin returns the real admin handler over calls and regs (and
+// what opts add, such as bans), taking changes with testToken.
+func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations, opts ...admin.Option) http.Handler {
 	t.Helper()
-	srv, err := admin.New("", admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls), admin.WithRegistrations(regs),
-		admin.WithToken(testToken))
+	srv, err := admin.New("", append([]admin.Option{admin.WithMetrics(prometheus.NewRegistry()), admin.WithCalls(calls),
+		admin.WithRegistrations(regs), admin.WithToken(testToken)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +44,9 @@ func newTestAdmin(t *testing.T, calls admin.CallTable, regs admin.Registrations)
 }
 
 // apiServer serves the real admin mux over fakes.
-func apiServer(t *testing.T, calls *admintest.Calls, regs *admintest.Registrations) string {
+func apiServer(t *testing.T, calls *admintest.Calls, regs *admintest.Registrations, opts ...admin.Option) string {
 	t.Helper()
-	h := newTestAdmin(t, calls, regs)
+	h := newTestAdmin(t, calls, regs, opts...)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
@@ -104,10 +104,10 @@ func TestCLICalls(t *testing.T) {
 }
 
 func TestCLIJSONPassthrough(t *testing.T) {
-	calls, regs := admintest.SampleCalls(), admintest.SampleRegistrations(time.Now())
-	addr := apiServer(t, calls, regs)
-	h := newTestAdmin(t, calls, regs)
-	for _, tt := range []struct{ cmd, path string }{{"calls", "/api/calls"}, {"registrations", "/api/registrations"}} {
+	calls, regs, bans := admintest.SampleCalls(), admintest.SampleRegistrations(time.Now()), admintest.SampleBans()
+	addr := apiServer(t, calls, regs, admin.WithBans(bans))
+	h := newTestAdmin(t, calls, regs, admin.WithBans(bans))
+	for _, tt := range []struct{ cmd, path string }{{"calls", "/api/calls"}, {"registrations", "/api/registrations"}, {"bans", "/api/bans"}} {
 		code, out, errs := parley(t, tt.cmd, "-json", "-admin", addr)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", tt.cmd, code, errs)
@@ -153,6 +153,78 @@ func TestCLIHangup(t *testing.T) {
 	}
 }
 
+func TestCLIBans(t *testing.T) {
+	addr := apiServer(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(admintest.SampleBans()))
+	code, out, errs := parley(t, "bans", "-admin", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	want := [][]string{
+		{"ADDRESS", "UNTIL", "REASON"},
+		{"203.0.113.9", "2026-11-22 10:09:00", "challenges unanswered"},
+		{"2001:db8::7", "2026-11-22 10:19:00", "authentication failures"},
+	}
+	if got := table(out); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("got\n%s\nwant rows %q", out, want)
+	}
+	lines := strings.Split(out, "\n")
+	if strings.Index(lines[0], "REASON") != strings.Index(lines[1], "challenges") ||
+		strings.Index(lines[0], "UNTIL") != strings.Index(lines[2], "2026") {
+		t.Errorf("columns not aligned:\n%s", out)
+	}
+}
+
+// TestCLIEmptyLists: with nothing to list, bans prints what calls and
+// registrations print: the header alone, exit 0.
+func TestCLIEmptyLists(t *testing.T) {
+	addr := apiServer(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(&admintest.Bans{}))
+	for cmd, header := range map[string]string{
+		"calls":         "ID  FROM  TO  STATE  STARTED  ANSWERED  CODEC  LOSS  JITTER\n",
+		"registrations": "USER  CONTACT  SOURCE  TRANSPORT  EXPIRES-IN  REACHABLE  RTT\n",
+		"bans":          "ADDRESS  UNTIL  REASON\n",
+	} {
+		if code, out, errs := parley(t, cmd, "-admin", addr); code != 0 || out != header {
+			t.Errorf("%s with none: exit %d, stdout %q, stderr %q; want 0 and %q", cmd, code, out, errs, header)
+		}
+	}
+	if code, out, _ := parley(t, "bans", "-json", "-admin", addr); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("bans -json with none: exit %d, stdout %q; want []", code, out)
+	}
+}
+
+func TestCLIUnban(t *testing.T) {
+	bans := admintest.SampleBans()
+	addr := apiServer(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(bans))
+	// Flags may come after the address.
+	if code, out, errs := parley(t, "unban", "203.0.113.9", "-admin", addr, "-token", testToken); code != 0 || out != "" || errs != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
+	}
+	if code, out, errs := parley(t, "unban", "-admin", addr, "-token", testToken, "2001:db8::7"); code != 0 || out != "" {
+		t.Fatalf("IPv6: exit %d, stdout %q, stderr %q; want 0 and silence", code, out, errs)
+	}
+	if !slices.Equal(bans.Unbanned(), []string{"203.0.113.9", "2001:db8::7"}) {
+		t.Fatalf("unbanned %v", bans.Unbanned())
+	}
+	for _, tt := range []struct{ addr, stderr string }{
+		{"203.0.113.9", "parley unban: no ban on 203.0.113.9"},
+		{"203.0.113.0/24", `"203.0.113.0/24" is not an IP address`},
+		{"host.example", `"host.example" is not an IP address`},
+	} {
+		code, out, errs := parley(t, "unban", tt.addr, "-admin", addr, "-token", testToken)
+		if code != 1 || out != "" || !strings.Contains(errs, tt.stderr) {
+			t.Errorf("unban %s: exit %d, stdout %q, stderr %q; want 1 and %q", tt.addr, code, out, errs, tt.stderr)
+		}
+	}
+	t.Setenv(tokenEnv, "")
+	t.Chdir(t.TempDir()) // no ./data/admin-token
+	bans = admintest.SampleBans()
+	addr = apiServer(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithBans(bans))
+	code, _, errs := parley(t, "unban", "203.0.113.9", "-admin", addr)
+	if code != 1 || !strings.Contains(errs, "needs the admin token") || len(bans.Unbanned()) != 0 {
+		t.Fatalf("without a token: exit %d, stderr %q, unbanned %v; want 1, a refusal and nothing lifted", code, errs, bans.Unbanned())
+	}
+}
+
 func TestCLIUsage(t *testing.T) {
 	tests := []struct {
 		args   []string
@@ -163,6 +235,10 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"calls", "extra"}, `unexpected argument "extra"`},
 		{[]string{"calls", "-bogus"}, "flag provided but not defined"},
 		{[]string{"hangup", "-json", "x"}, "flag provided but not defined"},
+		{[]string{"unban"}, "exactly one address"},
+		{[]string{"unban", "192.0.2.1", "192.0.2.2"}, "exactly one address"},
+		{[]string{"unban", "-json", "192.0.2.1"}, "flag provided but not defined"},
+		{[]string{"bans", "192.0.2.1"}, `unexpected argument "192.0.2.1"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {
@@ -182,7 +258,7 @@ func TestCLIUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	for _, cmd := range [][]string{{"calls"}, {"registrations"}, {"hangup", "aaaa"}} {
+	for _, cmd := range [][]string{{"calls"}, {"registrations"}, {"hangup", "aaaa"}, {"bans"}, {"unban", "192.0.2.1"}} {
 		code, out, errs := parley(t, append(cmd, "-admin", addr)...)
 		if code != 1 || out != "" || !strings.Contains(errs, "cannot reach the admin API at http://"+addr) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd[0], code, out, errs)

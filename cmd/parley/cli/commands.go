@@ -41,6 +41,32 @@ func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
 		func(w io.Writer, bs []registrar.Binding) error { return printRegistrations(w, bs, time.Now()) })
 }
 
+// cmdBans lists the banned source addresses, like fail2ban-client status
+// lists a jail's.
+func cmdBans(args []string, stdout, stderr io.Writer) error {
+	return listCommand(args, stdout, stderr, "bans", "/api/bans", printBans)
+}
+
+// cmdUnban lifts the ban on one source address: silent on success, like
+// hangup.
+func cmdUnban(args []string, _, stderr io.Writer) error {
+	f := newCommandFlags("unban", "[-admin ADDR | -config FILE] [-token TOKEN] ADDR", false, stderr)
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		f.fs.Usage()
+		return usageError{"want exactly one address (see parley bans)"}
+	}
+	api, err := f.client()
+	if err != nil {
+		return err
+	}
+	_, err = api.do(http.MethodDelete, "/api/bans/"+url.PathEscape(pos[0]))
+	return err
+}
+
 // listCommand is a command that GETs a JSON list from the admin API and
 // prints it as columns, or as the API's JSON with -json.
 func listCommand[T any](args []string, stdout, stderr io.Writer, name, path string, print func(io.Writer, []T) error) error {

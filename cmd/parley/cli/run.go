@@ -6,11 +6,11 @@ import (
 	"io"
 )
 
-// Run runs the operator command name (calls, hangup, registrations) with
-// args against a running parley's admin API, writing what it prints to
-// stdout and its complaints to stderr. It returns the exit code: 0 on
-// success, 1 when the API is unreachable or refuses, 2 for a usage error
-// (including an unknown command).
+// Run runs the operator command name (calls, hangup, registrations, bans,
+// unban) with args against a running parley's admin API, writing what it
+// prints to stdout and its complaints to stderr. It returns the exit code:
+// 0 on success, 1 when the API is unreachable or refuses, 2 for a usage
+// error (including an unknown command).
 func Run(name string, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch name {
@@ -20,8 +20,12 @@ func Run(name string, args []string, stdout, stderr io.Writer) int {
 		err = cmdHangup(args, stdout, stderr)
 	case "registrations":
 		err = cmdRegistrations(args, stdout, stderr)
+	case "bans":
+		err = cmdBans(args, stdout, stderr)
+	case "unban":
+		err = cmdUnban(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup and registrations\n", name)
+		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup, registrations, bans and unban\n", name)
 		return 2
 	}
 	var u usageError

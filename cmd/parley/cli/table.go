@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -52,6 +53,15 @@ func printRegistrations(w io.Writer, bs []registrar.Binding, now time.Time) erro
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.User, b.Contact, orDash(b.Source), b.Transport,
 			left, reachable, rtt)
+	}
+	return tw.Flush()
+}
+
+func printBans(w io.Writer, bans []guard.Ban) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tUNTIL\tREASON")
+	for _, b := range bans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Address, b.Until.Local().Format(timeLayout), orDash(b.Reason))
 	}
 	return tw.Flush()
 }
