@@ -138,12 +138,12 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// buildAdmin builds the admin server over the B2BUA and the registrar.
-// With admin.listen set it takes changes with the admin token
-// (loadAdminToken); it serves /debug/pprof/ only with admin.pprof.
+// buildAdmin builds the admin server over the B2BUA, the registrar and
+// the guard's bans. With admin.listen set it takes changes with the admin
+// token (loadAdminToken); it serves /debug/pprof/ only with admin.pprof.
 func (p *parts) buildAdmin(cfg *config.Config) error {
 	opts := []admin.Option{admin.WithMetrics(p.metrics), admin.WithCalls(p.b2b), admin.WithRegistrations(p.regs),
-		admin.WithPProf(cfg.Admin.PProf)}
+		admin.WithBans(p.guard), admin.WithPProf(cfg.Admin.PProf)}
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
