@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -217,6 +219,9 @@ func (d *Digest) check(req *sip.Request, code int, cred *digest.Credentials) (Id
 	}
 	if d.observer != nil {
 		d.observer.Succeeded(sourceIP(req))
+	}
+	if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		d.log.Debug("auth ok", "source", req.Source(), "user", cred.Username, "algorithm", alg, "method", string(req.Method))
 	}
 	return Identity{User: cred.Username}, nil, true
 }
@@ -433,9 +438,14 @@ func (d *Digest) challenge(req *sip.Request, code int, stale bool) *sip.Response
 	}
 	algs := d.algorithms
 	if len(algs) > 1 {
-		if d.fallback.single(req.Source(), now) || md5OnlyAgent(userAgent(req)) {
+		ua := userAgent(req)
+		switch {
+		case d.fallback.single(req.Source(), now) || md5OnlyAgent(ua):
 			algs = []string{d.singleAlgorithm()}
-		} else {
+		case sha256FirstAgent(ua) && d.offers(AlgorithmSHA256) && algs[0] != AlgorithmSHA256:
+			algs = append([]string{AlgorithmSHA256}, slices.DeleteFunc(slices.Clone(algs), func(a string) bool { return a == AlgorithmSHA256 })...)
+			d.fallback.challenged(req.Source(), sipmsg.CallID(req), now)
+		default:
 			d.fallback.challenged(req.Source(), sipmsg.CallID(req), now)
 		}
 	}

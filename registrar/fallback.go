@@ -112,3 +112,21 @@ func (f *fallbacks) unanswered(source, callID string, now time.Time) bool {
 	f.entries[source] = e
 	return true
 }
+
+// sha256FirstAgents are User-Agent prefixes of clients known to answer a
+// SHA-256 challenge: they are offered SHA-256 first (RFC 8760 §2.4 asks a
+// client to take the first algorithm it supports). Everyone else keeps
+// the configured order, MD5 first by default, because SIPp 3.6 and many
+// desk phones read only the first challenge and know MD5 alone.
+var sha256FirstAgents = []string{
+	"Linphone", // liblinphone / belle-sip 4.3 and later (Debian 12 has 5.1)
+}
+
+func sha256FirstAgent(ua string) bool {
+	for _, p := range sha256FirstAgents {
+		if strings.HasPrefix(ua, p) {
+			return true
+		}
+	}
+	return false
+}

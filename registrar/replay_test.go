@@ -249,3 +249,19 @@ func TestPrecheck(t *testing.T) {
 		t.Fatalf("Authenticate after Precheck refused the right answer: %v", res)
 	}
 }
+
+// TestSHA256FirstForKnownAgents: a client known to take SHA-256 gets it
+// first; others keep the configured order (MD5 first by default).
+func TestSHA256FirstForKnownAgents(t *testing.T) {
+	d := newTestDigest(t, newFakeClock())
+	for ua, first := range map[string]string{"Linphone-Desktop/5.1 (belle-sip/5.1)": "SHA-256", "": "MD5", "Some Desk Phone": "MD5"} {
+		req := loadRequest(t, "register.sip", msgVars{CallID: "ua-" + ua})
+		if ua != "" {
+			req.AppendHeader(sip.NewHeader("User-Agent", ua))
+		}
+		hs := d.challenge(req, 401, false).GetHeaders("WWW-Authenticate")
+		if len(hs) != 2 || !strings.Contains(hs[0].Value(), "algorithm="+first) {
+			t.Errorf("User-Agent %q: challenges %v, want %s first of two", ua, hs, first)
+		}
+	}
+}
