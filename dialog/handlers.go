@@ -17,6 +17,18 @@ const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, N
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
 var supported = map[string]bool{"timer": true}
 
+// The errors validate and offerAcceptable answer with, besides 400s.
+var (
+	// errNotImplemented answers an unknown method (RFC 3261 §21.5.2).
+	errNotImplemented = &sipmsg.Error{Code: 501, Reason: "Not Implemented", Allow: allowHeader}
+	// errUnsupportedMedia answers an INVITE whose body is not SDP
+	// (RFC 3261 §21.4.13); its response also carries Accept.
+	errUnsupportedMedia = sipmsg.Warn(415, "Unsupported Media Type", "only application/sdp bodies are accepted")
+	// errNotAcceptable answers an INVITE whose Accept rules out SDP, the
+	// only body parley answers with (RFC 3261 §21.4.7, RFC 4475 §3.3.15).
+	errNotAcceptable = sipmsg.Warn(406, "Not Acceptable", "Accept does not include application/sdp")
+)
+
 func (s *Server) routeHandlers() {
 	s.handlers = map[sip.RequestMethod]sipgo.RequestHandler{
 		sip.INVITE:  s.onInvite,
@@ -101,10 +113,22 @@ func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerT
 	h(req, tx)
 }
 
-// validate checks what every request needs before parley acts on it.
+// validate checks what every request needs before parley acts on it, in
+// the order of RFC 3261 §8.2: what the transport could not read, the
+// version, the headers every request needs, the method (§8.2.1), the
+// Request-URI (§8.2.2.1), the rest of the headers, and for a new INVITE
+// its body and Accept (§8.2.3). It runs before authentication (the
+// stateless challenge too), so a request parley could not take anyway
+// learns why at once.
 func validate(req *sip.Request) error {
-	if h := sipmsg.HeaderNamed(req, transport.MalformedHeader); h != nil {
-		return badRequest("malformed header line %q", h.Value())
+	if err := transport.Problem(req); err != nil {
+		return err
+	}
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+		return sipmsg.Warn(505, "Version Not Supported", "parley speaks SIP/2.0, not "+req.SipVersion)
+	}
+	if err := checkHeaders(req); err != nil {
+		return err
 	}
 	if req.From() == nil {
 		return badRequest("missing or malformed From header")
@@ -119,8 +143,20 @@ func validate(req *sip.Request) error {
 	if cseq == nil {
 		return badRequest("missing or malformed CSeq header")
 	}
+	if !knownMethods[string(req.Method)] {
+		// RFC 3261 §8.2.1: a method parley does not know at all (metrics.go
+		// lists the known ones); a known one it does not serve gets 405.
+		return errNotImplemented
+	}
 	if cseq.MethodName != req.Method {
 		return badRequest("CSeq method %s does not match request method %s", cseq.MethodName, req.Method)
+	}
+	if !transport.KnownScheme(req.Recipient.Scheme) {
+		return &sipmsg.Error{Code: 416, Reason: "Unsupported URI Scheme", Warning: "Request-URI scheme " + req.Recipient.Scheme + " is not supported"}
+	}
+	if req.Recipient.Headers.Length() > 0 {
+		// RFC 3261 §19.1.5 allows headers in a URI, never in a Request-URI.
+		return badRequest("Request-URI carries headers")
 	}
 	if h := sipmsg.HeaderNamed(req, "Max-Forwards"); h != nil && req.MaxForwards() == nil {
 		return badRequest("malformed Max-Forwards header")
@@ -131,7 +167,87 @@ func validate(req *sip.Request) error {
 	if _, ok := req.From().Params.Get("tag"); !ok {
 		return badRequest("From header has no tag")
 	}
+	if req.Method == sip.REGISTER && !isSIPScheme(req.To().Address.Scheme) {
+		// RFC 3261 §10.2: the To of a REGISTER is an address-of-record,
+		// a SIP or SIPS URI (RFC 4475 §3.3.4).
+		return badRequest("REGISTER To is not a SIP or SIPS URI")
+	}
+	if req.Method == sip.INVITE && !sipmsg.HasToTag(req) {
+		return offerAcceptable(req)
+	}
 	return nil
+}
+
+// checkHeaders checks every header line at once: no control characters
+// outside a quoted-pair, no Via, From, To or Content-Length that did not
+// parse, no single-valued header twice (RFC 3261 §7.3.1: only lists may
+// repeat; RFC 4475 mcl01 and multi01).
+func checkHeaders(req *sip.Request) error {
+	var seen [7]string // the single-valued headers met so far
+	n := 0
+	for _, h := range req.Headers() {
+		switch h.(type) {
+		case *sip.ViaHeader, *sip.ContactHeader, *sip.RouteHeader, *sip.RecordRouteHeader,
+			*sip.ReferToHeader, *sip.ReferredByHeader:
+		case *sip.FromHeader, *sip.ToHeader, *sip.CallIDHeader, *sip.CSeqHeader,
+			*sip.MaxForwardsHeader, *sip.ContentLengthHeader, *sip.ContentTypeHeader:
+			// A parsed header's name is its canonical one, whatever the
+			// message spelt ("l" and "Content-Length" alike).
+			name := h.Name()
+			for _, s := range seen[:n] {
+				if s == name {
+					return badRequest("more than one %s header", name)
+				}
+			}
+			if n < len(seen) {
+				seen[n] = name
+				n++
+			}
+		default:
+			// A header kept as text: unknown to the parser, or one it
+			// could not parse (see transport.NewLenientParser).
+			name := h.Name()
+			if transport.HasBareControl(h.Value()) {
+				return badRequest("control character in %s header", name)
+			}
+			switch {
+			case strings.EqualFold(name, "Via"), strings.EqualFold(name, "From"), strings.EqualFold(name, "To"):
+				// (sip.Request.From and To would parse it again, and
+				// take what the lenient parser refused.)
+				return badRequest("malformed %s header %q", name, h.Value())
+			case strings.EqualFold(name, "Content-Length"):
+				return badRequest("malformed Content-Length %q", h.Value())
+			}
+		}
+	}
+	return nil
+}
+
+func isSIPScheme(scheme string) bool {
+	return strings.EqualFold(scheme, "sip") || strings.EqualFold(scheme, "sips")
+}
+
+// offerAcceptable checks a new INVITE's body and Accept against what
+// parley can take and answer with: SDP (RFC 3261 §8.2.3; RFC 4475
+// §3.3.6 and §3.3.15).
+func offerAcceptable(req *sip.Request) error {
+	if len(req.Body()) > 0 && !isSDP(req) {
+		return errUnsupportedMedia
+	}
+	accepts := sipmsg.HeadersNamed(req, "Accept")
+	if len(accepts) == 0 {
+		return nil // RFC 3261 §20.1: no Accept means application/sdp
+	}
+	for _, h := range accepts {
+		for _, r := range strings.Split(h.Value(), ",") {
+			r, _, _ = strings.Cut(r, ";")
+			switch strings.ToLower(strings.TrimSpace(r)) {
+			case "application/sdp", "application/*", "*/*":
+				return nil
+			}
+		}
+	}
+	return errNotAcceptable
 }
 
 // unsupported returns the Require option tags parley does not implement.
@@ -145,9 +261,16 @@ func unsupported(req *sip.Request) []string {
 	return bad
 }
 
-// reply answers req with the response err maps to (sipmsg.Response).
+// reply answers req with the response err maps to (sipmsg.Response). The
+// response is SIP/2.0 whatever version the request named (a 505 too), and
+// a 415 lists what parley accepts (RFC 3261 §21.4.13).
 func (s *Server) reply(req *sip.Request, tx sip.ServerTransaction, err error) {
-	if rerr := tx.Respond(sipmsg.Response(req, err, "")); rerr != nil {
+	res := sipmsg.Response(req, err, "")
+	res.SipVersion = "SIP/2.0"
+	if res.StatusCode == 415 {
+		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	}
+	if rerr := tx.Respond(res); rerr != nil {
 		s.log.Debug("respond failed", "status", sipmsg.ErrorFor(err).Code, "error", rerr)
 	}
 }

@@ -125,3 +125,68 @@ func TestMarkMalformedLines(t *testing.T) {
 		t.Fatal("TCP stream chunk was rewritten")
 	}
 }
+
+// TestValidateStatus checks the answers other than 400 that validate
+// gives, and the 400s of the header checks, on variants of a good INVITE:
+// each row replaces one string of it.
+func TestValidateStatus(t *testing.T) {
+	tests := []struct {
+		name, old, new string
+		code           int
+		warning        string
+	}{
+		{"SIP/3.0", "SIP/2.0\r\nVia", "SIP/3.0\r\nVia", 505, "SIP/3.0"},
+		{"unknown method", "INVITE sip:", "FOO sip:", 501, ""},
+		{"unknown method, CSeq mismatch too", "INVITE sip:", "NEWMETHOD sip:", 501, ""},
+		{"unknown scheme", "INVITE sip:1002@parley.lab", "INVITE isbn:2983792873", 416, "isbn"},
+		{"tel URI", "INVITE sip:1002@parley.lab", "INVITE tel:+15551234", 0, ""},
+		{"headers in the Request-URI", "INVITE sip:1002@parley.lab", "INVITE sip:1002@parley.lab?Route=%3Csip:x%3E", 400, "headers"},
+		{"two From", "To:", "From: <sip:x@y>;tag=2\r\nTo:", 400, "more than one From"},
+		{"two Content-Length", "Content-Length: 0", "Content-Length: 0\r\nl: 0", 400, "more than one Content-Length"},
+		{"NUL in a header", "Max-Forwards: 70", "Max-Forwards: 70\r\nSubject: a\x00b", 400, "control character in Subject"},
+		{"DEL in the Call-ID", "Call-ID: call-1", "Call-ID: call\x7f1", 400, "control character in Call-ID"},
+		{"display name neither quoted nor tokens", `"Alice" <sip:1001`, `Alice, Liddell <sip:1001`, 400, "malformed From"},
+		{"malformed Via", "Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK-abc;rport", "Via: ;,,", 400, "malformed Via"},
+		{"REGISTER To not SIP", "INVITE sip:1002@parley.lab SIP/2.0", "REGISTER sip:parley.lab SIP/2.0", 0, ""},
+	}
+	good, err := os.ReadFile(filepath.Join("testdata", "invite_ok.sip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := transport.NewLenientParser()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := strings.Replace(string(good), tt.old, tt.new, 1)
+			if raw == string(good) {
+				t.Fatalf("%q is not in the message", tt.old)
+			}
+			if strings.HasPrefix(tt.new, "REGISTER") {
+				raw = strings.Replace(raw, "CSeq: 1 INVITE", "CSeq: 1 REGISTER", 1)
+			}
+			msg, err := p.ParseSIP([]byte(raw))
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			err = validate(msg.(*sip.Request))
+			if tt.code == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			se := sipmsg.ErrorFor(err)
+			if err == nil || se.Code != tt.code || !strings.Contains(se.Warning, tt.warning) {
+				t.Fatalf("validate = %v, want %d naming %q", err, tt.code, tt.warning)
+			}
+		})
+	}
+	reg := strings.Replace(strings.Replace(string(good), "INVITE sip:1002@parley.lab SIP/2.0", "REGISTER sip:parley.lab SIP/2.0", 1), "CSeq: 1 INVITE", "CSeq: 1 REGISTER", 1)
+	reg = strings.Replace(reg, "To: <sip:1002@parley.lab>", "To: <isbn:2983792873>", 1)
+	msg, err := p.ParseSIP([]byte(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate(msg.(*sip.Request)); sipmsg.ErrorFor(err).Code != 400 {
+		t.Fatalf("REGISTER with To: isbn: got %v, want 400 (RFC 4475 unksm2)", err)
+	}
+}

@@ -192,6 +192,13 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 
 	sipLog := s.log.With("component", "sipgo")
 	s.parser = transport.NewLenientParser()
+	if m := cfg.SIP.MaxMessageSize; m > 0 {
+		// The transport holds messages to sip.max_message_size exactly
+		// (per datagram on UDP, as it frames the stream on TCP). sipgo's
+		// parser, whose count also takes in the CRLF keepalives before a
+		// message, gets room above it so that it never refuses first.
+		s.parser.MaxMessageLength = m + 1024
+	}
 	s.advertise = transport.NewAdvertiser(cfg.SIP.PublicAddress)
 	s.tx = transaction.New(txHandler{s},
 		transaction.WithLogger(s.log),
@@ -268,7 +275,10 @@ func (s *Server) Addr(network string) string {
 }
 
 // Serve binds every configured listener, serves until ctx ends, then hangs
-// up every call, closes the listeners and waits for its goroutines.
+// up every call, closes the listeners and waits for its goroutines. A
+// listener that cannot go on (its socket broken; a failing accept is
+// retried, see transport.GuardedListener) stops the Server as well, and
+// Serve returns that listener's error.
 func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -286,16 +296,25 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	var serving sync.WaitGroup
+	// failed keeps the first listener that could not go on; Serve then
+	// stops and returns it, so parley exits non-zero.
+	var failMu sync.Mutex
+	var failed error
+	limits := s.tcpLimits()
 	for _, ln := range s.listeners {
 		var port *transport.UDPPort
+		var guarded *transport.GuardedListener
 		if ln.UDP != nil {
-			port = transport.NewUDPPort(ln.UDP, s.parser, txSink{s.tx}, s.log)
+			port = transport.NewUDPPort(ln.UDP, s.parser, txSink{s.tx}, s.log,
+				transport.WithMaxMessageSize(s.cfg.SIP.MaxMessageSize))
 			ln.Port = port
 			serving.Add(1)
 			go func() {
 				defer serving.Done()
 				port.Serve()
 			}()
+		} else {
+			guarded = ln.Guard(limits, s.log.With("component", "tcp"))
 		}
 		serving.Add(1)
 		go func() {
@@ -304,10 +323,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			if port != nil {
 				err = s.srv.ServeUDP(port)
 			} else {
-				err = s.srv.ServeTCP(ln.TCP)
+				err = s.srv.ServeTCP(guarded)
 			}
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("SIP listener stopped", "network", ln.Network, "error", err)
+				s.log.Error("SIP listener stopped", "network", ln.Network, "addr", ln.Addr(), "error", err)
+				failMu.Lock()
+				if failed == nil {
+					failed = fmt.Errorf("SIP listener %s://%s stopped: %w", ln.Network, ln.Addr(), err)
+				}
+				failMu.Unlock()
 				cancel()
 			}
 		}()
@@ -329,7 +353,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	err := s.ua.Close()
 	s.work.Close()
 	s.work.Wait()
+	if failed != nil {
+		return failed
+	}
 	return err
+}
+
+// tcpLimits are the bounds of sip.tcp and sip.max_message_size on every
+// connection the TCP listeners accept.
+func (s *Server) tcpLimits() transport.TCPLimits {
+	t := s.cfg.SIP.TCP
+	return transport.TCPLimits{
+		MaxConnections:      t.MaxConnections,
+		MaxPerSource:        t.MaxPerSource,
+		IdleTimeout:         t.IdleTimeout,
+		FirstMessageTimeout: t.FirstMessageTimeout,
+		MaxMessageSize:      s.cfg.SIP.MaxMessageSize,
+	}
 }
 
 // workerIdle is how long a worker goroutine waits for a job before it ends.

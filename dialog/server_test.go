@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,7 +86,19 @@ func TestServeAnswersAndStops(t *testing.T) {
 		name, msg, status, contains string
 	}{
 		{"options", request("OPTIONS", ""), "SIP/2.0 200", "Allow: INVITE"},
-		{"unknown method", request("FOO", ""), "SIP/2.0 405", "Allow:"},
+		{"unknown method", request("FOO", ""), "SIP/2.0 501", "Allow:"},
+		{"known method not served", request("MESSAGE", ""), "SIP/2.0 405", "Allow:"},
+		{"SIP/7.0", strings.Replace(request("OPTIONS", ""), "SIP/2.0\r\n", "SIP/7.0\r\n", 1), "SIP/2.0 505", "SIP/7.0"},
+		{"unknown URI scheme", strings.Replace(request("OPTIONS", ""), "sip:parley.lab SIP", "nobody:knows SIP", 1), "SIP/2.0 416", ""},
+		{"atypical URI scheme", strings.Replace(request("OPTIONS", ""), "sip:parley.lab SIP", "soap.beep://192.0.2.103:3002 SIP", 1), "SIP/2.0 416", "soap.beep"},
+		{"request line with two spaces", strings.Replace(request("OPTIONS", ""), "OPTIONS sip", "OPTIONS  sip", 1), "SIP/2.0 400", "Request-Line"},
+		{"NUL in a header", request("OPTIONS", "Subject: a\x00b\r\n"), "SIP/2.0 400", "control character in Subject"},
+		{"NUL in the From", strings.Replace(request("OPTIONS", ""), "tag=f1", "tag=f\x001", 1), "SIP/2.0 400", "control character in From"},
+		{"Content-Length larger than the datagram", strings.Replace(request("OPTIONS", ""), "Content-Length: 0", "Content-Length: 500", 1) + "v=0\r\n", "SIP/2.0 400", "Content-Length 500 is larger than the 5 bytes"},
+		{"negative Content-Length", strings.Replace(request("OPTIONS", ""), "Content-Length: 0", "Content-Length: -3", 1), "SIP/2.0 400", "malformed Content-Length"},
+		{"two CSeq", request("OPTIONS", "CSeq: 2 OPTIONS\r\n"), "SIP/2.0 400", "more than one CSeq"},
+		{"INVITE with a body that is not SDP", strings.Replace(request("INVITE", "Content-Type: text/plain\r\n"), "Content-Length: 0\r\n\r\n", "Content-Length: 2\r\n\r\nhi", 1), "SIP/2.0 415", "Accept: application/sdp"},
+		{"INVITE whose Accept rules out SDP", request("INVITE", "Accept: text/nobodyKnowsThis\r\n"), "SIP/2.0 406", ""},
 		{"bad max-forwards", strings.Replace(request("OPTIONS", ""), "Max-Forwards: 70", "Max-Forwards: x", 1), "SIP/2.0 400", "Max-Forwards"},
 		{"line without colon", request("OPTIONS", "not a header\r\n"), "SIP/2.0 400", "not a header"},
 		{"require", request("OPTIONS", "Require: 100rel\r\n"), "SIP/2.0 420", "Unsupported: 100rel"},
@@ -103,7 +116,42 @@ func TestServeAnswersAndStops(t *testing.T) {
 	if got := exchange(t, udp, "\x01\x02garbage\r\n\r\n", 300*time.Millisecond); got != "" {
 		t.Fatalf("garbage got an answer: %q", got)
 	}
+	noVia := strings.Replace(request("OPTIONS", ""), "Via:", "X-Not-Via:", 1)
+	if got := exchange(t, udp, noVia, 300*time.Millisecond); got != "" {
+		t.Fatalf("a request without Via got an answer: %q", got)
+	}
 	if got := exchange(t, udp, request("OPTIONS", ""), 2*time.Second); !strings.HasPrefix(got, "SIP/2.0 200") {
 		t.Fatalf("OPTIONS after garbage: %q", got)
+	}
+}
+
+// TestServeFailsWhenAListenerCannotGoOn: a TCP listening socket that
+// breaks (here shut down under it, so accept fails with EINVAL) stops the
+// Server, and Serve returns the listener's error, so parley exits
+// non-zero rather than serving on without it.
+func TestServeFailsWhenAListenerCannotGoOn(t *testing.T) {
+	s := newTestServer(t, "sip:\n  listen: [udp://127.0.0.1:0, tcp://127.0.0.1:0]\nusers: []\n")
+	s.listeners = nil
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ready")
+	}
+	raw, err := s.listenerFor("tcp").TCP.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), syscall.SHUT_RDWR) })
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "tcp://") {
+			t.Fatalf("Serve returned %v, want the TCP listener's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve went on without its TCP listener")
 	}
 }

@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(cfg.Log, stderr)
 	tuneGC()
+	raiseOpenFiles(logger)
 
 	// SIGTERM drains and SIGINT stops at once (see stopper); either way
 	// every call gets its BYE and parley exits 0.

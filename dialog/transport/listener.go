@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 
@@ -23,6 +24,8 @@ type Listener struct {
 	TCP *net.TCPListener
 	// Port reads UDP once the listener serves (see NewUDPPort).
 	Port *UDPPort
+	// guard is what sipgo accepts TCP connections from (see Guard).
+	guard *GuardedListener
 
 	ip   net.IP
 	port int
@@ -75,10 +78,22 @@ func (l *Listener) PortNumber() int { return l.port }
 // Addr is the bound "ip:port".
 func (l *Listener) Addr() string { return net.JoinHostPort(l.ip.String(), strconv.Itoa(l.port)) }
 
+// Guard returns the TCP listener wrapped in a GuardedListener with lim:
+// the one to hand sipgo, so every accepted connection is bounded.
+func (l *Listener) Guard(lim TCPLimits, log *slog.Logger) *GuardedListener {
+	if l.guard == nil {
+		l.guard = NewGuardedListener(l.TCP, lim, log)
+	}
+	return l.guard
+}
+
 // Close closes the socket or listener.
 func (l *Listener) Close() error {
 	if l.UDP != nil {
 		return l.UDP.Close()
+	}
+	if l.guard != nil {
+		return l.guard.Close()
 	}
 	return l.TCP.Close()
 }

@@ -79,3 +79,22 @@ func TestMarkMalformedLines(t *testing.T) {
 		t.Fatal("TCP stream chunk was rewritten")
 	}
 }
+
+func TestTidyLWS(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1;rport", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1;rport"},
+		{"SIP  /   2.0 /UDP 192.0.2.2;branch=390skdjuw", "SIP/2.0/UDP 192.0.2.2;branch=390skdjuw"},
+		{"SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8  , SIP  /    2.0   / UDP  192.168.255.111   ; branch= z9hG4bK30239",
+			"SIP/2.0/TCP spindle.example.com;branch=z9hG4bK9ikj8,SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239"},
+		{"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n", "sip:vivekg@chair-dnrc.example.com;tag=1918181833n"},
+		{`"J Rosenberg \\\""       <sip:jdrosen@example.com> ; tag = 98asjd8`, `"J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8`},
+		{`"Quoted string \"\"" <sip:jdrosen@example.com> ; newparam = newvalue ; secondparam ; q = 0.33`, `"Quoted string \"\"" <sip:jdrosen@example.com>;newparam=newvalue;secondparam;q=0.33`},
+		{`"a ; b = c" <sip:x@y;  lr>`, `"a ; b = c" <sip:x@y;  lr>`},
+		{"\"Alice\"\t<sip:a@b>", `"Alice" <sip:a@b>`},
+	}
+	for _, tt := range tests {
+		if got := tidyLWS(tt.in); got != tt.want {
+			t.Errorf("tidyLWS(%q)\n = %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
 // Sink takes the messages a UDPPort reads: in parley, the transaction
@@ -35,9 +37,23 @@ type UDPPort struct {
 	log    *slog.Logger
 
 	seed      maphash.Seed
+	maxSize   int // sip.max_message_size; larger datagrams are dropped
 	toSipgo   chan datagram
 	closed    chan struct{}
 	closeOnce sync.Once
+}
+
+// UDPOption configures a UDPPort.
+type UDPOption func(*UDPPort)
+
+// WithMaxMessageSize drops datagrams larger than n bytes unread
+// (sip.max_message_size); the default is the largest UDP datagram.
+func WithMaxMessageSize(n int) UDPOption {
+	return func(u *UDPPort) {
+		if n > 0 && n < maxDatagram {
+			u.maxSize = n
+		}
+	}
 }
 
 type datagram struct {
@@ -49,12 +65,17 @@ type datagram struct {
 const maxDatagram = 65535
 
 // NewUDPPort reads conn with parser and gives what it reads to sink.
-func NewUDPPort(conn *net.UDPConn, parser *sip.Parser, sink Sink, log *slog.Logger) *UDPPort {
-	return &UDPPort{
+func NewUDPPort(conn *net.UDPConn, parser *sip.Parser, sink Sink, log *slog.Logger, opts ...UDPOption) *UDPPort {
+	u := &UDPPort{
 		conn: conn, parser: parser, sink: sink, log: log, seed: maphash.MakeSeed(),
+		maxSize: maxDatagram,
 		toSipgo: make(chan datagram, 1024),
 		closed:  make(chan struct{}),
 	}
+	for _, o := range opts {
+		o(u)
+	}
+	return u
 }
 
 // Serve reads the socket until it is closed. Reading stays on one
@@ -82,7 +103,9 @@ func (u *UDPPort) Serve() {
 		}
 		wg.Wait()
 	}()
-	buf := make([]byte, maxDatagram)
+	// One byte more than the limit: a datagram that fills it is too large
+	// (the kernel truncates what does not fit, silently).
+	buf := make([]byte, u.maxSize+1)
 	for {
 		n, src, err := u.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -91,6 +114,10 @@ func (u *UDPPort) Serve() {
 				return
 			}
 			u.log.Debug("SIP UDP read failed", "error", err)
+			continue
+		}
+		if n > u.maxSize {
+			u.log.Debug("SIP datagram larger than sip.max_message_size dropped", "source", src.String(), "limit", u.maxSize)
 			continue
 		}
 		data := buf[:n]
@@ -133,13 +160,8 @@ func (n *sourceNames) name(ap netip.AddrPort) string {
 // take parses one datagram and gives it to the transactions.
 func (u *UDPPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
 	msg, err := u.parser.ParseSIP(data)
-	if err != nil && !bytes.HasPrefix(data, []byte("SIP/")) {
-		// A request with a header line the parser refuses: parse it again
-		// with that line marked, so the handlers can answer 400.
-		if marked, _ := MarkMalformedLines(sip.TransportReadProps{Transport: "UDP"}, data); len(marked) != len(data) {
-			data = marked
-			msg, err = u.parser.ParseSIP(data)
-		}
+	if err != nil {
+		msg, err = u.salvage(data, msg, err)
 	}
 	if err != nil {
 		u.log.Debug("unparsable SIP datagram dropped", "source", src.String(), "error", err)
@@ -149,6 +171,12 @@ func (u *UDPPort) take(data []byte, src netip.AddrPort, names *sourceNames) {
 	msg.SetSource(names.name(src))
 	switch m := msg.(type) {
 	case *sip.Request:
+		// Without a Via there is nowhere a response could correctly go
+		// (RFC 3261 §18.2.2).
+		if sipmsg.HeaderNamed(m, "Via") == nil {
+			u.log.Debug("SIP request without Via dropped", "source", src.String(), "method", string(m.Method))
+			return
+		}
 		u.sink.Request(u, m, src)
 	case *sip.Response:
 		if !u.sink.Response(m) {

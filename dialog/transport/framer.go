@@ -1,0 +1,178 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Framing errors on a stream: each ends the connection, since no message
+// boundary is left to resynchronise on (RFC 3261 §18.3, RFC 4475 §3.1.2.3).
+var (
+	errTooLarge = errors.New("message larger than sip.max_message_size")
+	errNoLength = errors.New("message without Content-Length (RFC 3261 §18.3: it is mandatory on TCP)")
+	errNotSIP   = errors.New("start line is not a SIP request or status line")
+)
+
+// framerLineMax is how much of one line the framer keeps: enough for any
+// start line and Content-Length line parley takes.
+const framerLineMax = 4096
+
+// Framer states.
+const (
+	frameIdle    = iota // between messages: CRLF keepalives (RFC 5626 §3.5.1) are skipped
+	frameStart          // in the start line
+	frameHeaders        // in the header lines
+	frameBody           // in the body
+)
+
+// framer follows the message boundaries of a SIP byte stream without
+// parsing it: a message is its header lines up to an empty line, then as
+// many body bytes as its Content-Length says. It only watches; the bytes
+// go to sipgo's parser unchanged. It tells the guarded connection when a
+// message is complete (for the first-message timeout) and when the stream
+// cannot be framed (too large, no or a bad Content-Length, not SIP), so
+// the connection ends before sipgo is handed what it cannot parse.
+type framer struct {
+	max int // sip.max_message_size; 0: no limit
+
+	state     int
+	size      int    // bytes of the current message so far
+	line      []byte // the current line, up to framerLineMax
+	cr        bool   // the last byte was a CR
+	header    []byte // the current header, continuation lines joined
+	length    int    // the Content-Length read so far; -1: none yet
+	remaining int    // body bytes still to come
+}
+
+// feed takes the next bytes of the stream. It returns how many of them
+// end at a message boundary (all of p unless err), how many messages p
+// completed, and the framing error, if any.
+func (f *framer) feed(p []byte) (good, complete int, err error) {
+	for i := 0; i < len(p); i++ {
+		if f.state == frameBody {
+			k := min(f.remaining, len(p)-i)
+			f.remaining -= k
+			i += k - 1
+			if f.remaining == 0 {
+				f.state = frameIdle
+				complete++
+				good = i + 1
+			}
+			continue
+		}
+		b := p[i]
+		if f.state == frameIdle {
+			if b == '\r' || b == '\n' {
+				good = i + 1
+				continue
+			}
+			f.state, f.size, f.line, f.cr, f.header, f.length = frameStart, 0, f.line[:0], false, f.header[:0], -1
+		}
+		f.size++
+		if f.max > 0 && f.size > f.max {
+			return good, complete, errTooLarge
+		}
+		if b == '\n' && f.cr {
+			line := f.line[:max(len(f.line)-1, 0)] // without its CR
+			done, err := f.endLine(line)
+			if err != nil {
+				return good, complete, err
+			}
+			if done {
+				f.state = frameIdle
+				complete++
+				good = i + 1
+			}
+			f.line, f.cr = f.line[:0], false
+			continue
+		}
+		f.cr = b == '\r'
+		if len(f.line) < framerLineMax {
+			f.line = append(f.line, b)
+		}
+	}
+	if f.state == frameIdle {
+		good = len(p)
+	}
+	return good, complete, nil
+}
+
+// endLine takes one complete line; done reports a message without a body
+// ending with it.
+func (f *framer) endLine(line []byte) (done bool, err error) {
+	if f.state == frameStart {
+		if !plausibleStartLine(line) {
+			return false, errNotSIP
+		}
+		f.state = frameHeaders
+		return false, nil
+	}
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		if len(f.header) < framerLineMax {
+			f.header = append(append(f.header, ' '), bytes.TrimLeft(line, " \t")...)
+		}
+		return false, nil
+	}
+	if err := f.endHeader(); err != nil {
+		return false, err
+	}
+	if len(line) > 0 {
+		f.header = append(f.header[:0], line...)
+		return false, nil
+	}
+	// The empty line: the headers are over.
+	if f.length < 0 {
+		return false, errNoLength
+	}
+	if f.max > 0 && f.size+f.length > f.max {
+		return false, errTooLarge
+	}
+	if f.length == 0 {
+		return true, nil
+	}
+	f.state, f.remaining = frameBody, f.length
+	return false, nil
+}
+
+// endHeader reads the Content-Length out of the header just ended.
+func (f *framer) endHeader() error {
+	name, value, ok := bytes.Cut(f.header, []byte(":"))
+	f.header = f.header[:0]
+	if !ok {
+		return nil
+	}
+	name = bytes.TrimRight(name, " \t")
+	if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("l")) {
+		return nil
+	}
+	v := bytes.TrimSpace(value)
+	n, err := strconv.ParseUint(string(v), 10, 31)
+	if err != nil || len(v) == 0 || v[0] == '+' {
+		if errors.Is(err, strconv.ErrRange) {
+			return errTooLarge
+		}
+		return fmt.Errorf("malformed Content-Length %q", v)
+	}
+	if f.length >= 0 && f.length != int(n) {
+		return errors.New("conflicting Content-Length headers")
+	}
+	f.length = int(n)
+	return nil
+}
+
+// plausibleStartLine reports whether line may be a SIP start line: a
+// status line ("SIP/2.0 200 OK") or a request line ending in the SIP
+// version ("INVITE sip:a@b SIP/2.0").
+func plausibleStartLine(line []byte) bool {
+	if hasSIPPrefix(line) {
+		return true
+	}
+	i := bytes.LastIndexByte(line, ' ')
+	return i > 0 && hasSIPPrefix(line[i+1:])
+}
+
+func hasSIPPrefix(b []byte) bool {
+	return len(b) >= 4 && bytes.EqualFold(b[:4], []byte("SIP/"))
+}

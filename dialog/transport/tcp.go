@@ -1,0 +1,315 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// TCPLimits bounds what a TCP listener accepts (sip.tcp and
+// sip.max_message_size). A zero field is no limit.
+type TCPLimits struct {
+	// MaxConnections bounds the accepted connections open at once,
+	// MaxPerSource those from one IP address. A connection past either
+	// is closed as soon as it is accepted; the listener goes on.
+	MaxConnections int
+	MaxPerSource   int
+	// IdleTimeout closes a connection that sent nothing for this long.
+	IdleTimeout time.Duration
+	// FirstMessageTimeout closes a connection that has not sent one
+	// complete SIP message (headers ended by an empty line, and the body
+	// its Content-Length announces) this long after it was accepted.
+	FirstMessageTimeout time.Duration
+	// MaxMessageSize bounds one message, headers and body; a larger one
+	// closes the connection.
+	MaxMessageSize int
+}
+
+// Accept retry: a failing accept (EMFILE, ENFILE, ENOBUFS, an aborted
+// connection) is retried after a pause that doubles from acceptBackoffMin
+// up to acceptBackoffMax, as net/http's server does.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// refusalLogEvery bounds the log lines about refused connections: a flood
+// of them is summed up once per interval.
+const refusalLogEvery = 10 * time.Second
+
+// Lingering close: when a connection ends (a framing error, the peer's
+// EOF) within lingerAfterMessage of delivering a complete message, its
+// answer may still be on its way from a handler. The connection then
+// stops reading at once but stays open for writing for closeLinger, so
+// the answer to the last good message is not lost with the connection.
+const (
+	lingerAfterMessage = 2 * time.Second
+	closeLinger        = time.Second
+)
+
+// tcpAcceptor is the part of *net.TCPListener a GuardedListener uses.
+type tcpAcceptor interface {
+	AcceptTCP() (*net.TCPConn, error)
+	Close() error
+	Addr() net.Addr
+}
+
+// GuardedListener is the net.Listener sipgo serves SIP over TCP on. It
+// applies TCPLimits to every connection it accepts, and it keeps
+// accepting through errors that pass (a full file table, an aborted
+// handshake): it returns an error only when the listening socket itself
+// is closed or broken. Connections parley dials itself never pass
+// through it.
+type GuardedListener struct {
+	ln  tcpAcceptor
+	lim TCPLimits
+	log *slog.Logger
+
+	mu       sync.Mutex
+	open     int
+	perSrc   map[netip.Addr]int
+	refused  int // refusals since the last log line
+	loggedAt time.Time
+
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// NewGuardedListener guards ln with lim, logging to log.
+func NewGuardedListener(ln *net.TCPListener, lim TCPLimits, log *slog.Logger) *GuardedListener {
+	return newGuardedListener(ln, lim, log)
+}
+
+func newGuardedListener(ln tcpAcceptor, lim TCPLimits, log *slog.Logger) *GuardedListener {
+	return &GuardedListener{ln: ln, lim: lim, log: log, perSrc: map[netip.Addr]int{}, closed: make(chan struct{})}
+}
+
+// Accept returns the next connection within the limits. A connection past
+// a limit is closed at once (with a reset, so it holds nothing) and Accept
+// waits for the next one. A failed accept is logged and retried after a
+// short pause; Accept returns an error only for a listener that cannot go
+// on (closed, or a socket error no retry can mend).
+func (l *GuardedListener) Accept() (net.Conn, error) {
+	var backoff time.Duration
+	for {
+		c, err := l.ln.AcceptTCP()
+		if err != nil {
+			select {
+			case <-l.closed:
+				return nil, net.ErrClosed
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) || !retryable(err) {
+				return nil, err
+			}
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			l.log.Warn("SIP TCP accept failed; retrying", "addr", l.ln.Addr().String(), "error", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-l.closed:
+				return nil, net.ErrClosed
+			}
+			continue
+		}
+		backoff = 0
+		src := sourceIP(c)
+		if limit := l.admit(src); limit != "" {
+			_ = c.SetLinger(0)
+			_ = c.Close()
+			l.refuse(src, limit)
+			continue
+		}
+		return l.guard(c, src), nil
+	}
+}
+
+// Close closes the listening socket; connections already accepted stay.
+func (l *GuardedListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.ln.Close()
+}
+
+// Addr is the listening address.
+func (l *GuardedListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Open returns the number of accepted connections open now.
+func (l *GuardedListener) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+// retryable reports whether a failed accept may succeed later. Only the
+// errors that say the listening socket itself is unusable are final.
+func retryable(err error) bool {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EBADF, syscall.EINVAL, syscall.ENOTSOCK, syscall.EOPNOTSUPP, syscall.EFAULT:
+			return false
+		}
+	}
+	return true
+}
+
+func sourceIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// admit counts a new connection from src, or returns the name of the
+// limit it would pass.
+func (l *GuardedListener) admit(src netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lim.MaxConnections > 0 && l.open >= l.lim.MaxConnections {
+		return "sip.tcp.max_connections"
+	}
+	if l.lim.MaxPerSource > 0 && l.perSrc[src] >= l.lim.MaxPerSource {
+		return "sip.tcp.max_per_source"
+	}
+	l.open++
+	l.perSrc[src]++
+	return ""
+}
+
+// release uncounts a connection from src once it is closed.
+func (l *GuardedListener) release(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if n := l.perSrc[src] - 1; n > 0 {
+		l.perSrc[src] = n
+	} else {
+		delete(l.perSrc, src)
+	}
+}
+
+// refuse logs a connection closed at a limit: the first one at once, then
+// at most one line per refusalLogEvery with the number refused meanwhile.
+func (l *GuardedListener) refuse(src netip.Addr, limit string) {
+	l.log.Debug("SIP TCP connection refused", "source", src.String(), "limit", limit)
+	l.mu.Lock()
+	l.refused++
+	now := time.Now()
+	if now.Sub(l.loggedAt) < refusalLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.refused
+	l.refused, l.loggedAt = 0, now
+	open := l.open
+	l.mu.Unlock()
+	l.log.Warn("SIP TCP connections refused at a limit", "refused", n, "last_source", src.String(), "limit", limit, "open", open)
+}
+
+// guard wraps an accepted connection.
+func (l *GuardedListener) guard(c *net.TCPConn, src netip.Addr) *guardedConn {
+	g := &guardedConn{TCPConn: c, l: l, src: src, fr: framer{max: l.lim.MaxMessageSize}}
+	if d := l.lim.FirstMessageTimeout; d > 0 {
+		g.firstBy = time.Now().Add(d)
+	}
+	return g
+}
+
+// guardedConn is one accepted connection. sipgo reads it from one
+// goroutine, so the read side (framer, deadlines) needs no lock; Close
+// may come from anywhere.
+type guardedConn struct {
+	*net.TCPConn
+	l   *GuardedListener
+	src netip.Addr
+
+	fr      framer
+	firstBy time.Time    // zero: no first-message limit, or it was met
+	lastMsg atomic.Int64 // when the last complete message came (Unix ns)
+	failed  error        // a framing error: the next Read ends the connection
+
+	closing   atomic.Bool
+	closeOnce sync.Once
+}
+
+// Read reads from the connection under the idle and first-message
+// deadlines, and frames what it reads: a message too large or without a
+// usable Content-Length ends the connection after the complete messages
+// before it are handed on. An expired deadline ends it too; sipgo sees
+// either as the peer's EOF.
+func (c *guardedConn) Read(b []byte) (int, error) {
+	if c.failed != nil {
+		c.Close()
+		return 0, io.EOF
+	}
+	var deadline time.Time
+	if d := c.l.lim.IdleTimeout; d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	if !c.firstBy.IsZero() && (deadline.IsZero() || c.firstBy.Before(deadline)) {
+		deadline = c.firstBy
+	}
+	_ = c.TCPConn.SetReadDeadline(deadline)
+	n, err := c.TCPConn.Read(b)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			reason := "sip.tcp.idle_timeout: nothing received"
+			if !c.firstBy.IsZero() && !time.Now().Before(c.firstBy) {
+				reason = "sip.tcp.first_message_timeout: no complete SIP message"
+			}
+			c.l.log.Debug("SIP TCP connection closed", "source", c.RemoteAddr().String(), "reason", reason)
+			c.closeNow()
+			return 0, io.EOF
+		}
+		return n, err
+	}
+	good, complete, ferr := c.fr.feed(b[:n])
+	if complete > 0 {
+		c.lastMsg.Store(time.Now().UnixNano())
+		c.firstBy = time.Time{}
+	}
+	if ferr != nil {
+		c.l.log.Debug("SIP TCP connection closed", "source", c.RemoteAddr().String(), "reason", ferr.Error())
+		c.failed = ferr
+		if good == 0 {
+			c.Close()
+			return 0, io.EOF
+		}
+		return good, nil
+	}
+	return n, nil
+}
+
+// Close ends the connection. If a complete message came just before, its
+// answer may still be on its way: the connection then stops reading now
+// and closes after closeLinger (RFC 3261 §18.2.2: the response goes back
+// over the connection the request came on).
+func (c *guardedConn) Close() error {
+	if c.closing.Swap(true) {
+		return nil
+	}
+	if last := c.lastMsg.Load(); last != 0 && time.Since(time.Unix(0, last)) < lingerAfterMessage {
+		_ = c.TCPConn.CloseRead()
+		time.AfterFunc(closeLinger, c.closeNow)
+		return nil
+	}
+	c.closeNow()
+	return nil
+}
+
+// closeNow closes the socket and uncounts the connection.
+func (c *guardedConn) closeNow() {
+	c.closing.Store(true)
+	c.closeOnce.Do(func() {
+		_ = c.TCPConn.Close()
+		c.l.release(c.src)
+	})
+}
