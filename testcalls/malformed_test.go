@@ -94,6 +94,63 @@ func TestMalformedMessages(t *testing.T) {
 		})
 	}
 
+	// RFC 3261's answers to the smaller deviations of issue 11 (the RFC
+	// 4475 messages are in torture_test.go).
+	options := func(callID string) string {
+		return rawRequest("OPTIONS", "parley.lab", local, callID, "Max-Forwards: 70")
+	}
+	deviations := []struct {
+		name   string
+		mangle func(req string) string
+		status string // "" when it must be dropped
+		has    string
+	}{
+		{"unknown method gets 501", func(r string) string {
+			return strings.ReplaceAll(r, "OPTIONS", "FROBNICATE")
+		}, "SIP/2.0 501", "Allow: "},
+		{"known method outside a dialog gets 405", func(r string) string {
+			return strings.ReplaceAll(r, "OPTIONS", "MESSAGE")
+		}, "SIP/2.0 405", "Allow: "},
+		{"Content-Length past the datagram gets 400", func(r string) string {
+			return strings.Replace(r, "Content-Length: 0", "Content-Length: 300", 1) + "v=0\r\n"
+		}, "SIP/2.0 400", "Content-Length 300 is larger than"},
+		{"negative Content-Length gets 400", func(r string) string {
+			return strings.Replace(r, "Content-Length: 0", "Content-Length: -1", 1)
+		}, "SIP/2.0 400", "malformed Content-Length"},
+		{"NUL in a header value gets 400", func(r string) string {
+			return strings.Replace(r, "Max-Forwards: 70", "Max-Forwards: 70\r\nSubject: nul\x00here", 1)
+		}, "SIP/2.0 400", "control character in Subject"},
+		{"SIP/3.0 gets 505", func(r string) string {
+			return strings.Replace(r, "SIP/2.0\r\n", "SIP/3.0\r\n", 1)
+		}, "SIP/2.0 505", ""},
+		{"http: Request-URI gets 416", func(r string) string {
+			return strings.Replace(r, "sip:parley.lab SIP", "http://parley.lab/ SIP", 1)
+		}, "SIP/2.0 416", ""},
+		{"no Via is dropped", func(r string) string {
+			return strings.Replace(r, "Via:", "X-Via:", 1)
+		}, "", ""},
+	}
+	for i, d := range deviations {
+		t.Run(d.name, func(t *testing.T) {
+			callID := fmt.Sprintf("deviation-%d-%d", i, time.Now().UnixNano())
+			req := d.mangle(options(callID))
+			wait := 2 * time.Second
+			if d.status == "" {
+				wait = 500 * time.Millisecond
+			}
+			res := sendUDP(t, pl.SIPAddr, req, wait)
+			switch {
+			case d.status == "" && res != nil:
+				t.Fatalf("got a reply, want none:\n%s", res)
+			case d.status == "":
+			case res == nil:
+				t.Fatalf("no reply to:\n%q\nwant %s", req, d.status)
+			case !strings.HasPrefix(string(res), d.status) || !strings.Contains(string(res), d.has) || !strings.Contains(string(res), callID):
+				t.Fatalf("reply:\n%s\nwant %s containing %q and the Call-ID", res, d.status, d.has)
+			}
+		})
+	}
+
 	t.Run("OPTIONS still answered", func(t *testing.T) {
 		callID := fmt.Sprintf("options-%d", time.Now().UnixNano())
 		req := rawRequest("OPTIONS", "parley.lab", local, callID, "Max-Forwards: 70", "Accept: application/sdp")
