@@ -2,6 +2,7 @@ package testcalls
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -442,4 +443,49 @@ func TestTCPOpenFilesLimit(t *testing.T) {
 func logHas(path, s string) bool {
 	b, err := os.ReadFile(path)
 	return err == nil && strings.Contains(string(b), s)
+}
+
+// TestTCPFramingError sends a good OPTIONS and, in the same write, what
+// cannot be framed: the OPTIONS is answered, then the connection closes.
+// (A framing error used to close it before the answer went out.) Over
+// sip.max_message_size the same holds.
+func TestTCPFramingError(t *testing.T) {
+	pl := startParleyLow(t, parleyConfig{}, "  max_message_size: 1500\n", "")
+	bad := map[string]string{
+		"negative Content-Length": "OPTIONS sip:parley.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-bad\r\nContent-Length: -5\r\n\r\n",
+		"no Content-Length":       "OPTIONS sip:parley.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-bad\r\n\r\n",
+		"not SIP":                 "GET / HTTP/1.1\r\nHost: parley.lab\r\n\r\n",
+		"over max_message_size":   "OPTIONS sip:parley.lab SIP/2.0\r\nX-Pad: " + strings.Repeat("p", 2000) + "\r\nContent-Length: 0\r\n\r\n",
+	}
+	for name, tail := range bad {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", pl.SIPAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			callID := fmt.Sprintf("framing-%d", time.Now().UnixNano())
+			good := "OPTIONS sip:parley.lab SIP/2.0\r\nVia: SIP/2.0/TCP " + c.LocalAddr().String() + ";branch=z9hG4bK-" + callID + "\r\n" +
+				"Max-Forwards: 70\r\nFrom: <sip:probe@parley.lab>;tag=p\r\nTo: <sip:parley.lab>\r\nCall-ID: " + callID +
+				"\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+			if _, err := c.Write([]byte(good + tail)); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			r := bufio.NewReader(c)
+			line, err := r.ReadString('\n')
+			if err != nil || !strings.HasPrefix(line, "SIP/2.0 200") {
+				t.Fatalf("answer to the good OPTIONS before the %s: %q, %v", name, line, err)
+			}
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatalf("the connection stayed open after the %s", name)
+					}
+					break
+				}
+			}
+		})
+	}
 }

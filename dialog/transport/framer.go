@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Framing errors on a stream: each ends the connection, since no message
@@ -13,6 +15,7 @@ var (
 	errTooLarge = errors.New("message larger than sip.max_message_size")
 	errNoLength = errors.New("message without Content-Length (RFC 3261 §18.3: it is mandatory on TCP)")
 	errNotSIP   = errors.New("start line is not a SIP request or status line")
+	errNoColon  = errors.New("header line without a colon")
 )
 
 // framerLineMax is how much of one line the framer keeps: enough for any
@@ -119,6 +122,9 @@ func (f *framer) endLine(line []byte) (done bool, err error) {
 		return false, err
 	}
 	if len(line) > 0 {
+		if bytes.IndexByte(line, ':') < 0 && len(line) < framerLineMax {
+			return false, errNoColon
+		}
 		f.header = append(f.header[:0], line...)
 		return false, nil
 	}
@@ -162,15 +168,36 @@ func (f *framer) endHeader() error {
 	return nil
 }
 
-// plausibleStartLine reports whether line may be a SIP start line: a
-// status line ("SIP/2.0 200 OK") or a request line ending in the SIP
-// version ("INVITE sip:a@b SIP/2.0").
+// plausibleStartLine reports whether sipgo's parser will take line as a
+// start line, checked as it does (sip.parseLine): split at its first two
+// spaces, a status line starts "SIP" and has a 16-bit status code; a
+// request line ends in a version starting "SIP", with no space in it,
+// after a Request-URI that parses. What sipgo refuses makes it drop the
+// connection at once, before the answer to the message before it goes
+// out; the framer ends it itself, after that answer (guardedConn).
 func plausibleStartLine(line []byte) bool {
-	if hasSIPPrefix(line) {
-		return true
+	first, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return false
 	}
-	i := bytes.LastIndexByte(line, ' ')
-	return i > 0 && hasSIPPrefix(line[i+1:])
+	second, third, ok := bytes.Cut(rest, []byte(" "))
+	if !ok {
+		return false
+	}
+	if len(third) >= 3 && bytes.IndexByte(third, ' ') < 0 && isSIPWord(third[:3]) {
+		var u sip.Uri
+		return sip.ParseUri(string(second), &u) == nil && !u.Wildcard
+	}
+	if len(first) >= 3 && isSIPWord(first[:3]) {
+		_, err := strconv.ParseUint(string(second), 10, 16)
+		return err == nil
+	}
+	return false
+}
+
+// isSIPWord is sipgo's test for the "SIP" of a version: either case.
+func isSIPWord(b []byte) bool {
+	return string(b) == "SIP" || string(b) == "sip"
 }
 
 func hasSIPPrefix(b []byte) bool {

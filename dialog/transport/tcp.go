@@ -44,14 +44,19 @@ const (
 // of them is summed up once per interval.
 const refusalLogEvery = 10 * time.Second
 
-// Lingering close: when a connection ends (a framing error, the peer's
-// EOF) within lingerAfterMessage of delivering a complete message, its
-// answer may still be on its way from a handler. The connection then
-// stops reading at once but stays open for writing for closeLinger, so
-// the answer to the last good message is not lost with the connection.
+// Lingering end: when a connection ends (a framing error, the peer's
+// EOF) within lingerAfterMessage of delivering a complete message, the
+// answer to that message may still be on its way from a handler, and
+// sipgo forgets a connection as soon as its reader sees the end. The
+// reader is then held (reading nothing more) until the answer has gone
+// out, or for closeLinger at most, so that answer is not lost with the
+// connection.
 const (
 	lingerAfterMessage = 2 * time.Second
 	closeLinger        = time.Second
+	// answerQuiet is how long after the last write the answer is taken
+	// to be out.
+	answerQuiet = 50 * time.Millisecond
 )
 
 // tcpAcceptor is the part of *net.TCPListener a GuardedListener uses.
@@ -231,12 +236,12 @@ type guardedConn struct {
 	l   *GuardedListener
 	src netip.Addr
 
-	fr      framer
-	firstBy time.Time    // zero: no first-message limit, or it was met
-	lastMsg atomic.Int64 // when the last complete message came (Unix ns)
-	failed  error        // a framing error: the next Read ends the connection
+	fr        framer
+	firstBy   time.Time    // zero: no first-message limit, or it was met
+	lastMsg   atomic.Int64 // when the last complete message came (Unix ns)
+	lastWrite atomic.Int64 // when parley last wrote to it (Unix ns)
+	failed    error        // a framing error: the next Read ends the connection
 
-	closing   atomic.Bool
 	closeOnce sync.Once
 }
 
@@ -247,6 +252,7 @@ type guardedConn struct {
 // either as the peer's EOF.
 func (c *guardedConn) Read(b []byte) (int, error) {
 	if c.failed != nil {
+		c.awaitAnswer()
 		c.Close()
 		return 0, io.EOF
 	}
@@ -269,6 +275,10 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 			c.closeNow()
 			return 0, io.EOF
 		}
+		if errors.Is(err, io.EOF) {
+			// The peer is done sending; it may still wait for an answer.
+			c.awaitAnswer()
+		}
 		return n, err
 	}
 	good, complete, ferr := c.fr.feed(b[:n])
@@ -280,6 +290,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		c.l.log.Debug("SIP TCP connection closed", "source", c.RemoteAddr().String(), "reason", ferr.Error())
 		c.failed = ferr
 		if good == 0 {
+			c.awaitAnswer()
 			c.Close()
 			return 0, io.EOF
 		}
@@ -288,26 +299,39 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// Close ends the connection. If a complete message came just before, its
-// answer may still be on its way: the connection then stops reading now
-// and closes after closeLinger (RFC 3261 §18.2.2: the response goes back
-// over the connection the request came on).
+// Write writes b and notes when, for awaitAnswer.
+func (c *guardedConn) Write(b []byte) (int, error) {
+	n, err := c.TCPConn.Write(b)
+	if n > 0 {
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// awaitAnswer holds the reader of a connection that is about to end, if
+// a complete message came just before, until its answer has been written
+// (nothing written for answerQuiet after a write since the message) or
+// closeLinger has passed.
+func (c *guardedConn) awaitAnswer() {
+	msg := c.lastMsg.Load()
+	if msg == 0 || time.Since(time.Unix(0, msg)) >= lingerAfterMessage {
+		return
+	}
+	_ = c.TCPConn.CloseRead()
+	for end := time.Now().Add(closeLinger); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if w := c.lastWrite.Load(); w > msg && time.Since(time.Unix(0, w)) >= answerQuiet {
+			return
+		}
+	}
+}
+
+// Close closes the socket and uncounts the connection.
 func (c *guardedConn) Close() error {
-	if c.closing.Swap(true) {
-		return nil
-	}
-	if last := c.lastMsg.Load(); last != 0 && time.Since(time.Unix(0, last)) < lingerAfterMessage {
-		_ = c.TCPConn.CloseRead()
-		time.AfterFunc(closeLinger, c.closeNow)
-		return nil
-	}
 	c.closeNow()
 	return nil
 }
 
-// closeNow closes the socket and uncounts the connection.
 func (c *guardedConn) closeNow() {
-	c.closing.Store(true)
 	c.closeOnce.Do(func() {
 		_ = c.TCPConn.Close()
 		c.l.release(c.src)
