@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lowSIPPort returns a loopback port below 32768, free for UDP and TCP a
@@ -488,4 +491,77 @@ func TestTCPFramingError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTCPListenerBroken breaks parley's TCP listening socket under it
+// (shutdown(2) on a copy of its descriptor, taken with pidfd_getfd): the
+// accept loop cannot go on, and parley must stop with a non-zero exit
+// status, so a service manager restarts it (it used to exit 0).
+func TestTCPListenerBroken(t *testing.T) {
+	pl := startParleyLow(t, parleyConfig{}, "", "")
+	_, port, _ := net.SplitHostPort(pl.SIPAddr)
+	fd := listeningFD(t, pl.cmd.Process.Pid, port)
+	pidfd, err := unix.PidfdOpen(pl.cmd.Process.Pid, 0)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer unix.Close(pidfd)
+	sock, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		t.Skipf("pidfd_getfd (needs ptrace rights over parley): %v", err)
+	}
+	if err := unix.Shutdown(sock, unix.SHUT_RDWR); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	unix.Close(sock)
+	select {
+	case <-pl.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("parley went on without its TCP listener")
+	}
+	var exit *exec.ExitError
+	if !errors.As(pl.err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("parley exited with %v; want exit status 1", pl.err)
+	}
+	if !logHas(pl.LogPath, "SIP listener stopped") {
+		t.Errorf("parley did not log why it stopped:\n%s", tail(pl.LogPath, 20))
+	}
+}
+
+// listeningFD finds the descriptor of pid's TCP socket listening on
+// 127.0.0.1:port, through /proc/net/tcp's inode for it.
+func listeningFD(t *testing.T, pid int, port string) int {
+	t.Helper()
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("/proc/net/tcp: %v", err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", p)
+	inode := ""
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local && f[3] == "0A" { // 0A: LISTEN
+			inode = f[9]
+		}
+	}
+	if inode == "" {
+		t.Fatalf("no listening socket on %s in /proc/net/tcp", local)
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Skipf("%s: %v", dir, err)
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == "socket:["+inode+"]" {
+			fd, _ := strconv.Atoi(e.Name())
+			return fd
+		}
+	}
+	t.Fatalf("socket:[%s] is not among parley's descriptors", inode)
+	return 0
 }
