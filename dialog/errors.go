@@ -26,6 +26,18 @@ var (
 	ErrMethodNotAllowed = &sipmsg.Error{Code: 405, Reason: "Method Not Allowed", Allow: allowHeader}
 )
 
+// The errors validate and offerAcceptable answer with, besides 400s.
+var (
+	// errNotImplemented answers an unknown method (RFC 3261 §21.5.2).
+	errNotImplemented = &sipmsg.Error{Code: 501, Reason: "Not Implemented", Allow: allowHeader}
+	// errUnsupportedMedia answers an INVITE whose body is not SDP
+	// (RFC 3261 §21.4.13); its response also carries Accept.
+	errUnsupportedMedia = sipmsg.Warn(415, "Unsupported Media Type", "only application/sdp bodies are accepted")
+	// errNotAcceptable answers an INVITE whose Accept rules out SDP, the
+	// only body parley answers with (RFC 3261 §21.4.7, RFC 4475 §3.3.15).
+	errNotAcceptable = sipmsg.Warn(406, "Not Acceptable", "Accept does not include application/sdp")
+)
+
 // badRequest is a 400 whose Warning names the problem.
 func badRequest(format string, args ...any) *sipmsg.Error {
 	return sipmsg.BadRequest(fmt.Sprintf(format, args...))

@@ -27,6 +27,27 @@ func WithGuard(g Guard) Option {
 	return func(s *Server) error { s.guard = g; return nil }
 }
 
+// refused reports whether the guard drops req: its source is banned, or
+// its User-Agent is a scanner's.
+func (s *Server) refused(req *sip.Request) bool {
+	if s.guard == nil {
+		return false
+	}
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return false
+	}
+	ip := src.Addr().Unmap()
+	if !s.guard.Allow(ip) {
+		return true
+	}
+	if h := sipmsg.HeaderNamed(req, "User-Agent"); h != nil && s.guard.Scanner(ip, h.Value()) {
+		s.log.Debug("scanner dropped", "source", src.String(), "user_agent", h.Value())
+		return true
+	}
+	return false
+}
+
 // stateless sees every UDP request before the transaction layer makes a
 // transaction for it (transaction.WithStateless). It drops what the guard
 // refuses (a banned source, a scanner, a stranger over its rate), and
@@ -38,14 +59,8 @@ func WithGuard(g Guard) Option {
 // the usual way.
 func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.AddrPort) bool {
 	ip := src.Addr().Unmap()
-	if s.guard != nil {
-		if !s.guard.Allow(ip) {
-			return true
-		}
-		if h := sipmsg.HeaderNamed(req, "User-Agent"); h != nil && s.guard.Scanner(ip, h.Value()) {
-			s.log.Debug("scanner dropped", "source", src.String(), "user_agent", h.Value())
-			return true
-		}
+	if s.refused(req) {
+		return true
 	}
 	code, credentials := 0, ""
 	switch req.Method {

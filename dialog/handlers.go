@@ -17,18 +17,6 @@ const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, N
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
 var supported = map[string]bool{"timer": true}
 
-// The errors validate and offerAcceptable answer with, besides 400s.
-var (
-	// errNotImplemented answers an unknown method (RFC 3261 §21.5.2).
-	errNotImplemented = &sipmsg.Error{Code: 501, Reason: "Not Implemented", Allow: allowHeader}
-	// errUnsupportedMedia answers an INVITE whose body is not SDP
-	// (RFC 3261 §21.4.13); its response also carries Accept.
-	errUnsupportedMedia = sipmsg.Warn(415, "Unsupported Media Type", "only application/sdp bodies are accepted")
-	// errNotAcceptable answers an INVITE whose Accept rules out SDP, the
-	// only body parley answers with (RFC 3261 §21.4.7, RFC 4475 §3.3.15).
-	errNotAcceptable = sipmsg.Warn(406, "Not Acceptable", "Accept does not include application/sdp")
-)
-
 func (s *Server) routeHandlers() {
 	s.handlers = map[sip.RequestMethod]sipgo.RequestHandler{
 		sip.INVITE:  s.onInvite,
@@ -82,6 +70,9 @@ func (s *Server) wrap(h sipgo.RequestHandler) sipgo.RequestHandler {
 
 // handle is wrap's work for one request.
 func (s *Server) handle(h sipgo.RequestHandler, req *sip.Request, tx sip.ServerTransaction) {
+	if req.Transport() != "UDP" && s.refused(req) {
+		return // a banned source or a scanner, over TCP (UDP: see stateless)
+	}
 	method := string(req.Method)
 	s.m.request(method)
 	if tx != nil {

@@ -137,10 +137,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.failCall(c, req, tx, err)
 		return
 	}
-	if len(req.Body()) > 0 && !isSDP(req) {
-		s.failCall(c, req, tx, &sipmsg.Error{Code: 415, Reason: "Unsupported Media Type", Warning: "only application/sdp bodies are accepted"})
-		return
-	}
 	var ms MediaSession
 	if s.media != nil {
 		if ms, err = s.media.NewSession(); err != nil {
