@@ -22,7 +22,7 @@ type fakeLocator map[string][]Contact
 
 func (f fakeLocator) Lookup(u string) []Contact { return f[u] }
 
-func newTestServer(t *testing.T, yaml string, opts ...Option) *Server {
+func newTestServer(t testing.TB, yaml string, opts ...Option) *Server {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), "test")
 	if err != nil {

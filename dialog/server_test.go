@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 // startServer runs a Server on loopback ephemeral ports until the test ends.
-func startServer(t *testing.T, yaml string, opts ...Option) *Server {
+func startServer(t testing.TB, yaml string, opts ...Option) *Server {
 	t.Helper()
 	s := newTestServer(t, yaml, opts...)
 	s.listeners = nil

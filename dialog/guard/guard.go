@@ -32,6 +32,11 @@ import (
 // memory (about 100 bytes a source).
 const defaultMaxSources = 1 << 16
 
+// answerGrace is how long a challenge may be on its way without counting
+// as unanswered: a load test from one address sends hundreds of
+// challenged requests before its first answer arrives.
+const answerGrace = 2 * time.Second
+
 // Ban is one banned source.
 type Ban struct {
 	Address string    `json:"address"`
@@ -44,7 +49,9 @@ type source struct {
 	windowStart time.Time
 	failures    int // wrong digests, unknown users, replays
 	unanswered  int // challenges not (yet) answered correctly
-	lastOK      time.Time
+	// firstUnanswered is when the oldest of them went out.
+	firstUnanswered time.Time
+	lastOK          time.Time
 	tokens      float64
 	refilled    time.Time
 }
@@ -215,7 +222,7 @@ func (g *Guard) record(src netip.Addr, now time.Time) *source {
 		g.sources[src] = s
 	}
 	if now.Sub(s.windowStart) > g.cfg.BanWindow {
-		s.windowStart, s.failures, s.unanswered = now, 0, 0
+		s.windowStart, s.failures, s.unanswered, s.firstUnanswered = now, 0, 0, time.Time{}
 	}
 	return s
 }
@@ -224,7 +231,13 @@ func (g *Guard) record(src netip.Addr, now time.Time) *source {
 func (g *Guard) Challenged(src netip.Addr) {
 	g.count(src, func(s *source, now time.Time) string {
 		s.unanswered++
-		if g.cfg.BanAfter > 0 && s.unanswered >= g.cfg.BanAfter && now.Sub(s.lastOK) > g.cfg.BanWindow {
+		if s.firstUnanswered.IsZero() {
+			s.firstUnanswered = now
+		}
+		// Banned when ban_after challenges are out, the oldest has had
+		// answerGrace to be answered, and none was answered in the window.
+		if g.cfg.BanAfter > 0 && s.unanswered >= g.cfg.BanAfter &&
+			now.Sub(s.firstUnanswered) >= answerGrace && now.Sub(s.lastOK) > g.cfg.BanWindow {
 			return "challenges unanswered"
 		}
 		return ""
@@ -252,9 +265,7 @@ func (g *Guard) Failed(src netip.Addr, user string) {
 func (g *Guard) Succeeded(src netip.Addr) {
 	g.count(src, func(s *source, now time.Time) string {
 		s.lastOK = now
-		if s.unanswered > 0 {
-			s.unanswered--
-		}
+		s.unanswered, s.firstUnanswered = 0, time.Time{}
 		return ""
 	})
 }

@@ -89,12 +89,32 @@ func TestFailuresSpreadOverWindows(t *testing.T) {
 // banned; one whose challenges come back right (a SIPp load test from one
 // address, thousands a second) never is, even with many outstanding.
 func TestUnansweredChallenges(t *testing.T) {
-	g, _ := newGuard(t, config.Security{BanAfter: 10})
+	g, c := newGuard(t, config.Security{BanAfter: 10})
 	for range 10 {
 		g.Challenged(attacker)
 	}
+	if !g.Allow(attacker) {
+		t.Fatal("banned while its challenges may still be on their way")
+	}
+	c.advance(answerGrace)
+	g.Challenged(attacker)
 	if g.Allow(attacker) {
-		t.Fatal("a source with 10 unanswered challenges is not banned")
+		t.Fatal("a source with 11 challenges unanswered after the grace is not banned")
+	}
+	// A load test starting: hundreds of challenges out before the first
+	// answer comes back, then answers.
+	load := netip.MustParseAddr("192.0.2.99")
+	for range 500 {
+		g.Challenged(load)
+	}
+	c.advance(10 * time.Millisecond)
+	g.Succeeded(load)
+	c.advance(answerGrace)
+	for range 500 {
+		g.Challenged(load)
+	}
+	if !g.Allow(load) {
+		t.Fatal("a load test whose challenges come back was banned")
 	}
 	for range 5000 {
 		g.Challenged(rig) // outside the trusted network: 127.0.0.1 is not 10/8
