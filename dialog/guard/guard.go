@@ -52,8 +52,8 @@ type source struct {
 	// firstUnanswered is when the oldest of them went out.
 	firstUnanswered time.Time
 	lastOK          time.Time
-	tokens      float64
-	refilled    time.Time
+	tokens          float64
+	refilled        time.Time
 }
 
 // Guard keeps the bans and the per-source counts. It is safe for
