@@ -130,7 +130,10 @@ func FuzzParseReceptionReport(f *testing.F) {
 func FuzzBridgeRoute(f *testing.F) {
 	f.Add([]byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, uint8(0))
 	f.Add(receiverReport(1, 64, 1000, 77), uint8(3))
-	pool, err := NewPortPool(relayTestPorts, relayTestPorts+3)
+	// A range wider than the one pair it opens: under go test -fuzz this
+	// setup runs in the coordinator and again in each worker process, and
+	// each must find a pair of its own.
+	pool, err := NewPortPool(relayTestPorts, relayTestPorts+63)
 	if err != nil {
 		f.Fatal(err)
 	}
