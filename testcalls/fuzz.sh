@@ -60,5 +60,7 @@ for ((i = 0; i < ${#targets[@]}; i += 2)); do
 		wait "$p" || failed=1
 	done
 done
-echo "SUMMARY fuzz: ${#targets[@]} targets, $FUZZTIME each, $([ $failed = 0 ] && echo 'no failure' || echo 'FAILURES, see above') (commit $(git rev-parse --short HEAD))"
+verdict="no failure"
+if ((failed)); then verdict="FAILURES, see above"; fi
+echo "SUMMARY fuzz: ${#targets[@]} targets, $FUZZTIME each, $verdict, commit $(git rev-parse --short HEAD)"
 exit $failed
