@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,33 +48,7 @@ func startParleyYAML(t *testing.T, body string) *parley {
 		body = strings.ReplaceAll(body, "ADMIN_LISTEN", fmt.Sprintf("127.0.0.1:%d", adminPort))
 	}
 	writeFile(t, p.ConfigPath, head+body)
-	logf, err := os.Create(p.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(parleyBin, "-config", p.ConfigPath)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start parley: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() || os.Getenv("PARLEY_TEST_VERBOSE") != "" {
-			t.Logf("parley config %s:\n%s", p.ConfigPath, readFileOrErr(p.ConfigPath))
-			t.Logf("last %d lines of parley's output (%s):\n%s", logTailLines, p.LogPath, tail(p.LogPath, logTailLines))
-		}
-	})
-	if err := p.waitReady(readyTimeout); err != nil {
-		t.Fatalf("parley did not become ready: %v", err)
-	}
+	p.run(t, exec.Command(parleyBin, "-config", p.ConfigPath))
 	p.waitLog(t, "parley ready", 5*time.Second)
 	return p
 }

@@ -194,15 +194,24 @@ func startParley(t *testing.T, cfg parleyConfig) *parley {
 	if err := os.WriteFile(p.ConfigPath, []byte(renderConfig(cfg, sipPort, adminPort)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	p.run(t, exec.Command(parleyBin, "-config", p.ConfigPath))
+	return p
+}
+
+// run starts cmd (parley, or a shell that execs it) as p's process with
+// its output in p.LogPath, in a process group of its own so that nothing
+// it starts outlives it; it arranges for it to be stopped when t ends and
+// waits until /readyz answers 200.
+func (p *parley) run(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
 	logf, err := os.Create(p.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(parleyBin, "-config", p.ConfigPath)
-	p.cmd.Dir = dir
+	p.cmd = cmd
+	p.cmd.Dir = filepath.Dir(p.ConfigPath)
 	p.cmd.Stdout = logf
 	p.cmd.Stderr = logf
-	// A process group of its own, so that nothing it starts outlives it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
@@ -223,7 +232,6 @@ func startParley(t *testing.T, cfg parleyConfig) *parley {
 	if err := p.waitReady(readyTimeout); err != nil {
 		t.Fatalf("parley did not become ready: %v", err)
 	}
-	return p
 }
 
 // waitReady polls /readyz until it answers 200, the process exits or d passes.

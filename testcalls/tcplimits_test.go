@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,38 +58,12 @@ func startParleyLow(t *testing.T, cfg parleyConfig, sipExtra, shell string) *par
 	}
 	conf := strings.Replace(renderConfig(cfg, sipPort, adminPort), "  realm: parley.lab\n", "  realm: parley.lab\n"+sipExtra, 1)
 	writeFile(t, p.ConfigPath, conf)
-	logf, err := os.Create(p.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := []string{"-config", p.ConfigPath}
-	if shell == "" {
-		p.cmd = exec.Command(parleyBin, args...)
-	} else {
-		p.cmd = exec.Command("sh", append([]string{"-c", shell + ` && exec "$0" "$@"`, parleyBin}, args...)...)
+	cmd := exec.Command(parleyBin, args...)
+	if shell != "" {
+		cmd = exec.Command("sh", append([]string{"-c", shell + ` && exec "$0" "$@"`, parleyBin}, args...)...)
 	}
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start parley: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() || os.Getenv("PARLEY_TEST_VERBOSE") != "" {
-			t.Logf("parley config %s:\n%s", p.ConfigPath, readFileOrErr(p.ConfigPath))
-			t.Logf("last %d lines of parley's output (%s):\n%s", logTailLines, p.LogPath, tail(p.LogPath, logTailLines))
-		}
-	})
-	if err := p.waitReady(readyTimeout); err != nil {
-		t.Fatalf("parley did not become ready: %v", err)
-	}
+	p.run(t, cmd)
 	return p
 }
 
