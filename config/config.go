@@ -33,6 +33,7 @@ type Config struct {
 	Routes    []Route   `yaml:"routes"`
 	Services  Services  `yaml:"services"`
 	Security  Security  `yaml:"security"`
+	Node      Node      `yaml:"node"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -88,6 +89,9 @@ type Sessions struct {
 	MaxCalls        int           `yaml:"max_calls"`
 	MaxCallsPerUser int           `yaml:"max_calls_per_user"`
 	DrainGrace      time.Duration `yaml:"drain_grace"`
+	// Checkpoint writes each answered call's state to the store at its
+	// sync points, so a restarted parley (or another node) resumes it.
+	Checkpoint bool `yaml:"checkpoint"`
 }
 
 // Registrar holds the registration settings.
@@ -114,6 +118,18 @@ type Admin struct {
 type Store struct {
 	// Path is a directory; empty keeps everything in memory only.
 	Path string `yaml:"path"`
+	// Redis is a redis:// URL; when set, registrations, checkpoints and
+	// bans live there, shared by every node that names it.
+	Redis string `yaml:"redis"`
+}
+
+// Node names this process in a cluster of parley nodes sharing one Redis.
+type Node struct {
+	// ID is this node's name; empty means the host name.
+	ID string `yaml:"id"`
+	// Heartbeat is how often the node says it is alive; a node silent for
+	// three heartbeats is dead and its calls are adopted.
+	Heartbeat time.Duration `yaml:"heartbeat"`
 }
 
 // User is a local account.

@@ -180,6 +180,10 @@ func (c *Config) Validate() error {
 		return bad("sessions.drain_grace", "must not be negative")
 	}
 
+	if err := c.validateCluster(); err != nil {
+		return err
+	}
+
 	r := c.Registrar
 	if r.MinExpires < 1 {
 		return bad("registrar.min_expires", "%d: must be at least 1 second", r.MinExpires)
@@ -317,4 +321,21 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
+}
+
+// validateCluster checks store.redis, node.id and node.heartbeat.
+func (c *Config) validateCluster() error {
+	if u := c.Store.Redis; u != "" {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "redis" && p.Scheme != "rediss") || p.Host == "" {
+			return bad("store.redis", "%q: want redis://host:port/db", u)
+		}
+	}
+	if id := c.Node.ID; len(id) > 64 || strings.ContainsAny(id, " \t\r\n:*?[]") {
+		return bad("node.id", "%q: want at most 64 characters, no spaces, colons or glob characters", id)
+	}
+	if h := c.Node.Heartbeat; h < 100*time.Millisecond || h > time.Minute {
+		return bad("node.heartbeat", "%v: want between 100ms and 1m", h)
+	}
+	return nil
 }
