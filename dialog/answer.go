@@ -121,6 +121,7 @@ func (s *Server) acked(l *leg, ack *sip.Request) bool {
 	if fn != nil {
 		fn(ack)
 	}
+	s.checkpoint(l.call)
 	return true
 }
 

@@ -151,6 +151,9 @@ type Call struct {
 	// relayed re-INVITE or UPDATE with SDP, or parley's own refresh), so an
 	// offer from the other side meanwhile gets 491 (RFC 3261 §14.2).
 	negotiating bool
+	// checkpointed is set once a checkpoint of the call was taken, so its
+	// end deletes it.
+	checkpointed bool
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

@@ -287,6 +287,10 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 	negotiated := ok && refresh && isSDP(res)
 	var out *sip.Response
 	c.do(func() {
+		if ok {
+			// The CSeqs moved on, and perhaps the media and the timers.
+			defer s.checkpoint(c)
+		}
 		body := res.Body()
 		if negotiated {
 			// The 2xx carries the answer to the offer, or (re-INVITE
@@ -343,8 +347,19 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 
 // HangupAll ends every call: BYE to both legs of established calls, a
 // final error to calls still being set up.
+//
+// After Detach, established calls are instead dropped from memory without
+// BYE: their checkpoints stay for the next process.
 func (s *Server) HangupAll(reason string) {
 	for _, c := range s.calls.all() {
+		if s.detached.Load() {
+			var established bool
+			c.do(func() { established = c.state == Active || c.state == Suspended })
+			if established {
+				s.closeCall(c, resultDetached, "left to the next process")
+				continue
+			}
+		}
 		s.hangup(c, reason)
 	}
 }

@@ -80,6 +80,8 @@ const (
 	resultUnavailable = "unavailable"
 	resultRejected    = "rejected"
 	resultFailed      = "failed"
+	// resultDetached is a call left to the next process (Detach).
+	resultDetached = "detached"
 )
 
 // resultFor names the result of a call that failed with a final status.

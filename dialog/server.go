@@ -134,6 +134,13 @@ type Server struct {
 	ringTimeout time.Duration
 	onState     func(call string, from, to State)
 	guard       Guard
+	// ckpt writes the calls' checkpoints (nil: none); node names this
+	// process in them.
+	ckpt      *ckWriter
+	node      string
+	recovered *prometheus.CounterVec
+	// detached is set by Detach: the calls are left to the next process.
+	detached atomic.Bool
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -189,6 +196,10 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		s.routes = append(s.routes, route{re: re, target: r.Target})
 	}
 	s.m = newMetrics(s.reg)
+	s.recovered = newRecoverMetrics(s.reg)
+	if s.ckpt != nil {
+		s.ckpt.register(s.reg)
+	}
 
 	sipLog := s.log.With("component", "sipgo")
 	s.parser = transport.NewLenientParser()
@@ -337,6 +348,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 		s.log.Info("SIP listening", "network", ln.Network, "addr", ln.Addr())
 	}
+	s.recoverCalls()
+	ckDone := make(chan struct{})
+	if s.ckpt != nil {
+		serving.Add(1)
+		go func() {
+			defer serving.Done()
+			s.runCheckpoints(ckDone)
+		}()
+	}
 	close(s.ready)
 	go s.work.janitor(ctx.Done())
 	serving.Add(1)
@@ -348,6 +368,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	<-ctx.Done()
 	s.HangupAll("shutdown")
 	s.wg.Wait()
+	close(ckDone)
 	s.closeListeners()
 	serving.Wait()
 	err := s.ua.Close()

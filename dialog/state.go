@@ -158,6 +158,7 @@ func (s *Server) hold(c *Call) {
 		s.move(c, Active)
 		c.log.Info("call resumed")
 	}
+	s.checkpoint(c)
 }
 
 // terminate is any state → Terminating: every 2xx waiting for its ACK
@@ -252,12 +253,16 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	var ms MediaSession
 	var ok bool
 	var answer, end time.Time
+	var checkpointed bool
 	c.do(func() {
 		legs, svc, ms, ok = s.finish(c, result, reason)
-		answer, end = c.answer, c.end
+		answer, end, checkpointed = c.answer, c.end, c.checkpointed
 	})
 	if !ok {
 		return
+	}
+	if checkpointed && !s.detached.Load() {
+		s.ckpt.del(c.ID)
 	}
 	if svc != nil {
 		_ = svc.Close()

@@ -26,6 +26,8 @@ type sessionTimer struct {
 	// update records that the phone allows UPDATE, the cheaper refresh.
 	update bool
 	timer  *time.Timer
+	// due is when timer fires, for the call's checkpoint.
+	due time.Time
 }
 
 func (t *sessionTimer) stop() {
@@ -186,21 +188,33 @@ func (s *Server) armTimer(l *leg) {
 		return
 	}
 	if l.st.parley {
-		l.st.timer = time.AfterFunc(l.st.interval/2, func() { s.refresh(l) })
-		return
+		s.armTimerIn(l, l.st.interval/2, func() { s.refresh(l) })
+	} else {
+		grace := min(32*time.Second, l.st.interval/3)
+		s.armTimerIn(l, l.st.interval-grace, func() { s.sessionExpired(l) })
 	}
-	grace := min(32*time.Second, l.st.interval/3)
-	l.st.timer = time.AfterFunc(l.st.interval-grace, func() {
-		l.call.log.Info("session timer expired: no refresh from the phone", "leg", l.role.String())
-		s.endCall(l.call, nil, resultAnswered, "session timer expired ("+l.role.String()+")")
-	})
+	s.checkpoint(l.call)
+}
+
+// armTimerIn arms leg l's session timer to run f in d. Run it in the
+// call's queue.
+func (s *Server) armTimerIn(l *leg, d time.Duration, f func()) {
+	l.st.stop()
+	l.st.due = time.Now().Add(d)
+	l.st.timer = time.AfterFunc(d, f)
+}
+
+// sessionExpired is the event of a phone that did not refresh its session
+// in time: the call ends (RFC 4028 §10).
+func (s *Server) sessionExpired(l *leg) {
+	l.call.log.Info("session timer expired: no refresh from the phone", "leg", l.role.String())
+	s.endCall(l.call, nil, resultAnswered, "session timer expired ("+l.role.String()+")")
 }
 
 // refreshLater arms leg l's timer to try its refresh again in 2 s. Run it
 // in the call's queue.
 func (s *Server) refreshLater(l *leg) {
-	l.st.stop()
-	l.st.timer = time.AfterFunc(2*time.Second, func() { s.refresh(l) })
+	s.armTimerIn(l, 2*time.Second, func() { s.refresh(l) })
 }
 
 // refresh is the event of parley's session refresh on leg l: UPDATE
