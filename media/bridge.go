@@ -41,6 +41,7 @@ type sideState struct {
 	mux   bool            // RTCP shares the RTP port (RFC 5761)
 	peer  [2]endpoint     // per socket: where SDP says the side listens
 	src   [2]endpoint     // per socket: latched source, invalid until latched
+	soft  [2]bool         // per socket: src came from SetLatched; the next packet latches again
 	recv  rtpReceiver     // loss and jitter
 	rr    receptionReport // latest report the side sent
 	count struct {
@@ -84,6 +85,32 @@ func (b *Bridge) SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool) {
 	st.mux = mux
 	st.peer = [2]endpoint{erp, erc}
 	st.src = [2]endpoint{}
+}
+
+// Latched returns the sources the bridge latched for side s, of RTP and of
+// RTCP; an address is invalid until the side sent from it. With
+// SetLatched they carry a call's media over to another process.
+func (b *Bridge) Latched(s Side) (rtp, rtcp netip.AddrPort) {
+	b.w.mu.Lock()
+	defer b.w.mu.Unlock()
+	st := &b.sides[s]
+	return st.src[rtpSock].ap, st.src[rtcpSock].ap
+}
+
+// SetLatched makes the bridge send to side s at rtp and rtcp as if it had
+// latched them, for a call rebuilt from a checkpoint: media reaches a phone
+// behind NAT at once, before the phone sends. Unlike a latch the bridge saw
+// itself, the side's next packet latches again, to the same source or a
+// new one, since a phone behind NAT may reach new ports from a new source.
+// An invalid address latches nothing. Call it after SetPeer, which forgets
+// latched sources.
+func (b *Bridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
+	erp, erc := b.r.endpoint(rtp), b.r.endpoint(rtcp)
+	b.w.mu.Lock()
+	defer b.w.mu.Unlock()
+	st := &b.sides[s]
+	st.src = [2]endpoint{erp, erc}
+	st.soft = [2]bool{erp.valid(), erc.valid()}
 }
 
 // SetHold says whether the call is on hold. While it is, silence does not
@@ -210,12 +237,14 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 		// RTCP latches on its own socket; on a muxed RTP port it must come
 		// from where RTP does.
 		src := &st.src[sock]
+		relatch := sock == rtcpSock && st.soft[rtcpSock]
 		switch {
-		case src.valid() && from != src.ap:
+		case src.valid() && from != src.ap && !relatch:
 			b.drop(in)
 			return nil, 0, nil, false
-		case !src.valid() && sock == rtcpSock:
+		case (!src.valid() || relatch) && sock == rtcpSock:
 			*src = b.r.endpoint(from)
+			st.soft[rtcpSock] = false
 		}
 		st.count.rtcp++
 		if rr, ok := parseReceptionReport(pkt); ok {
@@ -236,13 +265,14 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 	// Symmetric RTP (RFC 4961): the first packet tells where the side
 	// really is, behind NAT or not; after that only that source counts.
 	src := &st.src[rtpSock]
-	if src.valid() {
+	if src.valid() && !st.soft[rtpSock] {
 		if from != src.ap {
 			b.drop(in)
 			return nil, 0, nil, false
 		}
 	} else {
 		*src = b.r.endpoint(from)
+		st.soft[rtpSock] = false
 	}
 	st.count.packets++
 	st.count.bytes += uint64(len(pkt))

@@ -1,8 +1,21 @@
 package media
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
+)
+
+// Errors of Take, when a call is rebuilt from a checkpoint on the ports it
+// had.
+var (
+	// ErrPortTaken means a port asked for by number is in use: handed out
+	// by the pool already, or bound by another socket.
+	ErrPortTaken = errors.New("media: RTP port taken")
+	// ErrPortNotInPool means a port asked for by number is not one the pool
+	// hands out: outside its range, or odd.
+	ErrPortNotInPool = errors.New("media: RTP port not in the pool")
 )
 
 // PortPool hands out RTP ports from a fixed range: each is even, and the odd
@@ -71,6 +84,27 @@ func (p *PortPool) Acquire() (int, error) {
 		p.mu.Unlock()
 	}
 	return 0, withDetail(ErrPortsExhausted, fmt.Sprintf("%d of %d ports in use", p.InUse(), p.size))
+}
+
+// Take takes the RTP port port out of the pool, as Acquire would have
+// handed it out; RTCP is the port after it. It is for rebuilding a call on
+// the ports it had. It fails with ErrPortNotInPool if port is not an even
+// port of the pool's range, and with ErrPortTaken if it is in use. The
+// probe is not asked: the caller binds the port and releases it if that
+// fails.
+func (p *PortPool) Take(port int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inUse[port] {
+		return fmt.Errorf("%w: %d is in use", ErrPortTaken, port)
+	}
+	i := slices.Index(p.free, port)
+	if i < 0 {
+		return fmt.Errorf("%w: %d", ErrPortNotInPool, port)
+	}
+	p.free = slices.Delete(p.free, i, i+1)
+	p.inUse[port] = true
+	return nil
 }
 
 // Release returns port to the pool. Releasing a port that is not in use

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -205,7 +206,57 @@ func (r *Relay) Open() (*Bridge, error) {
 		b.sides[s].port, b.sides[s].socks = port, socks
 	}
 	b.activity = r.now()
+	return r.register(b)
+}
 
+// OpenAt makes a bridge on the given RTP ports, ports[SideA] facing the
+// caller and ports[SideB] the callee, to rebuild a call where it was: it
+// takes them from the pool and binds them as Open does, reusing a parked
+// port's sockets. It fails with ErrPortNotInPool if a port is not one of
+// the pool's, and with ErrPortTaken if one is in use or another socket
+// holds it; then it holds on to nothing. The caller owns the bridge and
+// must Close it.
+func (r *Relay) OpenAt(ports [2]int) (*Bridge, error) {
+	b := &Bridge{r: r, done: make(chan struct{}), widx: -1}
+	for s := range b.sides {
+		socks, err := r.bindAt(ports[s])
+		if err != nil {
+			if s == int(SideB) {
+				closeSocket(b.sides[SideA].socks[rtpSock])
+				closeSocket(b.sides[SideA].socks[rtcpSock])
+				r.pool.Release(b.sides[SideA].port)
+			}
+			return nil, fmt.Errorf("media: opening a bridge on ports %d and %d: %w", ports[SideA], ports[SideB], err)
+		}
+		b.sides[s].port, b.sides[s].socks = ports[s], socks
+	}
+	b.activity = r.now()
+	return r.register(b)
+}
+
+// bindAt takes port from the pool and binds RTP on it and RTCP on the next
+// one, or reuses its parked sockets.
+func (r *Relay) bindAt(port int) ([2]relaySocket, error) {
+	if err := r.pool.Take(port); err != nil {
+		return [2]relaySocket{}, err
+	}
+	if socks, ok := r.unpark(port); ok {
+		return socks, nil
+	}
+	rtp, rtcp, err := openSockets(r.addr, port)
+	if err != nil {
+		r.pool.Release(port)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return [2]relaySocket{}, fmt.Errorf("%w: %w", ErrPortTaken, err)
+		}
+		return [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", r.addr, err)
+	}
+	return [2]relaySocket{rtp, rtcp}, nil
+}
+
+// register hands b, whose sides are bound, to the least loaded worker. If
+// that fails it closes b's sockets and releases its ports.
+func (r *Relay) register(b *Bridge) (*Bridge, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var err error

@@ -20,6 +20,8 @@ type bridge interface {
 	SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool)
 	SetHold(onHold bool)
 	SetClockRate(s Side, hz int)
+	Latched(s Side) (rtp, rtcp netip.AddrPort)
+	SetLatched(s Side, rtp, rtcp netip.AddrPort)
 	Stats() BridgeStats
 	Done() <-chan struct{}
 	OnIdle(f func())
@@ -45,6 +47,8 @@ type leg struct {
 	// side sent, to recognise an unchanged one in a refresh.
 	seen    origin
 	hasSeen bool
+	// peer is where the bridge was last told the side receives (setPeer).
+	peer peer
 }
 
 // origin identifies an SDP version (RFC 3264 §8: unchanged SDP keeps it).
@@ -84,6 +88,7 @@ type Session struct {
 	mux   bool
 	codec string
 	hold  bool
+	clock int // the answer's RTP clock rate, as the bridge was told
 }
 
 // Offer takes an offer that arrived from side from (in an INVITE, re-INVITE,
@@ -166,6 +171,7 @@ func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
 	// The bridge relays RTP as it is, so both sides use the answer's codec.
 	s.br.SetClockRate(SideA, ra.clock)
 	s.br.SetClockRate(SideB, ra.clock)
+	s.clock = ra.clock
 	s.codec = strings.Clone(ra.codec) // not a pointer into the answer's text
 	if h := held(ro, ra); h != s.hold {
 		s.hold = h
@@ -182,6 +188,7 @@ func (s *Session) setPeer(side Side, p peer, mux bool) {
 	if mux {
 		p.rtcp = p.rtp
 	}
+	s.legs[side].peer = peer{rtp: p.rtp, rtcp: p.rtcp, mux: mux}
 	s.br.SetPeer(side, p.rtp, p.rtcp, mux)
 }
 

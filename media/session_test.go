@@ -21,9 +21,10 @@ type fakeBridge struct {
 	ports [2]int
 	done  chan struct{}
 
-	mu     sync.Mutex
-	calls  []string
-	closed int
+	mu      sync.Mutex
+	calls   []string
+	closed  int
+	latched [2][2]netip.AddrPort // per side: RTP's and RTCP's source
 }
 
 func newFakeBridge() *fakeBridge {
@@ -48,6 +49,20 @@ func (b *fakeBridge) take() []string {
 func (b *fakeBridge) Port(s Side) int { return b.ports[s] }
 func (b *fakeBridge) SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool) {
 	b.record("SetPeer %v %v %v mux=%t", s, rtp, rtcp, mux)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.latched[s] = [2]netip.AddrPort{} // as the relay's bridge forgets them
+}
+func (b *fakeBridge) Latched(s Side) (rtp, rtcp netip.AddrPort) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.latched[s][0], b.latched[s][1]
+}
+func (b *fakeBridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
+	b.record("SetLatched %v %v %v", s, rtp, rtcp)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.latched[s] = [2]netip.AddrPort{rtp, rtcp}
 }
 func (b *fakeBridge) SetHold(onHold bool)         { b.record("SetHold %t", onHold) }
 func (b *fakeBridge) SetClockRate(s Side, hz int) { b.record("SetClockRate %v %d", s, hz) }

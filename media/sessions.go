@@ -19,6 +19,9 @@ type Sessions struct {
 	log   *slog.Logger
 	// newID returns o= session ids; tests make it predictable.
 	newID func() uint64
+	// openAt opens a bridge on given ports, for Restore; nil when the
+	// bridges' maker cannot.
+	openAt func(ports [2]int) (bridge, error)
 }
 
 // SessionsOption configures Sessions. Options check their value and may
@@ -32,6 +35,18 @@ func WithSessionsLogger(l *slog.Logger) SessionsOption {
 			return errors.New("media: nil logger")
 		}
 		s.log = l
+		return nil
+	}
+}
+
+// withOpenAt lets Restore open bridges on given ports with openAt. It is
+// not exported since only this package can write a bridge.
+func withOpenAt(openAt func(ports [2]int) (bridge, error)) SessionsOption {
+	return func(s *Sessions) error {
+		if openAt == nil {
+			return errors.New("media: nil openAt")
+		}
+		s.openAt = openAt
 		return nil
 	}
 }
@@ -73,6 +88,13 @@ func NewRelaySessions(r *Relay, addr netip.Addr, prefs []string, opts ...Session
 	if r == nil {
 		return nil, errors.New("media: sessions need a relay")
 	}
+	openAt := withOpenAt(func(ports [2]int) (bridge, error) {
+		b, err := r.OpenAt(ports)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
 	return NewSessions(func() (bridge, error) {
 		b, err := r.Open()
 		if err != nil {
@@ -80,7 +102,7 @@ func NewRelaySessions(r *Relay, addr netip.Addr, prefs []string, opts ...Session
 			return nil, err
 		}
 		return b, nil
-	}, addr, prefs, opts...)
+	}, addr, prefs, append([]SessionsOption{openAt}, opts...)...)
 }
 
 // New opens a bridge for a call and returns its Session, which the caller
