@@ -41,7 +41,7 @@ const (
 // calls does not hold Redis up with one huge reply.
 const mgetChunk = 500
 
-// Operations, as the op label of parley_store_errors_total.
+// Operations, as the op label of parley_cluster_store_errors_total.
 const (
 	opWrite     = "write"
 	opLoad      = "load"
@@ -52,7 +52,7 @@ const (
 )
 
 // MetricErrors counts failed operations on a store.
-const MetricErrors = "parley_store_errors_total"
+const MetricErrors = "parley_cluster_store_errors_total"
 
 // Redis keeps checkpoints in a Redis shared by the nodes of a cluster: each
 // call's checkpoint under its own key, and each node's set of the calls it
