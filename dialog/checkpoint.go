@@ -39,6 +39,12 @@ type MediaRestorer interface {
 	Move(data []byte) (MediaSession, error)
 }
 
+// mediaReofferer is a MediaSession that takes a phone's answer to an SDP
+// parley offered it itself (a refresh, or the new ports after a move).
+type mediaReofferer interface {
+	Reoffered(fromCaller bool, answer []byte) error
+}
+
 // mediaCheckpointer is a MediaSession that can say what Restore needs.
 type mediaCheckpointer interface {
 	Checkpoint() ([]byte, error)

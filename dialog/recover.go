@@ -185,3 +185,23 @@ func (s *Server) resumeTimer(l *leg) {
 	}
 	s.armTimerIn(l, max(left, resumeGrace), func() { s.sessionExpired(l) })
 }
+
+// Adopt takes over calls another node checkpointed (a dead node's, claimed
+// through the shared store): each is restored on new relay ports of this
+// node, and both legs get a re-INVITE carrying the new SDP, so that media
+// and signalling move here (the re-INVITE's Contact makes this node the
+// phones' remote target). It returns how many calls it adopted.
+func (s *Server) Adopt(recs map[string][]byte) int {
+	n := 0
+	for id, data := range recs {
+		c, err := s.restoreCall(id, data, true)
+		if err != nil {
+			continue
+		}
+		n++
+		for _, l := range []*leg{c.caller, c.callee} {
+			s.goOwned(func() { s.reoffer(l) })
+		}
+	}
+	return n
+}

@@ -222,10 +222,20 @@ func (s *Server) refreshLater(l *leg) {
 // SDP the phone already has, so nothing changes but the timer (RFC 4028
 // §10). The request is built in the call's queue and its answer awaited
 // outside it.
-func (s *Server) refresh(l *leg) {
+func (s *Server) refresh(l *leg) { s.sendRefresh(l, false) }
+
+// reoffer is the event of parley offering leg l the SDP it holds now in a
+// re-INVITE: the new relay ports of a call adopted from a dead node. It is
+// a session refresh too.
+func (s *Server) reoffer(l *leg) { s.sendRefresh(l, true) }
+
+// sendRefresh sends parley's refresh on leg l (see refresh); withSDP
+// makes it a re-INVITE with the current SDP even when the phone allows
+// UPDATE.
+func (s *Server) sendRefresh(l *leg, withSDP bool) {
 	c := l.call
 	var req *sip.Request
-	c.do(func() { req = s.refreshRequest(l) })
+	c.do(func() { req = s.refreshRequest(l, withSDP) })
 	if req == nil {
 		return
 	}
@@ -270,18 +280,24 @@ func (s *Server) refresh(l *leg) {
 // there is none to send now: the call is not established, or an offer is
 // crossing between the legs (then the refresh comes a little later rather
 // than cause a 491). Run it in the call's queue.
-func (s *Server) refreshRequest(l *leg) *sip.Request {
+func (s *Server) refreshRequest(l *leg, withSDP bool) *sip.Request {
 	c := l.call
 	if c.state != Active && c.state != Suspended {
 		return nil
 	}
 	method := sip.INVITE
-	if l.st.update {
+	if l.st.update && !withSDP {
 		method = sip.UPDATE
 	}
 	var body []byte
 	if method == sip.INVITE {
 		if c.negotiating {
+			if withSDP {
+				// The offer must go: try again shortly.
+				l.st.stop()
+				l.st.timer = time.AfterFunc(time.Second, func() { s.reoffer(l) })
+				return nil
+			}
 			s.refreshLater(l)
 			return nil
 		}
@@ -316,6 +332,14 @@ func (s *Server) refreshAnswered(l *leg, req *sip.Request, tx sip.ClientTransact
 		var ack *sip.Request
 		c.do(func() {
 			s.negotiateUAC(l, res)
+			if req.IsInvite() && c.media != nil && isSDP(res) {
+				// The phone's answer to the SDP parley re-offered.
+				if r, ok := c.media.(mediaReofferer); ok {
+					if err := r.Reoffered(l.role == roleCaller, res.Body()); err != nil {
+						c.log.Info("answer to parley's re-INVITE refused", "error", err)
+					}
+				}
+			}
 			if req.IsInvite() {
 				ack = s.newRequest(l, sip.ACK, req.CSeq().SeqNo)
 				ack.SetBody(nil)

@@ -112,6 +112,8 @@ type parleyConfig struct {
 	Routes [][2]string
 	// StorePath is empty for memory only.
 	StorePath string
+	// Redis is store.redis (empty: none).
+	Redis string
 	// Extra is appended to the YAML as is (for sections a test overrides).
 	Extra string
 	// Registrar, when set, replaces the registrar section's flow mapping
@@ -152,6 +154,9 @@ func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 	b.WriteString("]\n")
 	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:%d\n", adminPort)
 	fmt.Fprintf(&b, "store:\n  path: %s\n", yamlQuote(c.StorePath))
+	if c.Redis != "" {
+		fmt.Fprintf(&b, "  redis: %s\n", yamlQuote(c.Redis))
+	}
 	b.WriteString("users:\n")
 	for _, u := range []string{"1001", "1002", "1003"} {
 		fmt.Fprintf(&b, "  - {username: %s, password: %s}\n", yamlQuote(u), yamlQuote(testUsers[u]))

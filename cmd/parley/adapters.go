@@ -42,6 +42,24 @@ func (m relayMedia) NewSession() (dialog.MediaSession, error) {
 	return mediaSession{sess}, nil
 }
 
+// Restore rebuilds a session from its checkpoint on the same relay ports.
+func (m relayMedia) Restore(data []byte) (dialog.MediaSession, error) {
+	sess, err := m.s.Restore(data)
+	if err != nil {
+		return nil, err
+	}
+	return mediaSession{sess}, nil
+}
+
+// Move rebuilds a session from its checkpoint on new relay ports.
+func (m relayMedia) Move(data []byte) (dialog.MediaSession, error) {
+	sess, err := m.s.Move(data)
+	if err != nil {
+		return nil, err
+	}
+	return mediaSession{sess}, nil
+}
+
 // mediaSession adapts media.Session to dialog.MediaSession.
 type mediaSession struct{ s *media.Session }
 
@@ -67,8 +85,12 @@ func (m mediaSession) Current(toCaller bool) []byte {
 func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
 	return m.s.Unchanged(side(fromCaller), sdp)
 }
-func (m mediaSession) OnTimeout(f func()) { m.s.OnTimeout(f) }
-func (m mediaSession) Close() error       { return m.s.Close() }
+func (m mediaSession) OnTimeout(f func())          { m.s.OnTimeout(f) }
+func (m mediaSession) Checkpoint() ([]byte, error) { return m.s.Checkpoint() }
+func (m mediaSession) Reoffered(fromCaller bool, answer []byte) error {
+	return m.s.Reoffered(side(fromCaller), answer)
+}
+func (m mediaSession) Close() error { return m.s.Close() }
 
 func (m mediaSession) Quality() dialog.MediaQuality {
 	st := m.s.Stats()

@@ -16,6 +16,9 @@ type drainable interface {
 	ActiveCalls() int
 	// HangupAll ends every call with BYE on both legs.
 	HangupAll(reason string)
+	// Detach writes every call's checkpoint and leaves the calls to the
+	// next process: no BYE.
+	Detach() error
 }
 
 // Defaults for stopper's poll and progress intervals.
@@ -31,7 +34,9 @@ const (
 // themselves; whatever is left then gets BYE. SIGINT, or a second signal
 // during the drain, hangs up every call at once. Either way the stopper
 // then cancels the serve context, and dialog.Server.Serve waits for the
-// BYEs before parley exits 0.
+// BYEs before parley exits 0. SIGUSR2 detaches instead, for an upgrade:
+// every call's checkpoint is written, no BYE is sent, and the next parley
+// started on the same store carries the calls on.
 type stopper struct {
 	srv   drainable
 	grace time.Duration
@@ -55,6 +60,15 @@ func (s *stopper) run(ctx context.Context, sigs <-chan os.Signal, stop context.C
 	}
 	if sig == syscall.SIGTERM {
 		s.drain(ctx, sigs)
+		return
+	}
+	if sig == syscall.SIGUSR2 {
+		n := s.srv.ActiveCalls()
+		if err := s.srv.Detach(); err != nil {
+			s.log.Error("SIGUSR2: calls not left to the next process; stopping anyway without BYE", "calls", n, "error", err)
+			return
+		}
+		s.log.Info("SIGUSR2: stopping without BYE; the calls' checkpoints are left to the next process", "calls", n)
 		return
 	}
 	s.log.Info("stopping now: hanging up every call", "signal", signalName(sig), "calls", s.srv.ActiveCalls())
@@ -109,6 +123,8 @@ func signalName(sig os.Signal) string {
 		return "SIGTERM"
 	case os.Interrupt:
 		return "SIGINT"
+	case syscall.SIGUSR2:
+		return "SIGUSR2"
 	}
 	return sig.String()
 }

@@ -20,6 +20,7 @@ type fakeB2B struct {
 	active   int
 	drained  bool
 	hangups  []string
+	detached bool
 	readyzOn bool
 }
 
@@ -40,6 +41,13 @@ func (f *fakeB2B) HangupAll(reason string) {
 	defer f.mu.Unlock()
 	f.active = 0
 	f.hangups = append(f.hangups, reason)
+}
+
+func (f *fakeB2B) Detach() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.detached = true
+	return nil
 }
 
 func (f *fakeB2B) set(n int) {
@@ -189,4 +197,20 @@ func TestStopperEndsWithContext(t *testing.T) {
 			t.Errorf("stopped %v drained %v hangups %v", stopped, b2b.drained, b2b.hangups)
 		}
 	})
+}
+
+func TestSIGUSR2Detaches(t *testing.T) {
+	b2b := &fakeB2B{active: 3}
+	elapsed, logs := stopRun(t, b2b, time.Minute, func(sigs chan<- os.Signal) { sigs <- syscall.SIGUSR2 })
+	b2b.mu.Lock()
+	defer b2b.mu.Unlock()
+	if !b2b.detached || len(b2b.hangups) != 0 || b2b.drained {
+		t.Errorf("after SIGUSR2: detached %v, hangups %q, drained %v; want detached only", b2b.detached, b2b.hangups, b2b.drained)
+	}
+	if elapsed != 0 {
+		t.Errorf("SIGUSR2 stop took %v, want no wait", elapsed)
+	}
+	if !strings.Contains(logs, "SIGUSR2: stopping without BYE") {
+		t.Errorf("log does not say the calls were left: %s", logs)
+	}
 }

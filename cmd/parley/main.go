@@ -59,9 +59,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	raiseOpenFiles(logger)
 
 	// SIGTERM drains and SIGINT stops at once (see stopper); either way
-	// every call gets its BYE and parley exits 0.
+	// every call gets its BYE and parley exits 0. SIGUSR2 stops without
+	// BYE, leaving the calls' checkpoints to the next process.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	if err := serve(context.Background(), cfg, logger, stdout, sigs); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("parley stopped", "error", err)

@@ -15,12 +15,15 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/dialog/service"
+	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
 )
@@ -29,6 +32,10 @@ import (
 // on sigs stops it (see stopper).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Writer, sigs <-chan os.Signal) error {
 	p := &parts{metrics: newMetrics(), ping: &pinger{}}
+	defer p.close()
+	if err := p.buildCheckpoints(cfg, log); err != nil {
+		return err
+	}
 	if err := p.buildRegistrar(cfg, log); err != nil {
 		return err
 	}
@@ -73,6 +80,21 @@ type parts struct {
 	guard *guard.Guard
 	b2b   *dialog.Server
 	admin *admin.Server
+	// ckpt keeps the calls' checkpoints (nil with sessions.checkpoint
+	// off or no store); closed when serve returns.
+	ckpt   dialog.Checkpoints
+	closer []func() error
+	// redis is the store.redis client, nil without one.
+	redis *redis.Client
+	// ready are what /readyz checks beyond the listeners.
+	ready []readyCheck
+}
+
+// close closes what the parts opened, last first.
+func (p *parts) close() {
+	for i := len(p.closer) - 1; i >= 0; i-- {
+		_ = p.closer[i]()
+	}
 }
 
 // newMetrics returns the registry every package registers its metrics on,
@@ -89,11 +111,13 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 	if err := p.buildDigest(cfg, log); err != nil {
 		return err
 	}
-	store, err := openStore(cfg.Store.Path)
+	store, err := p.openStore(cfg, log)
 	if err != nil {
 		return err
 	}
 	p.regs, err = registrar.New(p.digest, store,
+		registrar.WithNode(nodeID(cfg)),
+		registrar.WithNodeAddr(nodeSIPAddr(cfg)),
 		registrar.WithExpires(cfg.Registrar.MinExpires, cfg.Registrar.MaxExpires),
 		registrar.WithLogger(log.With("component", "registrar")),
 		registrar.WithMetrics(p.metrics),
@@ -144,6 +168,12 @@ func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
 func (p *parts) buildAdmin(cfg *config.Config) error {
 	opts := []admin.Option{admin.WithMetrics(p.metrics), admin.WithCalls(p.b2b), admin.WithRegistrations(p.regs),
 		admin.WithBans(p.guard), admin.WithPProf(cfg.Admin.PProf)}
+	for _, c := range p.ready {
+		opts = append(opts, admin.WithReadyCheck(c.name, c.check))
+	}
+	if p.ckpt != nil {
+		opts = append(opts, admin.WithReadyCheck("checkpoint writes", p.b2b.CheckpointsHealthy))
+	}
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
@@ -160,9 +190,80 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 	return nil
 }
 
-// openStore opens where registrations outlive a restart: a bbolt file in
-// dir, or memory only when dir is empty.
-func openStore(dir string) (registrar.Store, error) {
+// buildCheckpoints connects to store.redis when it is set, and opens where
+// the calls' checkpoints are kept: Redis, or else the embedded bbolt file
+// calls.db in store.path. With sessions.checkpoint off, or neither store,
+// calls are not checkpointed.
+func (p *parts) buildCheckpoints(cfg *config.Config, log *slog.Logger) error {
+	if cfg.Store.Redis != "" {
+		opt, err := redis.ParseURL(cfg.Store.Redis)
+		if err != nil {
+			return fmt.Errorf("store.redis: %w", err)
+		}
+		// The store's per-operation timeouts cut off a stalled socket only
+		// with ContextTimeoutEnabled.
+		opt.ContextTimeoutEnabled = true
+		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		p.redis = redis.NewClient(opt)
+		p.closer = append(p.closer, p.redis.Close)
+		if err := p.redis.Ping(context.Background()).Err(); err != nil {
+			// Not fatal: the stores catch up once Redis answers, and
+			// /readyz says so meanwhile.
+			log.Warn("Redis does not answer yet; registrations and checkpoints wait for it", "store.redis", cfg.Store.Redis, "error", err)
+		}
+	}
+	if !cfg.Sessions.Checkpoint {
+		return nil
+	}
+	switch {
+	case p.redis != nil:
+		rs := store.NewRedis(p.redis, nodeID(cfg))
+		p.metrics.MustRegister(rs.Collectors()...)
+		p.ckpt = rs
+		p.ready = append(p.ready, readyCheck{"checkpoint store (Redis)", rs.Healthy})
+	case cfg.Store.Path != "":
+		b, err := store.OpenBolt(filepath.Join(cfg.Store.Path, "calls.db"))
+		if err != nil {
+			return fmt.Errorf("store.path: %w", err)
+		}
+		p.ckpt = b
+		p.closer = append(p.closer, b.Close)
+	}
+	return nil
+}
+
+// readyCheck is a condition /readyz needs (admin.WithReadyCheck).
+type readyCheck struct {
+	name  string
+	check func() error
+}
+
+// nodeID is node.id, or the host name when it is empty.
+func nodeID(cfg *config.Config) string {
+	if cfg.Node.ID != "" {
+		return cfg.Node.ID
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "parley"
+	}
+	return h
+}
+
+// openStore opens where registrations outlive a restart: Redis with
+// store.redis (shared by every node that names it), else a bbolt file in
+// store.path, or memory only when that is empty.
+func (p *parts) openStore(cfg *config.Config, log *slog.Logger) (registrar.Store, error) {
+	if p.redis != nil {
+		rs, err := registrar.OpenRedisStore(context.Background(), p.redis,
+			registrar.WithRedisNode(nodeID(cfg)), registrar.WithRedisLogger(log.With("component", "registrar")))
+		if err != nil {
+			return nil, fmt.Errorf("store.redis: %w", err)
+		}
+		p.ready = append(p.ready, readyCheck{"registration store (Redis)", rs.Healthy})
+		return rs, nil
+	}
+	dir := cfg.Store.Path
 	if dir == "" {
 		return registrar.NewMemoryStore(), nil
 	}
@@ -171,6 +272,17 @@ func openStore(dir string) (registrar.Store, error) {
 		return nil, fmt.Errorf("store.path: %w", err)
 	}
 	return store, nil
+}
+
+// nodeSIPAddr is the address other nodes send this node's calls to: the
+// first UDP listener of sip.listen.
+func nodeSIPAddr(cfg *config.Config) string {
+	for _, l := range cfg.Listeners() {
+		if l.Network == "udp" {
+			return l.Addr
+		}
+	}
+	return ""
 }
 
 // buildMedia builds the RTP relay and returns the dialog options that plug
@@ -204,6 +316,9 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 // buildSIP builds the B2BUA over the registrar and the media options, and
 // points the registrar's pings at it.
 func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Option) error {
+	if p.ckpt != nil {
+		opts = append(opts, dialog.WithCheckpoints(p.ckpt))
+	}
 	b2b, err := dialog.New(cfg, append(opts,
 		dialog.WithLogger(log.With("component", "dialog")),
 		dialog.WithRegisterer(p.metrics),
@@ -211,6 +326,7 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 		dialog.WithGuard(p.guard),
 		dialog.WithLocator(locator{p.regs}),
 		dialog.WithQuickHandler(sip.REGISTER, p.regs.HandleRegister),
+		dialog.WithNode(nodeID(cfg)),
 	)...)
 	if err != nil {
 		return err

@@ -80,3 +80,16 @@ func WithPProf(on bool) Option {
 		return nil
 	}
 }
+
+// WithReadyCheck makes /readyz answer 503 naming name while check returns
+// an error: a store parley cannot write to, for example. Calls in progress
+// go on meanwhile; the check says new ones would not be kept.
+func WithReadyCheck(name string, check func() error) Option {
+	return func(s *Server) error {
+		if check == nil {
+			return fmt.Errorf("%w: nil ready check", ErrBadOption)
+		}
+		s.state.checks = append(s.state.checks, readyCheck{name, check})
+		return nil
+	}
+}

@@ -13,6 +13,13 @@ type readiness struct {
 	ready    chan struct{}
 	once     sync.Once
 	draining atomic.Bool
+	// checks must all pass for ready (see WithReadyCheck).
+	checks []readyCheck
+}
+
+type readyCheck struct {
+	name  string
+	check func() error
 }
 
 func newReadiness() *readiness { return &readiness{ready: make(chan struct{})} }
@@ -34,6 +41,12 @@ func (r *readiness) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	if r.draining.Load() {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
+	}
+	for _, c := range r.checks {
+		if err := c.check(); err != nil {
+			http.Error(w, "not ready: "+c.name+": "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }
