@@ -22,6 +22,7 @@ func TestImportRules(t *testing.T) {
 		{"dialog/transport", []string{"config", "dialog/sipmsg"}},
 		{"dialog/transaction", []string{"dialog/sipmsg"}},
 		{"dialog/guard", []string{"config"}},
+		{"dialog/store", nil},
 		{"registrar", []string{"config", "dialog/sipmsg"}},
 		{"media", []string{"config", "dialog/sipmsg"}},
 		// The B2BUA: its own layers, never a service, the registrar or

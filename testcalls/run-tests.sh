@@ -11,6 +11,7 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v linphonec >/dev/null 2>&1 || missing+=(linphone-cli)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
 	sudo=""
 	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

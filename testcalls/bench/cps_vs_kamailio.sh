@@ -38,7 +38,9 @@
 # Environment:
 #   DURATION        seconds per rate (default 30)
 #   RATES           space-separated calls/s (default "500 1000 1500 2000 2500 3000 3500")
-#   SYSTEMS         default "parley kamailio"
+#   SYSTEMS         default "parley kamailio"; parley-ckpt adds a parley that
+#                   checkpoints every answered call to its embedded store (on
+#                   CKPT_PORT, default 27060, admin on ADMIN_PORT+1)
 #   TWO_PAIRS_FROM  rates from this one up use two SIPp pairs (default 3500: one pair
 #                   completes every call up to about 3,000/s, TESTING.md)
 #   STOP_ON_FAIL    1 (default) stops a system's ramp at its first failed rate
@@ -65,6 +67,7 @@ PLOT=${PLOT:-1}
 PROFILE=${PROFILE:-0}
 SIP_PORT=${SIP_PORT:-25060}
 KAM_PORT=${KAM_PORT:-26060}
+CKPT_PORT=${CKPT_PORT:-27060}
 ADMIN_PORT=${ADMIN_PORT:-29060}
 UAS_PORT=${UAS_PORT:-25070}
 UAC_PORT=${UAC_PORT:-25080}
@@ -102,6 +105,14 @@ for sys in $SYSTEMS; do
 		write_parley_config "$OUT/parley.yaml" 30000 39999
 		start_parley "$OUT/parley.yaml"
 		target[$sys]=127.0.0.1:$SIP_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$SIP_PORT
+		;;
+	parley-ckpt)
+		# A second parley beside the first, checkpointing every answered
+		# call to its embedded store (sessions.checkpoint, part 7).
+		mkdir -p "$OUT/ckpt-store"
+		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) write_parley_config "$OUT/parley-ckpt.yaml" 40000 49999 "$OUT/ckpt-store" true
+		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) start_parley "$OUT/parley-ckpt.yaml"
+		target[$sys]=127.0.0.1:$CKPT_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$CKPT_PORT
 		;;
 	kamailio)
 		start_kamailio "$KAM_PORT"
@@ -235,3 +246,7 @@ fi
 ratio() { awk -v p="$1" -v k="$2" 'BEGIN { if (k > 0) printf "%.2f", p / k; else print "n/a" }'; }
 p=${best[parley]:-0} k=${best[kamailio]:-0} pn=${nofail[parley]:-0} kn=${nofail[kamailio]:-0}
 echo "SUMMARY cps: held ${DURATION}s with 0 failed and 0 unexpected: parley $p calls/s, kamailio $k, parley/kamailio $(ratio "$p" "$k"); with 0 failed: parley $pn, kamailio $kn, ratio $(ratio "$pn" "$kn") (commit $commit, results in $OUT)"
+if [ -n "${best[parley-ckpt]:-}" ]; then
+	c=${best[parley-ckpt]} cn=${nofail[parley-ckpt]:-0}
+	echo "SUMMARY checkpoints: parley with sessions.checkpoint on (embedded store) $c calls/s, off $p, on/off $(ratio "$c" "$p"); with 0 failed: on $cn, off $pn, ratio $(ratio "$cn" "$pn")"
+fi

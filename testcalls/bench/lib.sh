@@ -158,6 +158,9 @@ build_parley() {
 # users 1001..1100 and 2000..2009 with digest (no trusted network), no call
 # limits, no qualify, memory store, no RTP timeout (benchmark calls may
 # carry no media), warnings only.
+# write_parley_config FILE PORT_MIN PORT_MAX [STORE_DIR [CHECKPOINT]]: a
+# config on $SIP_PORT and $ADMIN_PORT; with STORE_DIR and CHECKPOINT true,
+# answered calls are checkpointed to STORE_DIR/calls.db.
 write_parley_config() {
 	local u
 	{
@@ -168,8 +171,8 @@ sip:
   trusted: []
 rtp: {address: 127.0.0.1, port_min: $2, port_max: $3, timeout: 0s}
 admin: {listen: 127.0.0.1:$ADMIN_PORT, pprof: true}
-store: {path: ""}
-sessions: {max_calls: 0, max_calls_per_user: 0}
+store: {path: "${4:-}"}
+sessions: {max_calls: 0, max_calls_per_user: 0, checkpoint: ${5:-false}}
 registrar: {qualify: 0s}
 log: {level: warn}
 services: {echo: ""}
@@ -184,7 +187,7 @@ EOF
 # start_parley CONFIG: start parley and wait for /readyz.
 start_parley() {
 	timeout 10 "$parley_bin" -check-config -config "$1" >/dev/null || die "parley rejects $1"
-	"$parley_bin" -config "$1" >"$OUT/parley.log" 2>&1 &
+	"$parley_bin" -config "$1" >"$OUT/$(basename "$1" .yaml).log" 2>&1 &
 	parley_pid=$!
 	pids+=("$parley_pid")
 	for _ in $(seq 100); do
@@ -195,7 +198,7 @@ start_parley() {
 		kill -0 "$parley_pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	tail -20 "$OUT/parley.log" >&2
+	tail -20 "$OUT/$(basename "$1" .yaml).log" >&2
 	die "parley not ready within 10s"
 }
 
