@@ -32,6 +32,14 @@ type Binding struct {
 	Q float64 `json:"q"`
 	// UserAgent is the User-Agent header of the REGISTER, if any.
 	UserAgent string `json:"user_agent,omitempty"`
+	// Node is the ID of the parley node that took the REGISTER and so
+	// holds the phone's flow (see [WithNode]); empty for a binding written
+	// by a node without one. Other nodes sharing the Store route calls for
+	// the binding through that node.
+	Node string `json:"node,omitempty"`
+	// NodeAddr is Node's SIP address, "ip:port" (see [WithNodeAddr]): where
+	// another node sends a call for the binding.
+	NodeAddr string `json:"node_addr,omitempty"`
 
 	// Reachable is what qualification (see [WithQualify]) last found:
 	// [ReachableUnknown], [ReachableYes] or [ReachableNo]. It, RTT and

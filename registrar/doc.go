@@ -8,7 +8,16 @@
 // The in-memory location map is authoritative: lookups and updates never
 // touch the disk. A [Store] keeps a copy that survives a restart; the
 // [Registrar] writes to it from its own goroutine (see [Registrar.Run]) in
-// batches, never once per REGISTER.
+// batches, never once per REGISTER, and retries a failed write until it
+// lands.
+//
+// Several nodes can share one Store, a [RedisStore] (a [Watcher]): each
+// binding names the node that took the REGISTER ([WithNode], [WithNodeAddr])
+// and so holds the phone's flow, every write is announced, and
+// [Registrar.Run] applies what the other nodes write ([Registrar.Apply]), so
+// a call entering any node finds the phone and the node to send it through.
+// A node pings only its own phones, and writes them again when the shared
+// store comes back from a restart.
 //
 // With [WithQualify] the Registrar also qualifies contacts: every interval
 // it pings each binding with OPTIONS through a [Pinger], marks one that

@@ -24,6 +24,15 @@ type location struct {
 	// onRestore, if set, is called under mu when a REGISTER refreshes a
 	// binding that was unreachable.
 	onRestore func(user, contact string)
+	// onChange, if set, is called under mu with a user whose bindings this
+	// node changed (a REGISTER, a removal, the sweep): the Registrar marks it
+	// for the Store there, so no binding from another node can slip in
+	// between the change and the mark (see replace).
+	onChange func(user string)
+
+	// node and nodeAddr are stamped on every binding a REGISTER writes
+	// (WithNode, WithNodeAddr).
+	node, nodeAddr string
 }
 
 // tally counts bindings by reachability.
@@ -140,6 +149,7 @@ func (l *location) remove(user string, now time.Time) (live int, held bool) {
 	l.count.addAll(bs, -1)
 	delete(l.users, user)
 	l.onCount(l.count)
+	l.changed(user)
 	return live, true
 }
 
@@ -257,6 +267,8 @@ func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before
 				CSeq:      u.cseq,
 				Q:         c.q,
 				UserAgent: u.userAgent,
+				Node:      l.node,
+				NodeAddr:  l.nodeAddr,
 				Reachable: ReachableUnknown,
 				key:       c.key,
 			}
@@ -285,6 +297,7 @@ func (l *location) apply(u *registerUpdate, now time.Time) (bs []Binding, before
 			l.users[u.user] = next
 		}
 		l.onCount(l.count)
+		l.changed(u.user)
 	} else {
 		next = cur
 	}
@@ -337,9 +350,78 @@ func (l *location) sweep(now time.Time) []string {
 			l.users[user] = kept
 		}
 		changed = append(changed, user)
+		l.changed(user)
 	}
 	if len(changed) > 0 {
 		l.onCount(l.count)
 	}
 	return changed
+}
+
+// changed reports a change this node made to user's bindings; l.mu is held.
+func (l *location) changed(user string) {
+	if l.onChange != nil {
+		l.onChange(user)
+	}
+}
+
+// replace puts bs, user's bindings as another node wrote them to the shared
+// Store, in place of what the location holds, dropping expired ones and
+// keeping bs's order. What qualification knew of a binding that bs still
+// has over the same path is kept. If holdBack, asked under mu, says this
+// node has a change of its own for user on its way to the Store, nothing is
+// replaced (that change is newer: it will overwrite bs there) and replace
+// reports false.
+func (l *location) replace(user string, bs []Binding, now time.Time, holdBack func(user string) bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if holdBack(user) {
+		return false
+	}
+	cur := l.users[user]
+	next := make([]Binding, 0, len(bs))
+	for _, b := range bs {
+		if !b.live(now) || b.Contact == "" {
+			continue
+		}
+		b.User = user
+		b.key = keyOf(b.Contact)
+		b.forget()
+		b.Reachable = ReachableUnknown
+		i := slices.IndexFunc(cur, func(c Binding) bool {
+			return c.key == b.key && c.Source == b.Source && c.Transport == b.Transport
+		})
+		if i >= 0 {
+			old := &cur[i]
+			if old.CallID == b.CallID && old.CSeq == b.CSeq && old.Expires.Equal(b.Expires) {
+				// The same registration written again: nothing new is known.
+				b.Reachable, b.RTT, b.LastPing, b.fails = old.Reachable, old.RTT, old.LastPing, old.fails
+			} else {
+				b.carry(old)
+			}
+		}
+		next = append(next, b)
+	}
+	l.count.addAll(cur, -1)
+	l.count.addAll(next, 1)
+	if len(next) == 0 {
+		delete(l.users, user)
+	} else {
+		l.users[user] = next
+	}
+	l.onCount(l.count)
+	return true
+}
+
+// owned returns the users holding an unexpired binding that node took.
+func (l *location) owned(node string, now time.Time) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []string
+	for user, bs := range l.users {
+		if slices.ContainsFunc(bs, func(b Binding) bool { return b.Node == node && b.live(now) }) {
+			out = append(out, user)
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ const (
 	metricAuthFailures  = "parley_auth_failures_total"
 	metricContacts      = "parley_contacts"
 	metricContactRTT    = "parley_contact_rtt_seconds"
+	metricStoreErrors   = "parley_store_errors_total"
 )
 
 // newAuthFailures counts answers to a challenge that were wrong. What counts
@@ -64,6 +65,27 @@ func newContactRTT() prometheus.Histogram {
 		Help:    "Round-trip time of OPTIONS pings to registered contacts that were answered.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
+}
+
+// Values of the op label of parley_store_errors_total.
+var storeOps = []string{"save", "load", "get", "ping", "decode"}
+
+// newStoreErrors counts failed operations on a shared Store. The labels are
+// store (its kind, e.g. redis) and op: save (a batch write), load (reading
+// every user), get (reading users another node changed), ping (the health
+// check) and decode (a stored record that is not valid JSON). A Store that
+// has it hands it to the Registrar, which registers it with the rest (see
+// [WithMetrics]); every op is present from the start.
+func newStoreErrors(store string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        metricStoreErrors,
+		Help:        "Failed operations on the shared registration store, by operation.",
+		ConstLabels: prometheus.Labels{"store": store},
+	}, []string{"op"})
+	for _, op := range storeOps {
+		c.WithLabelValues(op)
+	}
+	return c
 }
 
 // methodLabel keeps the method label bounded.

@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -61,7 +62,9 @@ func (r *Registrar) qualify(ctx context.Context) {
 // it is pinged about once per interval. The round returns when every ping
 // it started has finished.
 func (r *Registrar) qualifyRound(ctx context.Context) {
-	targets := r.loc.all(r.now())
+	// Bindings another node took are its to ping: from here the phone's
+	// NAT would not let the ping through.
+	targets := slices.DeleteFunc(r.loc.all(r.now()), func(b Binding) bool { return !r.owns(&b) })
 	if len(targets) == 0 {
 		return
 	}

@@ -3,6 +3,9 @@ package registrar
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +54,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMetrics registers parley_registrations, parley_contacts and
-// parley_contact_rtt_seconds on reg.
+// parley_contact_rtt_seconds on reg, and parley_store_errors_total when the
+// Store counts its errors (a [RedisStore] does).
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(r *Registrar) error {
 		if reg == nil {
@@ -120,6 +124,41 @@ func WithMaxContacts(n int) Option {
 			return fmt.Errorf("%w: max contacts %d", ErrBadOption, n)
 		}
 		r.maxContacts = n
+		return nil
+	}
+}
+
+// WithNode names this parley node. Every binding the Registrar writes from
+// a REGISTER carries it in [Binding.Node], so nodes sharing a Store (see
+// [OpenRedisStore]) know which of them holds the phone's flow: a node
+// qualifies only its own bindings, and after the shared store comes back
+// from a restart it writes its own bindings to it again. Give every node
+// sharing a store its own ID; a lone node needs none.
+func WithNode(id string) Option {
+	return func(r *Registrar) error {
+		if strings.TrimSpace(id) != id {
+			return fmt.Errorf("%w: node ID %q has surrounding spaces", ErrBadOption, id)
+		}
+		r.node = id
+		return nil
+	}
+}
+
+// WithNodeAddr sets this node's SIP address, "ip:port", which every binding
+// the Registrar writes from a REGISTER carries in [Binding.NodeAddr]: where
+// another node sends a call for that phone.
+func WithNodeAddr(addr string) Option {
+	return func(r *Registrar) error {
+		if addr != "" {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return fmt.Errorf("%w: node address %q: %w", ErrBadOption, addr, err)
+			}
+			if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
+				return fmt.Errorf("%w: node address %q needs a host and a port", ErrBadOption, addr)
+			}
+		}
+		r.nodeAddr = addr
 		return nil
 	}
 }
