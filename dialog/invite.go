@@ -158,6 +158,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 // resolve finds where a call goes: a registered user's contacts, a route,
 // or nowhere (404, or 480 for a local user with no registration).
+// nodeParam is the Request-URI parameter that marks a call one node sends
+// another for a phone registered through it (see throughNode); its value
+// names the node it is for.
+const nodeParam = "parley-node"
+
+// throughNode is the target of a call for user's phone registered through
+// another node of the cluster: that node, over UDP, which holds the phone's
+// flow (behind NAT the only way in) and calls the phone itself.
+func (s *Server) throughNode(user string, ct Contact) target {
+	host, port, _ := net.SplitHostPort(ct.NodeAddr)
+	u := sip.Uri{Scheme: "sip", User: user, Host: host, UriParams: sip.NewParams()}
+	u.Port, _ = strconv.Atoi(port)
+	u.UriParams.Add(nodeParam, ct.Node)
+	return target{uri: u, to: sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm}, dest: ct.NodeAddr, transport: "udp"}
+}
+
 func (s *Server) resolve(req *sip.Request) ([]target, error) {
 	user := req.Recipient.User
 	if user == "" {
@@ -169,8 +185,20 @@ func (s *Server) resolve(req *sip.Request) ([]target, error) {
 		if s.loc != nil {
 			contacts = s.loc.Lookup(user)
 		}
+		// A call another node sent here for a phone whose flow this node
+		// holds goes to this node's phones only, so it cannot loop.
+		forwarded := req.Recipient.UriParams != nil && req.Recipient.UriParams.Has(nodeParam)
 		var out []target
+		viaNode := map[string]bool{}
 		for _, ct := range contacts {
+			if ct.Node != "" && ct.Node != s.node {
+				if forwarded || ct.NodeAddr == "" || viaNode[ct.Node] {
+					continue
+				}
+				viaNode[ct.Node] = true
+				out = append(out, s.throughNode(user, ct))
+				continue
+			}
 			var u sip.Uri
 			if err := sip.ParseUri(ct.URI, &u); err != nil {
 				continue

@@ -46,6 +46,12 @@ type Contact struct {
 	Dest string
 	// Transport is "udp" or "tcp".
 	Transport string
+	// Node is the cluster node that holds the phone's flow (the one its
+	// REGISTER came through), and NodeAddr that node's SIP address; empty
+	// when it is this node or there is no cluster. A call for a phone
+	// behind another node goes through that node, the only one its NAT
+	// lets in.
+	Node, NodeAddr string
 }
 
 // Locator finds where a local user is registered.

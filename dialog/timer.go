@@ -293,9 +293,10 @@ func (s *Server) refreshRequest(l *leg, withSDP bool) *sip.Request {
 	if method == sip.INVITE {
 		if c.negotiating {
 			if withSDP {
-				// The offer must go: try again shortly.
+				// The offer must go, once the one crossing (often the
+				// other leg's own move) is answered: soon.
 				l.st.stop()
-				l.st.timer = time.AfterFunc(time.Second, func() { s.reoffer(l) })
+				l.st.timer = time.AfterFunc(20*time.Millisecond, func() { s.reoffer(l) })
 				return nil
 			}
 			s.refreshLater(l)

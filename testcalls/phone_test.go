@@ -86,6 +86,9 @@ type phone struct {
 	mode answerMode
 	// sdp, when set, writes the phone's SDP bodies (see setSDP).
 	sdp func(offer []byte) []byte
+	// reinvite, when set, answers an INVITE inside one of the phone's
+	// dialogs: it returns the SDP answer to the request's offer.
+	reinvite func(req *sip.Request) []byte
 
 	events chan event
 }
@@ -99,7 +102,7 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 		Password:  testUsers[user],
 		Transport: transport,
 		Proxy:     proxy,
-		events:    make(chan event, 64),
+		events:    make(chan event, 1024),
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if os.Getenv("PARLEY_TEST_SIPDEBUG") != "" {
@@ -245,6 +248,13 @@ func (p *phone) noEvent(kind eventKind, d time.Duration) {
 }
 
 func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	reinvite := p.reinvite
+	p.mu.Unlock()
+	if reinvite != nil && req.To() != nil && req.To().Params.Has("tag") {
+		p.onReinvite(req, tx, reinvite)
+		return
+	}
 	sess, err := p.answers.ReadInvite(req, tx)
 	if err != nil {
 		p.t.Errorf("phone %s: bad INVITE from parley: %v\n%s", p.User, err, req)
@@ -290,6 +300,27 @@ func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		close(call.Answered)
+	}
+}
+
+// onReinvite answers an INVITE inside one of the phone's dialogs with 200
+// and answer's SDP, and takes its Contact as the dialog's new remote target
+// (RFC 3261 §12.2.2: a re-INVITE refreshes it), so that the phone's BYE
+// goes where the re-INVITE came from.
+func (p *phone) onReinvite(req *sip.Request, tx sip.ServerTransaction, answer func(*sip.Request) []byte) {
+	body := answer(req)
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(sip.HeaderClone(&p.contact))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if ct := req.Contact(); ct != nil {
+		if cs, err := p.calls.MatchRequestDialog(req); err == nil {
+			cs.InviteResponse.ReplaceHeader(sip.HeaderClone(ct))
+		} else if ss, err := p.answers.MatchDialogRequest(req); err == nil {
+			ss.InviteRequest.ReplaceHeader(sip.HeaderClone(ct))
+		}
+	}
+	if err := tx.Respond(res); err != nil {
+		p.t.Logf("phone %s: 200 to re-INVITE: %v", p.User, err)
 	}
 }
 

@@ -124,14 +124,22 @@ func (p *pinger) Ping(ctx context.Context, b registrar.Binding) (time.Duration, 
 	return s.Ping(ctx, b.Contact, b.Source, b.Transport)
 }
 
-// locator adapts the registrar to dialog.Locator.
-type locator struct{ r *registrar.Registrar }
+// locator adapts the registrar to dialog.Locator. In a cluster (cluster
+// set: store.redis) it says which node holds each phone's flow.
+type locator struct {
+	r       *registrar.Registrar
+	cluster bool
+}
 
 func (l locator) Lookup(user string) []dialog.Contact {
 	bs := l.r.Lookup(user)
 	out := make([]dialog.Contact, 0, len(bs))
 	for _, b := range bs {
-		out = append(out, dialog.Contact{URI: b.Contact, Dest: b.Source, Transport: b.Transport})
+		ct := dialog.Contact{URI: b.Contact, Dest: b.Source, Transport: b.Transport}
+		if l.cluster {
+			ct.Node, ct.NodeAddr = b.Node, b.NodeAddr
+		}
+		out = append(out, ct)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,8 +85,11 @@ type parts struct {
 	// off or no store); closed when serve returns.
 	ckpt   dialog.Checkpoints
 	closer []func() error
-	// redis is the store.redis client, nil without one.
-	redis *redis.Client
+	// redis is the store.redis client, nil without one; rs the cluster's
+	// store on it, and cluster this node's part of the cluster.
+	redis   *redis.Client
+	rs      *store.Redis
+	cluster *clusterNode
 	// ready are what /readyz checks beyond the listeners.
 	ready []readyCheck
 }
@@ -174,6 +178,9 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 	if p.ckpt != nil {
 		opts = append(opts, admin.WithReadyCheck("checkpoint writes", p.b2b.CheckpointsHealthy))
 	}
+	if p.cluster != nil {
+		opts = append(opts, admin.WithNodes(p.cluster))
+	}
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
@@ -212,15 +219,18 @@ func (p *parts) buildCheckpoints(cfg *config.Config, log *slog.Logger) error {
 			log.Warn("Redis does not answer yet; registrations and checkpoints wait for it", "store.redis", cfg.Store.Redis, "error", err)
 		}
 	}
+	if p.redis != nil {
+		// The cluster's store: heartbeats, and checkpoints when on.
+		p.rs = store.NewRedis(p.redis, nodeID(cfg))
+		p.metrics.MustRegister(p.rs.Collectors()...)
+	}
 	if !cfg.Sessions.Checkpoint {
 		return nil
 	}
 	switch {
-	case p.redis != nil:
-		rs := store.NewRedis(p.redis, nodeID(cfg))
-		p.metrics.MustRegister(rs.Collectors()...)
-		p.ckpt = rs
-		p.ready = append(p.ready, readyCheck{"checkpoint store (Redis)", rs.Healthy})
+	case p.rs != nil:
+		p.ckpt = p.rs
+		p.ready = append(p.ready, readyCheck{"checkpoint store (Redis)", p.rs.Healthy})
 	case cfg.Store.Path != "":
 		b, err := store.OpenBolt(filepath.Join(cfg.Store.Path, "calls.db"))
 		if err != nil {
@@ -324,7 +334,7 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 		dialog.WithRegisterer(p.metrics),
 		dialog.WithAuthenticator(authenticator{p.digest}),
 		dialog.WithGuard(p.guard),
-		dialog.WithLocator(locator{p.regs}),
+		dialog.WithLocator(locator{r: p.regs, cluster: p.redis != nil}),
 		dialog.WithQuickHandler(sip.REGISTER, p.regs.HandleRegister),
 		dialog.WithNode(nodeID(cfg)),
 	)...)
@@ -333,6 +343,15 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 	}
 	p.b2b = b2b
 	p.ping.set(b2b)
+	if p.rs != nil {
+		info := store.NodeInfo{ID: nodeID(cfg), SIP: nodeSIPAddr(cfg), Admin: cfg.Admin.Listen, Started: time.Now()}
+		p.cluster = newClusterNode(p.rs, b2b, info, cfg.Node.Heartbeat, log.With("component", "cluster"), p.metrics)
+		// Alive before the B2BUA loads its checkpoints: a node restarted
+		// after its heartbeat ran out must not be taken for dead now.
+		if err := p.cluster.beat(context.Background()); err != nil {
+			log.Warn("first heartbeat not written", "error", err)
+		}
+	}
 	return nil
 }
 
@@ -344,6 +363,9 @@ func (p *parts) run(ctx context.Context, stop *stopper, sigs <-chan os.Signal, r
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tasks := []func(context.Context) error{p.relay.Run, p.regs.Run, p.b2b.Serve, p.admin.Serve, p.guard.Run}
+	if p.cluster != nil {
+		tasks = append(tasks, p.cluster.Run)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(tasks))
 	for _, task := range tasks {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/guard"
+	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -33,10 +34,19 @@ type ErrorBody struct {
 //	DELETE /api/registrations/{user}  remove a user's bindings ({"removed":N}, or 404)
 //	GET    /api/bans                  banned source addresses, oldest expiry first
 //	DELETE /api/bans/{addr}           lift the ban on one address (204, 404 without one, or 400)
+//	GET    /api/nodes                 the cluster's nodes, by ID: heartbeat, alive, calls owned
 //
 // Every error is JSON too, including 404 for an unknown path and 405 for a
 // method an endpoint does not take.
-func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations, bans Bans) {
+func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations, bans Bans, nodes Nodes) {
+	mux.HandleFunc("GET /api/nodes", func(w http.ResponseWriter, _ *http.Request) {
+		list := nodes.Nodes()
+		if list == nil {
+			list = []store.NodeInfo{}
+		}
+		sort.SliceStable(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+		writeJSON(w, http.StatusOK, list)
+	})
 	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, _ *http.Request) {
 		list := calls.Calls()
 		if list == nil {
@@ -118,6 +128,7 @@ func registerAPI(mux *http.ServeMux, calls CallTable, regs Registrations, bans B
 	mux.HandleFunc("/api/registrations/{user}", notAllowed("DELETE"))
 	mux.HandleFunc("/api/bans", notAllowed("GET, HEAD"))
 	mux.HandleFunc("/api/bans/{addr}", notAllowed("DELETE"))
+	mux.HandleFunc("/api/nodes", notAllowed("GET, HEAD"))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no API endpoint %s", r.URL.Path))
 	})

@@ -93,3 +93,15 @@ func WithReadyCheck(name string, check func() error) Option {
 		return nil
 	}
 }
+
+// WithNodes makes /api/nodes list the cluster's nodes from n. Without it
+// the list is empty: parley runs alone.
+func WithNodes(n Nodes) Option {
+	return func(s *Server) error {
+		if n == nil {
+			return fmt.Errorf("%w: nil Nodes", ErrBadOption)
+		}
+		s.nodes = n
+		return nil
+	}
+}

@@ -24,6 +24,7 @@ type Server struct {
 	calls   CallTable
 	regs    Registrations
 	bans    Bans
+	nodes   Nodes
 	state   *readiness
 	token   bearer
 	pprof   bool
@@ -41,7 +42,7 @@ type Server struct {
 // The Server reports not ready until SetReady, and refuses every request
 // that changes state unless WithToken gave it a token.
 func New(addr string, opts ...Option) (*Server, error) {
-	s := &Server{calls: noCalls{}, regs: noRegistrations{}, bans: noBans{}, state: newReadiness()}
+	s := &Server{calls: noCalls{}, regs: noRegistrations{}, bans: noBans{}, nodes: noNodes{}, state: newReadiness()}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
@@ -75,7 +76,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
-	registerAPI(mux, s.calls, s.regs, s.bans)
+	registerAPI(mux, s.calls, s.regs, s.bans, s.nodes)
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")

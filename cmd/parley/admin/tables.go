@@ -3,6 +3,7 @@ package admin
 import (
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/guard"
+	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -35,6 +36,18 @@ type Bans interface {
 	// was one.
 	Unban(addr string) bool
 }
+
+// Nodes is what the admin API needs to show a cluster of parley nodes
+// sharing one Redis: every node, its heartbeat and how many calls it owns.
+type Nodes interface {
+	Nodes() []store.NodeInfo
+}
+
+// noNodes is the Nodes of a Server built without WithNodes: a single
+// node, not in a cluster.
+type noNodes struct{}
+
+func (noNodes) Nodes() []store.NodeInfo { return nil }
 
 // noCalls is the CallTable of a Server built without WithCalls.
 type noCalls struct{}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -45,6 +46,13 @@ func cmdRegistrations(args []string, stdout, stderr io.Writer) error {
 // lists a jail's.
 func cmdBans(args []string, stdout, stderr io.Writer) error {
 	return listCommand(args, stdout, stderr, "bans", "/api/bans", printBans)
+}
+
+// cmdNodes lists the nodes of a cluster sharing one Redis: each node's
+// SIP address, whether its heartbeat is fresh, and the calls it owns.
+func cmdNodes(args []string, stdout, stderr io.Writer) error {
+	return listCommand(args, stdout, stderr, "nodes", "/api/nodes",
+		func(w io.Writer, ns []store.NodeInfo) error { return printNodes(w, ns, time.Now()) })
 }
 
 // cmdUnban lifts the ban on one source address: silent on success, like

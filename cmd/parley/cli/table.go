@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/guard"
+	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/registrar"
 )
 
@@ -62,6 +63,29 @@ func printBans(w io.Writer, bans []guard.Ban) error {
 	fmt.Fprintln(tw, "ADDRESS\tUNTIL\tREASON")
 	for _, b := range bans {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Address, b.Until.Local().Format(timeLayout), orDash(b.Reason))
+	}
+	return tw.Flush()
+}
+
+// printNodes writes the cluster's nodes as columns; a dead node (no
+// heartbeat for three of them) says since when.
+func printNodes(w io.Writer, ns []store.NodeInfo, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tSIP\tCALLS\tHEARTBEAT\tSTARTED")
+	for _, n := range ns {
+		state := "alive"
+		if !n.Alive {
+			state = "dead"
+		}
+		beat := "-"
+		if !n.Seen.IsZero() {
+			beat = now.Sub(n.Seen).Round(100*time.Millisecond).String() + " ago"
+		}
+		started := "-"
+		if !n.Started.IsZero() {
+			started = n.Started.Local().Format(timeLayout)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, state, orDash(n.SIP), n.Calls, beat, started)
 	}
 	return tw.Flush()
 }
