@@ -103,6 +103,14 @@ func TestAPICallsEmptyIsArray(t *testing.T) {
 	if body := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || body != "[]" {
 		t.Fatalf("GET /api/bans with none: %d %q, want 200 []", rec.Code, body)
 	}
+	rec = do(t, h, "GET", "/api/nodes")
+	if body := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || body != "[]" {
+		t.Fatalf("GET /api/nodes without a cluster: %d %q, want 200 []", rec.Code, body)
+	}
+	rec = do(t, h, "POST", "/api/nodes")
+	if rec.Code != 405 || rec.Header().Get("Allow") != "GET, HEAD" {
+		t.Fatalf("POST /api/nodes: %d, Allow %q; want 405 with Allow: GET, HEAD", rec.Code, rec.Header().Get("Allow"))
+	}
 }
 
 func TestAPIHangup(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-sip/parley/cmd/parley/admin"
 	"github.com/parley-sip/parley/cmd/parley/admin/admintest"
+	"github.com/parley-sip/parley/dialog/store"
 )
 
 // parley runs the operator command args[0] with args[1:] and returns its
@@ -307,5 +308,48 @@ func TestAPIBase(t *testing.T) {
 	}
 	if _, err := apiBase("9060"); err == nil {
 		t.Error("apiBase(9060): want an error")
+	}
+}
+
+// fakeNodes is a cluster's node list for the admin API.
+type fakeNodes []store.NodeInfo
+
+func (f fakeNodes) Nodes() []store.NodeInfo { return slices.Clone(f) }
+
+// TestCLINodes: parley nodes lists the cluster's nodes by ID, alive or
+// dead, with their SIP address, calls and heartbeat age; -json passes the
+// API's JSON through.
+func TestCLINodes(t *testing.T) {
+	now := time.Now()
+	nodes := fakeNodes{
+		{ID: "node-b", SIP: "10.0.0.3:5060", Started: admintest.Start, Seen: now.Add(-2 * time.Second), Calls: 3, Alive: true},
+		{ID: "node-a", SIP: "10.0.0.2:5060", Started: admintest.Start, Seen: now.Add(-40 * time.Second), Calls: 7},
+	}
+	addr := apiServer(t, &admintest.Calls{}, &admintest.Registrations{}, admin.WithNodes(nodes))
+	code, out, errs := parley(t, "nodes", "-admin", addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rows := table(out)
+	if len(rows) != 3 || !slices.Equal(rows[0], []string{"NODE", "STATE", "SIP", "CALLS", "HEARTBEAT", "STARTED"}) {
+		t.Fatalf("got\n%s", out)
+	}
+	for i, want := range [][]string{{"node-a", "dead", "10.0.0.2:5060", "7"}, {"node-b", "alive", "10.0.0.3:5060", "3"}} {
+		if !slices.Equal(rows[i+1][:4], want) {
+			t.Errorf("row %d: %q, want it to start %q", i+1, rows[i+1], want)
+		}
+	}
+	if !strings.Contains(out, "40s ago") || !strings.Contains(out, "2s ago") {
+		t.Errorf("heartbeat ages missing:\n%s", out)
+	}
+	code, out, _ = parley(t, "nodes", "-json", "-admin", addr)
+	var got []store.NodeInfo
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || len(got) != 2 || got[0].ID != "node-a" {
+		t.Errorf("nodes -json: exit %d, %v, %q", code, err, out)
+	}
+	// Alone (no cluster), the list is empty.
+	addr = apiServer(t, &admintest.Calls{}, &admintest.Registrations{})
+	if code, out, _ := parley(t, "nodes", "-admin", addr); code != 0 || out != "NODE  STATE  SIP  CALLS  HEARTBEAT  STARTED\n" {
+		t.Errorf("nodes without a cluster: exit %d, %q", code, out)
 	}
 }
