@@ -28,6 +28,8 @@ var (
 	rangeUpgrade      = rtpRange{28000, 28199}
 	rangeRefreshDown  = rtpRange{28200, 28299}
 	rangeBadCkpt      = rtpRange{28300, 28399}
+	rangeRedisAway    = rtpRange{28800, 28899}
+	rangeUpgradeRedis = rtpRange{28900, 28999}
 )
 
 // rtpPacketEvery is the packet interval of a flow: 20 ms audio.
@@ -246,7 +248,6 @@ func hangupAll(t *testing.T, p *parley, callee *phone, calls []*recoveryCall) {
 	t.Helper()
 	for i, rc := range calls {
 		rc.mc.Out.hangup(t)
-		// One at a time: the phone's event queue holds 64.
 		if _, err := callee.waitEvent(evBye, callTimeout); err != nil {
 			t.Fatalf("callee got %d of %d BYEs: %v", i, len(calls), err)
 		}
@@ -315,8 +316,20 @@ func recoverAfterKill9(t *testing.T, cfg parleyConfig, what string) {
 // BYE to anyone), starts a new process on the same store, and the calls
 // carry on: media flows and each ends normally from a phone.
 func TestUpgradeWithoutBYE(t *testing.T) {
+	upgradeWithoutBYE(t, recoveryConfig(t, rangeUpgrade, ""), "embedded store")
+}
+
+// TestUpgradeWithoutBYERedis is TestUpgradeWithoutBYE on Redis.
+func TestUpgradeWithoutBYERedis(t *testing.T) {
+	rs := startRedis(t)
+	cfg := recoveryConfig(t, rangeUpgradeRedis, "")
+	cfg.Redis = rs.URL
+	upgradeWithoutBYE(t, cfg, "Redis store")
+}
+
+func upgradeWithoutBYE(t *testing.T, cfg parleyConfig, what string) {
 	const n = 10
-	p := startParley(t, recoveryConfig(t, rangeUpgrade, ""))
+	p := startParley(t, cfg)
 	caller := newPhone(t, "1001", p.SIPAddr, "udp")
 	callee := newPhone(t, "1002", p.SIPAddr, "udp")
 	callee.mustRegister()
@@ -345,7 +358,7 @@ func TestUpgradeWithoutBYE(t *testing.T) {
 	started := time.Now()
 	p.restart(t, 2)
 	g := measureGaps(t, calls, stoppedAt, started, time.Now(), 2*time.Second)
-	t.Logf("upgrade (SIGUSR2, then a new process) with %d calls: %v", n, g)
+	t.Logf("upgrade (SIGUSR2, then a new process) with %d calls (%s): %v", n, what, g)
 	hangupAll(t, p, callee, calls)
 }
 
