@@ -156,6 +156,16 @@ func TestClusterCallThroughNode(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// And from a terminal: parley nodes against B's admin API.
+	out, err := exec.Command(parleyBin, "nodes", "-admin", b.AdminAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("parley nodes: %v\n%s", err, out)
+	}
+	rows := table(string(out))
+	if len(rows) != 3 || rows[1][0] != "node-a" || rows[1][1] != "alive" || rows[1][2] != a.SIPAddr ||
+		rows[2][0] != "node-b" || rows[2][1] != "alive" {
+		t.Errorf("parley nodes printed\n%s\nwant node-a and node-b, both alive, with their SIP addresses", out)
+	}
 	hangupAll(t, b, callee, calls)
 	if n := len(a.apiCalls(t)); n != 0 {
 		t.Errorf("node A still holds %d calls after the hangup", n)
@@ -290,4 +300,20 @@ func nodesJSON(t *testing.T, p *parley) []apiNode {
 		t.Fatalf("GET /api/nodes: %v", err)
 	}
 	return nodes
+}
+
+// table splits a CLI listing into rows of columns: columns are separated
+// by runs of two or more spaces (a date and time keep their one space).
+func table(out string) [][]string {
+	var rows [][]string
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		var cols []string
+		for _, f := range strings.Split(line, "  ") {
+			if f = strings.TrimSpace(f); f != "" {
+				cols = append(cols, f)
+			}
+		}
+		rows = append(rows, cols)
+	}
+	return rows
 }
