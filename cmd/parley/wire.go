@@ -119,15 +119,18 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p.regs, err = registrar.New(p.digest, store,
-		registrar.WithNode(nodeID(cfg)),
-		registrar.WithNodeAddr(nodeSIPAddr(cfg)),
+	opts := []registrar.Option{
 		registrar.WithExpires(cfg.Registrar.MinExpires, cfg.Registrar.MaxExpires),
 		registrar.WithLogger(log.With("component", "registrar")),
 		registrar.WithMetrics(p.metrics),
 		registrar.WithQualify(cfg.Registrar.Qualify, p.ping),
 		registrar.WithMaxContacts(cfg.Registrar.MaxContacts),
-	)
+	}
+	if p.redis != nil {
+		// In a cluster each binding names the node holding its flow.
+		opts = append(opts, registrar.WithNode(nodeID(cfg)), registrar.WithNodeAddr(nodeSIPAddr(cfg)))
+	}
+	p.regs, err = registrar.New(p.digest, store, opts...)
 	if err != nil {
 		store.Close()
 		return err
