@@ -28,6 +28,15 @@ const clusterHeartbeat = 500 * time.Millisecond
 // addresses), as the README says a cluster must be set up.
 func startNode(t *testing.T, id, ip, redisURL string, rng rtpRange, peers ...string) *parley {
 	t.Helper()
+	return startNodeExtra(t, id, ip, redisURL, rng, "", peers...)
+}
+
+// startNodeExtra is startNode with extraYAML added to the node's config:
+// top-level sections startNode does not write (sip, admin, store, node,
+// users, routes, registrar, rtp, sessions and log are its own), e.g.
+// security.
+func startNodeExtra(t *testing.T, id, ip, redisURL string, rng rtpRange, extraYAML string, peers ...string) *parley {
+	t.Helper()
 	needParley(t)
 	dir := t.TempDir()
 	sipPort, adminPort := freePortsOn(t, ip)
@@ -57,6 +66,7 @@ func startNode(t *testing.T, id, ip, redisURL string, rng rtpRange, peers ...str
 	b.WriteString("routes: []\nregistrar: {min_expires: 60, max_expires: 3600, qualify: 0s}\n")
 	fmt.Fprintf(&b, "rtp: {address: %s, port_min: %d, port_max: %d}\n", ip, rng.Min, rng.Max)
 	b.WriteString("sessions: {max_calls: 0, max_calls_per_user: 0}\nlog: {level: debug}\n")
+	b.WriteString(extraYAML)
 	writeFile(t, p.ConfigPath, b.String())
 	p.run(t, exec.Command(parleyBin, "-config", p.ConfigPath))
 	return p

@@ -141,8 +141,12 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 // buildDigest loads the users' passwords, generating those the
 // configuration leaves out, and builds the digest authenticator over them.
 func (p *parts) buildDigest(cfg *config.Config, log *slog.Logger) error {
-	p.guard = guard.New(cfg.Security, cfg.TrustedPrefixes(),
-		guard.WithLogger(log.With("component", "guard")), guard.WithRegisterer(p.metrics))
+	gopts := []guard.Option{guard.WithLogger(log.With("component", "guard")), guard.WithRegisterer(p.metrics)}
+	if p.rs != nil {
+		// The cluster's nodes share their bans.
+		gopts = append(gopts, guard.WithBanStore(p.rs))
+	}
+	p.guard = guard.New(cfg.Security, cfg.TrustedPrefixes(), gopts...)
 	if cfg.Store.Path != "" {
 		if err := os.MkdirAll(cfg.Store.Path, 0o700); err != nil {
 			return fmt.Errorf("store.path: %w", err)

@@ -10,6 +10,10 @@
 // and the B2BUA asks it before it takes a request (Allow, Scanner,
 // Stranger). Trusted networks (sip.trusted) are never banned, limited or
 // dropped.
+//
+// With a BanStore (WithBanStore) the nodes of a cluster share their bans:
+// each node publishes the bans it imposes and the ones an operator lifts,
+// and applies those the others publish.
 package guard
 
 import (
@@ -71,9 +75,16 @@ type Guard struct {
 	sources map[netip.Addr]*source
 	bans    map[netip.Addr]Ban
 
+	// store shares the bans with other nodes (nil: not shared); outbox
+	// holds what Run is to publish there.
+	store  BanStore
+	outbox chan banChange
+
 	bansGauge prometheus.GaugeFunc
 	dropped   *prometheus.CounterVec
 	banned    prometheus.Counter
+	shared    prometheus.Counter
+	unshared  prometheus.Counter
 }
 
 // Option configures a Guard.
@@ -88,7 +99,7 @@ func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = no
 // WithRegisterer registers the guard's metrics on reg.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(g *Guard) {
-		reg.MustRegister(g.bansGauge, g.dropped, g.banned)
+		reg.MustRegister(g.bansGauge, g.dropped, g.banned, g.shared, g.unshared)
 	}
 }
 
@@ -125,7 +136,15 @@ func New(cfg config.Security, trusted []netip.Prefix, opts ...Option) *Guard {
 	}
 	g.banned = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_security_bans_total",
-		Help: "Bans imposed.",
+		Help: "Bans this node imposed.",
+	})
+	g.shared = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_security_shared_bans_total",
+		Help: "Bans applied from the ban store: imposed by another node, or by this one before it restarted.",
+	})
+	g.unshared = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_security_ban_shares_dropped_total",
+		Help: "Bans and lifts not told to the other nodes because the queue to the ban store was full.",
 	})
 	for _, o := range opts {
 		o(g)
@@ -296,6 +315,7 @@ func (g *Guard) count(src netip.Addr, f func(*source, time.Time) string) {
 	if ban.Address != "" {
 		g.banned.Inc()
 		g.log.Warn("source banned", "source_ip", ban.Address, "reason", reason, "until", ban.Until.Format(time.RFC3339))
+		g.share(banChange{addr: src, until: ban.Until, reason: reason})
 	}
 }
 
@@ -316,7 +336,9 @@ func (g *Guard) Bans() []Ban {
 	return out
 }
 
-// Unban lifts the ban on addr, reporting whether there was one.
+// Unban lifts the ban on addr, reporting whether there was one here.
+// With a BanStore the lift is published whether or not there was, so it
+// reaches a node that holds a ban this one never learnt of.
 func (g *Guard) Unban(addr string) bool {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
@@ -331,11 +353,20 @@ func (g *Guard) Unban(addr string) bool {
 	if ok {
 		g.log.Info("source unbanned", "source_ip", a.String())
 	}
+	g.share(banChange{addr: a})
 	return ok
 }
 
 // Run sweeps expired bans and records every ban_window until ctx ends.
+// With a BanStore it also publishes the guard's bans and lifts, one at a
+// time, and watches for the other nodes'; it returns once the watch has
+// stopped.
 func (g *Guard) Run(ctx context.Context) error {
+	if g.store != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { g.watch(ctx) })
+	}
 	every := max(g.cfg.BanWindow, time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -343,6 +374,8 @@ func (g *Guard) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case c := <-g.outbox: // nil, and never ready, without a store
+			g.publish(ctx, c)
 		case <-t.C:
 			g.mu.Lock()
 			g.sweepLocked(g.now())

@@ -2,7 +2,7 @@
 // process or another node: the calls' checkpoints, in an embedded bbolt
 // file (one node) or in Redis (shared by a cluster), and in Redis the
 // cluster's membership: each node's heartbeat, and the claim a surviving
-// node makes on a dead one's calls.
+// node makes on a dead one's calls; and in Redis the bans the nodes share.
 //
 // It is a leaf: it imports nothing of parley's, and package dialog reaches
 // it through its own Checkpoints interface, which cmd/parley plugs in.

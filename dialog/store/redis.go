@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ const (
 	opNodes     = "nodes"
 	opDeadNodes = "dead_nodes"
 	opClaim     = "claim"
+	// Bans (bans.go).
+	opBanPublish = "ban_publish"
+	opBanWatch   = "ban_watch"
 )
 
 // MetricErrors counts failed operations on a store.
@@ -57,7 +61,8 @@ const MetricErrors = "parley_cluster_store_errors_total"
 // Redis keeps checkpoints in a Redis shared by the nodes of a cluster: each
 // call's checkpoint under its own key, and each node's set of the calls it
 // owns, so that a node loads only its own calls and a surviving node can
-// claim a dead one's (see cluster.go).
+// claim a dead one's (see cluster.go). It shares the nodes' bans of hostile
+// sources too (see bans.go).
 //
 // Write and Load take no context, so each bounds its round trips with the
 // store's timeout; for the timeout to cut a stalled socket short, and not
@@ -72,6 +77,9 @@ type Redis struct {
 
 	mu      sync.Mutex
 	lastErr error
+	// banned holds the bans of other nodes that Watch applied, with their
+	// expiry, so that a resynchronisation can lift those gone early.
+	banned map[netip.Addr]time.Time
 }
 
 // RedisOption configures a Redis store.
@@ -106,6 +114,7 @@ func NewRedis(client *redis.Client, node string, opts ...RedisOption) *Redis {
 		node:    node,
 		ttl:     DefaultCheckpointTTL,
 		timeout: DefaultTimeout,
+		banned:  map[netip.Addr]time.Time{},
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        MetricErrors,
 			Help:        "Operations on the checkpoint and cluster store that failed, by operation.",
@@ -115,7 +124,7 @@ func NewRedis(client *redis.Client, node string, opts ...RedisOption) *Redis {
 	for _, o := range opts {
 		o(r)
 	}
-	for _, op := range []string{opWrite, opLoad, opHeartbeat, opNodes, opDeadNodes, opClaim} {
+	for _, op := range []string{opWrite, opLoad, opHeartbeat, opNodes, opDeadNodes, opClaim, opBanPublish, opBanWatch} {
 		r.errs.WithLabelValues(op)
 	}
 	return r

@@ -440,7 +440,8 @@ func TestRedisMetricNames(t *testing.T) {
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
-	ops := map[string]bool{opWrite: true, opLoad: true, opHeartbeat: true, opNodes: true, opDeadNodes: true, opClaim: true}
+	ops := map[string]bool{opWrite: true, opLoad: true, opHeartbeat: true, opNodes: true, opDeadNodes: true, opClaim: true,
+		opBanPublish: true, opBanWatch: true}
 	if len(mfs) != 1 || mfs[0].GetName() != MetricErrors {
 		t.Fatalf("gathered %d families, want %s only", len(mfs), MetricErrors)
 	}
