@@ -40,7 +40,9 @@
 #   RATES           space-separated calls/s (default "500 1000 1500 2000 2500 3000 3500")
 #   SYSTEMS         default "parley kamailio"; parley-ckpt adds a parley that
 #                   checkpoints every answered call to its embedded store (on
-#                   CKPT_PORT, default 27060, admin on ADMIN_PORT+1)
+#                   CKPT_PORT, default 27060, admin on ADMIN_PORT+1); parley-redis
+#                   one checkpointing to a Redis the script starts (REDIS_PORT,
+#                   default 28379; SIP on REDIS_SIP_PORT, 28060; admin ADMIN_PORT+2)
 #   TWO_PAIRS_FROM  rates from this one up use two SIPp pairs (default 3500: one pair
 #                   completes every call up to about 3,000/s, TESTING.md)
 #   STOP_ON_FAIL    1 (default) stops a system's ramp at its first failed rate
@@ -68,6 +70,8 @@ PROFILE=${PROFILE:-0}
 SIP_PORT=${SIP_PORT:-25060}
 KAM_PORT=${KAM_PORT:-26060}
 CKPT_PORT=${CKPT_PORT:-27060}
+REDIS_SIP_PORT=${REDIS_SIP_PORT:-28060}
+REDIS_PORT=${REDIS_PORT:-28379}
 ADMIN_PORT=${ADMIN_PORT:-29060}
 UAS_PORT=${UAS_PORT:-25070}
 UAC_PORT=${UAC_PORT:-25080}
@@ -113,6 +117,20 @@ for sys in $SYSTEMS; do
 		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) write_parley_config "$OUT/parley-ckpt.yaml" 40000 49999 "$OUT/ckpt-store" true
 		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) start_parley "$OUT/parley-ckpt.yaml"
 		target[$sys]=127.0.0.1:$CKPT_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$CKPT_PORT
+		;;
+	parley-redis)
+		# The same with the checkpoints (and registrations) in a Redis
+		# started here, no persistence.
+		need_pkg redis-server redis-server
+		redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$OUT/redis.log" 2>&1 &
+		pids+=("$!")
+		for _ in $(seq 50); do
+			redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+			sleep 0.1
+		done
+		SIP_PORT=$REDIS_SIP_PORT ADMIN_PORT=$((ADMIN_PORT + 2)) write_parley_config "$OUT/parley-redis.yaml" 50000 59999 "" true "redis://127.0.0.1:$REDIS_PORT/0"
+		SIP_PORT=$REDIS_SIP_PORT ADMIN_PORT=$((ADMIN_PORT + 2)) start_parley "$OUT/parley-redis.yaml"
+		target[$sys]=127.0.0.1:$REDIS_SIP_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$REDIS_SIP_PORT
 		;;
 	kamailio)
 		start_kamailio "$KAM_PORT"
@@ -246,6 +264,10 @@ fi
 ratio() { awk -v p="$1" -v k="$2" 'BEGIN { if (k > 0) printf "%.2f", p / k; else print "n/a" }'; }
 p=${best[parley]:-0} k=${best[kamailio]:-0} pn=${nofail[parley]:-0} kn=${nofail[kamailio]:-0}
 echo "SUMMARY cps: held ${DURATION}s with 0 failed and 0 unexpected: parley $p calls/s, kamailio $k, parley/kamailio $(ratio "$p" "$k"); with 0 failed: parley $pn, kamailio $kn, ratio $(ratio "$pn" "$kn") (commit $commit, results in $OUT)"
+if [ -n "${best[parley-redis]:-}" ]; then
+	c=${best[parley-redis]} cn=${nofail[parley-redis]:-0}
+	echo "SUMMARY checkpoints in Redis: parley $c calls/s, off $p, on/off $(ratio "$c" "$p"); with 0 failed: on $cn, off $pn, ratio $(ratio "$cn" "$pn")"
+fi
 if [ -n "${best[parley-ckpt]:-}" ]; then
 	c=${best[parley-ckpt]} cn=${nofail[parley-ckpt]:-0}
 	echo "SUMMARY checkpoints: parley with sessions.checkpoint on (embedded store) $c calls/s, off $p, on/off $(ratio "$c" "$p"); with 0 failed: on $cn, off $pn, ratio $(ratio "$cn" "$pn")"

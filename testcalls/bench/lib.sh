@@ -158,9 +158,10 @@ build_parley() {
 # users 1001..1100 and 2000..2009 with digest (no trusted network), no call
 # limits, no qualify, memory store, no RTP timeout (benchmark calls may
 # carry no media), warnings only.
-# write_parley_config FILE PORT_MIN PORT_MAX [STORE_DIR [CHECKPOINT]]: a
-# config on $SIP_PORT and $ADMIN_PORT; with STORE_DIR and CHECKPOINT true,
-# answered calls are checkpointed to STORE_DIR/calls.db.
+# write_parley_config FILE PORT_MIN PORT_MAX [STORE_DIR [CHECKPOINT [REDIS_URL]]]:
+# a config on $SIP_PORT and $ADMIN_PORT; with STORE_DIR and CHECKPOINT
+# true, answered calls are checkpointed to STORE_DIR/calls.db, or with
+# REDIS_URL to that Redis (registrations too).
 write_parley_config() {
 	local u
 	{
@@ -171,7 +172,7 @@ sip:
   trusted: []
 rtp: {address: 127.0.0.1, port_min: $2, port_max: $3, timeout: 0s}
 admin: {listen: 127.0.0.1:$ADMIN_PORT, pprof: true}
-store: {path: "${4:-}"}
+store: {path: "${4:-}", redis: "${6:-}"}
 sessions: {max_calls: 0, max_calls_per_user: 0, checkpoint: ${5:-false}}
 registrar: {qualify: 0s}
 log: {level: warn}
