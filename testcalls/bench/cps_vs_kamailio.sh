@@ -114,7 +114,7 @@ for sys in $SYSTEMS; do
 		# A second parley beside the first, checkpointing every answered
 		# call to its embedded store (sessions.checkpoint, part 7).
 		mkdir -p "$OUT/ckpt-store"
-		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) write_parley_config "$OUT/parley-ckpt.yaml" 50000 54999 "$OUT/ckpt-store" true
+		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) write_parley_config "$OUT/parley-ckpt.yaml" 10000 19999 "$OUT/ckpt-store" true
 		SIP_PORT=$CKPT_PORT ADMIN_PORT=$((ADMIN_PORT + 1)) start_parley "$OUT/parley-ckpt.yaml"
 		target[$sys]=127.0.0.1:$CKPT_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$CKPT_PORT
 		;;
@@ -128,7 +128,7 @@ for sys in $SYSTEMS; do
 			redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
 			sleep 0.1
 		done
-		SIP_PORT=$REDIS_SIP_PORT ADMIN_PORT=$((ADMIN_PORT + 2)) write_parley_config "$OUT/parley-redis.yaml" 55000 59999 "" true "redis://127.0.0.1:$REDIS_PORT/0"
+		SIP_PORT=$REDIS_SIP_PORT ADMIN_PORT=$((ADMIN_PORT + 2)) write_parley_config "$OUT/parley-redis.yaml" 50000 59999 "" true "redis://127.0.0.1:$REDIS_PORT/0"
 		SIP_PORT=$REDIS_SIP_PORT ADMIN_PORT=$((ADMIN_PORT + 2)) start_parley "$OUT/parley-redis.yaml"
 		target[$sys]=127.0.0.1:$REDIS_SIP_PORT srv_pid[$sys]=$parley_pid srv_port[$sys]=$REDIS_SIP_PORT
 		;;
