@@ -45,9 +45,11 @@ type mediaReofferer interface {
 	Reoffered(fromCaller bool, answer []byte) error
 }
 
-// mediaCheckpointer is a MediaSession that can say what Restore needs.
+// mediaCheckpointer is a MediaSession that can say what Restore needs:
+// its state, taken in the call's queue, which the checkpoint writer turns
+// into JSON off the signalling path.
 type mediaCheckpointer interface {
-	Checkpoint() ([]byte, error)
+	CheckpointState() (any, error)
 }
 
 // WithCheckpoints makes the B2BUA checkpoint its answered calls to cp, and
@@ -79,8 +81,10 @@ type callState struct {
 	Written time.Time `json:"written"`
 	Caller  legState  `json:"caller"`
 	Callee  legState  `json:"callee"`
-	// Media is the media session's own checkpoint (package media's).
+	// Media is the media session's own checkpoint (package media's). The
+	// writer fills it from media, the state taken in the call's queue.
 	Media json.RawMessage `json:"media,omitempty"`
+	media any
 	// Quality is the minor sync point: what the relay counted so far.
 	Quality *MediaQuality `json:"quality,omitempty"`
 }
@@ -144,13 +148,13 @@ func (s *Server) callState(c *Call) (*callState, bool) {
 		if !ok {
 			return nil, false
 		}
-		data, err := mc.Checkpoint()
+		ms, err := mc.CheckpointState()
 		if err != nil {
 			// An offer waits for its answer: the answer is the next sync
 			// point.
 			return nil, false
 		}
-		st.Media = data
+		st.media = ms
 	}
 	return st, true
 }

@@ -19,6 +19,11 @@ type ckWriter struct {
 
 	mu      sync.Mutex
 	pending map[string]*callState // nil: delete the call's checkpoint
+	// stored are the calls whose checkpoint is in the store, and inflight
+	// the batch being written: a call that ends before its checkpoint left
+	// pending (a short call) costs the store nothing.
+	stored   map[string]struct{}
+	inflight map[string]*callState
 	// frozen stops all writes: parley is stopping without hanging up
 	// (Detach), and the calls' checkpoints must stay as they are.
 	frozen bool
@@ -42,7 +47,7 @@ const ckBatchWait = 20 * time.Millisecond
 const ckMinorEvery = 5 * time.Second
 
 func newCkWriter(store Checkpoints) *ckWriter {
-	w := &ckWriter{store: store, pending: map[string]*callState{}, wake: make(chan struct{}, 1)}
+	w := &ckWriter{store: store, pending: map[string]*callState{}, stored: map[string]struct{}{}, wake: make(chan struct{}, 1)}
 	w.writes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_checkpoint_writes_total",
 		Help: "Checkpoint batches written to the store, by result.",
@@ -81,12 +86,30 @@ func (w *ckWriter) queue(id string, st *callState) {
 		w.mu.Unlock()
 		return
 	}
+	if st == nil && w.pending[id] != nil {
+		_, stored := w.stored[id]
+		_, writing := w.inflight[id]
+		if !stored && !writing {
+			// Its checkpoint never reached the store: nothing to delete.
+			delete(w.pending, id)
+			w.mu.Unlock()
+			return
+		}
+	}
 	w.pending[id] = st
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// markStored records that call id's checkpoint is in the store already
+// (a restored or adopted call), so that its end deletes it.
+func (w *ckWriter) markStored(id string) {
+	w.mu.Lock()
+	w.stored[id] = struct{}{}
+	w.mu.Unlock()
 }
 
 // healthy returns the store's last write error, nil once a write
@@ -107,6 +130,7 @@ func (w *ckWriter) flush(log *slog.Logger) error {
 		return nil
 	}
 	w.pending = make(map[string]*callState, len(batch))
+	w.inflight = batch
 	w.mu.Unlock()
 
 	put := make(map[string][]byte, len(batch))
@@ -116,7 +140,14 @@ func (w *ckWriter) flush(log *slog.Logger) error {
 			del = append(del, id)
 			continue
 		}
-		data, err := json.Marshal(st)
+		var err error
+		if st.media != nil {
+			st.Media, err = json.Marshal(st.media)
+		}
+		var data []byte
+		if err == nil {
+			data, err = json.Marshal(st)
+		}
 		if err != nil {
 			log.Warn("checkpoint not written", "call", id, "error", err)
 			continue
@@ -129,7 +160,14 @@ func (w *ckWriter) flush(log *slog.Logger) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.inflight = nil
 	if err == nil {
+		for id := range put {
+			w.stored[id] = struct{}{}
+		}
+		for _, id := range del {
+			delete(w.stored, id)
+		}
 		w.writes.WithLabelValues("ok").Inc()
 		if w.failing != nil {
 			log.Info("checkpoint store writes again", "written", len(batch))

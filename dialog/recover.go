@@ -107,6 +107,8 @@ func (s *Server) restoreCall(id string, data []byte, move bool) (*Call, error) {
 
 	// The call is entered first, so that a failure below ends it the way
 	// any call ends: BYE on both legs, a record, and its checkpoint gone.
+	s.ckpt.markStored(c.ID)
+	c.checkpointed = true
 	s.calls.admit(c, c.account, 0, 0)
 	s.calls.addLeg(c.caller)
 	s.calls.addLeg(c.callee)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/parley-sip/parley/dialog/store"
 )
@@ -30,6 +31,8 @@ var (
 	rangeBadCkpt      = rtpRange{28300, 28399}
 	rangeRedisAway    = rtpRange{28800, 28899}
 	rangeUpgradeRedis = rtpRange{28900, 28999}
+	rangeBadCkptRedis = rtpRange{22900, 22999}
+	rangeByeDown      = rtpRange{29100, 29199}
 )
 
 // rtpPacketEvery is the packet interval of a flow: 20 ms audio.
@@ -425,6 +428,41 @@ func TestRefreshDueWhileDown(t *testing.T) {
 // drops the garbage with a log line, and is ready as usual.
 func TestRecoverBadCheckpoints(t *testing.T) {
 	cfg := recoveryConfig(t, rangeBadCkpt, "")
+	recoverBadCheckpoints(t, cfg, func() {
+		db, err := store.OpenBolt(filepath.Join(cfg.StorePath, "calls.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Write(map[string][]byte{"garbage": []byte("{not json")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRecoverBadCheckpointsRedis is TestRecoverBadCheckpoints with the
+// checkpoints in Redis: the garbage is planted among the node's calls there.
+func TestRecoverBadCheckpointsRedis(t *testing.T) {
+	rs := startRedis(t)
+	cfg := recoveryConfig(t, rangeBadCkptRedis, "node: {id: bad-ckpt-node}\n")
+	cfg.Redis = rs.URL
+	recoverBadCheckpoints(t, cfg, func() {
+		c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.Port)})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.Set(ctx, "parley:call:garbage", "{not json", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SAdd(ctx, "parley:node:bad-ckpt-node:calls", "garbage").Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// recoverBadCheckpoints runs the bad-checkpoints test over cfg; plant puts
+// a checkpoint that does not parse in the store while parley is down.
+func recoverBadCheckpoints(t *testing.T, cfg parleyConfig, plant func()) {
 	p := startParley(t, cfg)
 	caller := newPhone(t, "1001", p.SIPAddr, "udp")
 	callee := newPhone(t, "1002", p.SIPAddr, "udp")
@@ -444,14 +482,7 @@ func TestRecoverBadCheckpoints(t *testing.T) {
 		t.Fatalf("taking relay port %v: %v", taken, err)
 	}
 	defer squatter.Close()
-	db, err := store.OpenBolt(filepath.Join(cfg.StorePath, "calls.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Write(map[string][]byte{"garbage": []byte("{not json")}, nil); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	plant()
 
 	p.restart(t, 2)
 	// The call whose port was taken ends: BYE to both phones.
@@ -478,4 +509,45 @@ func TestRecoverAfterKill9Redis(t *testing.T) {
 	cfg := recoveryConfig(t, rangeRecoverRedis, "")
 	cfg.Redis = rs.URL
 	recoverAfterKill9(t, cfg, "Redis store")
+}
+
+// TestByeWhileDown: a phone hangs up while parley is down. Its BYE goes
+// unanswered and is retransmitted (RFC 3261 §17.1.2); the retransmission
+// that reaches the restarted parley gets 200, and the other phone its BYE.
+func TestByeWhileDown(t *testing.T) {
+	p := startParley(t, recoveryConfig(t, rangeByeDown, ""))
+	caller := newPhone(t, "1001", p.SIPAddr, "udp")
+	callee := newPhone(t, "1002", p.SIPAddr, "udp")
+	callee.mustRegister()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, 1)
+	waitMedia(t, calls, time.Now(), 3*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	p.kill9(t)
+
+	byeDone := make(chan error, 1)
+	sent := time.Now()
+	go func() {
+		bctx, bcancel := context.WithTimeout(context.Background(), callTimeout)
+		defer bcancel()
+		byeDone <- calls[0].mc.Out.Session.Bye(bctx)
+	}()
+	time.Sleep(1200 * time.Millisecond) // the BYE and its first retransmissions find no one
+	p.restart(t, 2)
+	select {
+	case err := <-byeDone:
+		if err != nil {
+			t.Fatalf("caller's BYE after the restart: %v, want 200", err)
+		}
+		t.Logf("BYE sent while parley was down answered %v later, by the restarted process", time.Since(sent).Round(10*time.Millisecond))
+	case <-time.After(callTimeout):
+		t.Fatal("caller's BYE never answered")
+	}
+	if _, err := callee.waitEvent(evBye, 3*time.Second); err != nil {
+		t.Fatalf("callee: %v", err)
+	}
+	p.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }

@@ -85,8 +85,8 @@ func (m mediaSession) Current(toCaller bool) []byte {
 func (m mediaSession) Unchanged(fromCaller bool, sdp []byte) bool {
 	return m.s.Unchanged(side(fromCaller), sdp)
 }
-func (m mediaSession) OnTimeout(f func())          { m.s.OnTimeout(f) }
-func (m mediaSession) Checkpoint() ([]byte, error) { return m.s.Checkpoint() }
+func (m mediaSession) OnTimeout(f func())            { m.s.OnTimeout(f) }
+func (m mediaSession) CheckpointState() (any, error) { return m.s.State() }
 func (m mediaSession) Reoffered(fromCaller bool, answer []byte) error {
 	return m.s.Reoffered(side(fromCaller), answer)
 }
