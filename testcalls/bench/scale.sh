@@ -43,6 +43,10 @@
 #   SDP           early (default: SDP in the INVITE) or late (none; offer in the 200)
 #   RTP_MIN RTP_MAX  parley's relay ports (20000 63999)
 #   SIP_PORT ADMIN_PORT UAS_PORT UAC_PORT  (13060 13090 13070 13080)
+#   CHECKPOINT    1: parley checkpoints every answered call to a bbolt store in
+#                 OUT (sessions.checkpoint, part 7); the plateau line then also
+#                 shows parley's CPU while only holding calls (the checkpoints'
+#                 5 s rewrites with the media counters) and the store's size
 #   PARLEY_BIN    benchmark this binary instead of building ./cmd/parley
 #   OUT           default testcalls/bench/out/scale-<timestamp>
 set -euo pipefail
@@ -52,6 +56,7 @@ RATE=${RATE:-500}
 PLATEAU_WAIT=${PLATEAU_WAIT:-40}
 SETTLE=${SETTLE:-40}
 SDP=${SDP:-early}
+CHECKPOINT=${CHECKPOINT:-0}
 RTP_MIN=${RTP_MIN:-20000}
 RTP_MAX=${RTP_MAX:-63999}
 SIP_PORT=${SIP_PORT:-13060}
@@ -100,7 +105,12 @@ fi
 HOLD_MS=${HOLD_MS:-$(((CALLS / RATE + 75) * 1000))}
 commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo '?')
 build_parley
-write_parley_config "$OUT/parley.yaml" "$RTP_MIN" "$RTP_MAX"
+if [ "$CHECKPOINT" = 1 ]; then
+	mkdir -p "$OUT/store"
+	write_parley_config "$OUT/parley.yaml" "$RTP_MIN" "$RTP_MAX" "$OUT/store" true
+else
+	write_parley_config "$OUT/parley.yaml" "$RTP_MIN" "$RTP_MAX"
+fi
 start_parley "$OUT/parley.yaml"
 sipp_register "127.0.0.1:$SIP_PORT" "$UAS_PORT" 2000
 # The UAS waits HOLD_MS for each BYE: its receive timeout must be longer.
@@ -161,7 +171,11 @@ while [ "$SECONDS" -lt "$deadline" ]; do
 	[ "${r[setup_active]}" != - ] && [ "${r[setup_active]}" -ge "$CALLS" ] && break
 	kill -0 "$uac_pid" 2>/dev/null || break
 done
+hold_cpu0=$(tree_cpu_ticks "$parley_pid")
+hold_t0=$SECONDS
 sleep "$PLATEAU_WAIT"
+hold_cpu1=$(tree_cpu_ticks "$parley_pid")
+hold_s=$((SECONDS - hold_t0))
 sample plateau gc
 save_heap plateau
 established=${r[plateau_active]}
@@ -196,6 +210,10 @@ ports_pc=$(per "${r[plateau_ports]}" "${r[idle_ports]}" "$established")
 echo "per established call ($established): rss ${rss_pc} KB, heap ${heap_pc} KB in use (${live_pc} KB of live objects), goroutines ${gor_pc}, relay ports ${ports_pc}"
 echo "after the end vs idle: rss $((r[after_rss] - r[idle_rss])) KB, heap $((r[after_heap] - r[idle_heap])) KB, goroutines $((r[after_gor] - r[idle_gor])), relay ports $((r[after_ports] - r[idle_ports])), calls ${r[after_calls]}"
 echo "sipp: ok $ok failed $failed unexpected $unexp rc $rc; kernel RcvbufErrors +$((rcv1 - rcv0))"
+hold_pct=$(awk -v t=$((hold_cpu1 - hold_cpu0)) -v s="$hold_s" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 100 * t / hz / s }')
+store_kb=-
+[ "$CHECKPOINT" = 1 ] && store_kb=$(du -k "$OUT/store/calls.db" 2>/dev/null | cut -f1)
+echo "holding $established calls for ${hold_s}s (checkpoints: $CHECKPOINT): parley CPU ${hold_pct}% of one core; calls.db ${store_kb} KB"
 echo "heap profiles: $OUT/heap-plateau.txt, $OUT/heap-after.txt (go tool pprof)"
 
 verdict=$(awk -v rss="$rss_pc" -v heap="$heap_pc" -v g="$gor_pc" -v n="$established" -v c="$CALLS" \
@@ -203,4 +221,4 @@ verdict=$(awk -v rss="$rss_pc" -v heap="$heap_pc" -v g="$gor_pc" -v n="$establis
 	'BEGIN { ok = (n >= c && rss < 10 && heap < 10 && g <= 1 && dg <= 0 && dp == 0 && f == 0); print (ok ? "met" : "not met") }')
 limit=""
 [ "$CALLS" = "$asked_calls" ] || limit=" (cut from $asked_calls by the fd limit $(ulimit -n))"
-echo "SUMMARY scale: $established of $CALLS calls held$limit (SDP $SDP), per call rss ${rss_pc} KB heap ${heap_pc} KB (live ${live_pc} KB) goroutines ${gor_pc}; after end goroutines $((r[after_gor] - r[idle_gor])) heap $((r[after_heap] - r[idle_heap])) KB ports $((r[after_ports] - r[idle_ports])); failed ${failed:-?}; target <10 KB and <=1 goroutine per call, all back: $verdict (commit $commit, results in $OUT)"
+echo "SUMMARY scale: $established of $CALLS calls held$limit (SDP $SDP, checkpoints $CHECKPOINT, holding CPU ${hold_pct}%), per call rss ${rss_pc} KB heap ${heap_pc} KB (live ${live_pc} KB) goroutines ${gor_pc}; after end goroutines $((r[after_gor] - r[idle_gor])) heap $((r[after_heap] - r[idle_heap])) KB ports $((r[after_ports] - r[idle_ports])); failed ${failed:-?}; target <10 KB and <=1 goroutine per call, all back: $verdict (commit $commit, results in $OUT)"
