@@ -232,13 +232,15 @@ func (s *Server) runCheckpoints(done <-chan struct{}) {
 }
 
 // minorSync takes a checkpoint of every established call, with its media
-// counters: the minor sync point.
+// counters: the minor sync point. It runs each call's part in that call's
+// queue, one call after the other on the writer's goroutine (posting them
+// all would wake a worker goroutine per call every 5 s).
 func (s *Server) minorSync() {
 	if !s.cfg.Sessions.Checkpoint {
 		return
 	}
 	for _, c := range s.calls.all() {
-		c.post(func() {
+		c.do(func() {
 			st, ok := s.callState(c)
 			if !ok {
 				return
