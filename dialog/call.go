@@ -152,8 +152,11 @@ type Call struct {
 	// offer from the other side meanwhile gets 491 (RFC 3261 §14.2).
 	negotiating bool
 	// checkpointed is set once a checkpoint of the call was taken, so its
-	// end deletes it.
+	// end deletes it; ckAt is when the last was taken, and ckQuality the
+	// media counters it held (see minorSync).
 	checkpointed bool
+	ckAt         time.Time
+	ckQuality    MediaQuality
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

@@ -126,7 +126,7 @@ func (s *Server) checkpoint(c *Call) {
 	if !ok {
 		return
 	}
-	c.checkpointed = true
+	c.checkpointed, c.ckAt = true, time.Now()
 	s.ckpt.put(c.ID, st)
 }
 

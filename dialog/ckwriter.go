@@ -41,10 +41,19 @@ type ckWriter struct {
 // one before it writes them: a burst of answers costs one write.
 const ckBatchWait = 20 * time.Millisecond
 
-// ckMinorEvery is how often the minor sync points (media counters) are
-// written for every established call. It also keeps Redis's expiry of the
-// checkpoints of a live node from running out.
-const ckMinorEvery = 5 * time.Second
+// ckMinorEvery is how often the minor sync point (the media counters) of
+// an established call is written when they moved. The calls are spread
+// over ckMinorSlices ticks within it, so the store takes a slice of them at
+// a time rather than all at once.
+const (
+	ckMinorEvery  = 5 * time.Second
+	ckMinorSlices = 5
+)
+
+// ckRefreshEvery is how often a call's checkpoint is written even when
+// nothing in it moved: it keeps Redis's expiry (5 minutes) of a live node's
+// checkpoints from running out.
+const ckRefreshEvery = time.Minute
 
 func newCkWriter(store Checkpoints) *ckWriter {
 	w := &ckWriter{store: store, pending: map[string]*callState{}, stored: map[string]struct{}{}, wake: make(chan struct{}, 1)}
@@ -204,7 +213,8 @@ func (w *ckWriter) freeze(log *slog.Logger) error {
 // minor sync points. It returns when done is closed, after a last write.
 func (s *Server) runCheckpoints(done <-chan struct{}) {
 	w := s.ckpt
-	minor := time.NewTicker(ckMinorEvery)
+	minor := time.NewTicker(ckMinorEvery / ckMinorSlices)
+	slice := 0
 	defer minor.Stop()
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
@@ -226,33 +236,56 @@ func (s *Server) runCheckpoints(done <-chan struct{}) {
 				_ = w.flush(s.log)
 			}
 		case <-minor.C:
-			s.minorSync()
+			s.minorSync(slice)
+			slice = (slice + 1) % ckMinorSlices
 		}
 	}
 }
 
-// minorSync takes a checkpoint of every established call, with its media
-// counters: the minor sync point. It runs each call's part in that call's
-// queue, one call after the other on the writer's goroutine (posting them
-// all would wake a worker goroutine per call every 5 s).
-func (s *Server) minorSync() {
+// minorSync is the minor sync point of one slice of the established
+// calls: each call whose media counters moved since its last checkpoint,
+// or whose checkpoint is older than ckRefreshEvery, is checkpointed again
+// with its counters. It runs each call's part in that call's queue, one
+// call after another on the writer's goroutine (posting them all would
+// wake a worker goroutine per call).
+func (s *Server) minorSync(slice int) {
 	if !s.cfg.Sessions.Checkpoint {
 		return
 	}
 	for _, c := range s.calls.all() {
+		if ckSlice(c.ID) != slice {
+			continue
+		}
 		c.do(func() {
+			if !c.checkpointed {
+				return
+			}
+			var q MediaQuality
+			if c.media != nil {
+				q = c.media.Quality()
+			}
+			if q == c.ckQuality && time.Since(c.ckAt) < ckRefreshEvery {
+				return
+			}
 			st, ok := s.callState(c)
 			if !ok {
 				return
 			}
-			if c.media != nil {
-				q := c.media.Quality()
-				st.Quality = &q
-			}
-			c.checkpointed = true
+			st.Quality = &q
+			c.ckQuality, c.ckAt = q, time.Now()
 			s.ckpt.put(c.ID, st)
 		})
 	}
+}
+
+// ckSlice is the minor sync slice of call id.
+func ckSlice(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % ckMinorSlices)
 }
 
 // CheckpointsHealthy reports the checkpoint store's last write failure, or
