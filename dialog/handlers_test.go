@@ -190,3 +190,20 @@ func TestValidateStatus(t *testing.T) {
 		t.Fatalf("REGISTER with To: isbn: got %v, want 400 (RFC 4475 unksm2)", err)
 	}
 }
+
+func TestEndsCall(t *testing.T) {
+	for _, tt := range []struct {
+		method sip.RequestMethod
+		code   int
+		want   bool
+	}{
+		{sip.INVITE, 481, true}, {sip.UPDATE, 481, true}, {sip.INFO, 481, true}, {sip.PRACK, 481, true},
+		{sip.NOTIFY, 481, false}, {sip.REFER, 481, false}, {sip.SUBSCRIBE, 481, false}, {sip.MESSAGE, 481, false},
+		{sip.INVITE, 408, true}, {sip.UPDATE, 408, true}, {sip.INFO, 408, false}, {sip.NOTIFY, 408, false},
+		{sip.INVITE, 500, false}, {sip.NOTIFY, 200, false},
+	} {
+		if got := endsCall(tt.method, tt.code); got != tt.want {
+			t.Errorf("endsCall(%s, %d) = %v, want %v", tt.method, tt.code, got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -339,10 +340,33 @@ func (s *Server) relayFinal(c *Call, l, other *leg, req *sip.Request, tx sip.Ser
 	if negotiated && sdpOffer {
 		c.do(func() { s.hold(c) })
 	}
-	if res.StatusCode == 481 || res.StatusCode == 408 {
-		// RFC 3261 §12.2.1.2: the dialog is gone on the other side.
-		s.endCall(c, other, resultAnswered, "in-dialog request answered "+res.Reason)
+	if endsCall(req.Method, res.StatusCode) {
+		// The other side's session is gone. Both legs get their BYE: the
+		// phone that asked, and the other too, in case only the usage it
+		// answered for is gone there (its BYE then draws a 481, harmless).
+		s.endCall(c, nil, resultAnswered, fmt.Sprintf("%s answered %d %s", req.Method, res.StatusCode, res.Reason))
 	}
+}
+
+// endsCall reports whether a final response to an in-dialog request ends
+// the call: RFC 5057 §5.1, a 481 ends the usage the request belongs to,
+// and only requests of the invite usage (re-INVITE, UPDATE, PRACK, INFO,
+// BYE) belong to the call; a 481 to a NOTIFY, REFER, SUBSCRIBE, MESSAGE or
+// OPTIONS ends at most a subscription (a transfer's, say), and the call
+// goes on. A 408 to a session refresh (re-INVITE or UPDATE) ends the
+// session too (RFC 4028 §10); to anything else it is the transaction's
+// failure only.
+func endsCall(method sip.RequestMethod, code int) bool {
+	switch code {
+	case 481:
+		switch method {
+		case sip.INVITE, sip.UPDATE, sip.PRACK, sip.INFO, sip.BYE:
+			return true
+		}
+	case 408:
+		return method == sip.INVITE || method == sip.UPDATE
+	}
+	return false
 }
 
 // HangupAll ends every call: BYE to both legs of established calls, a

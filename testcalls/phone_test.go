@@ -89,6 +89,9 @@ type phone struct {
 	// reinvite, when set, answers an INVITE inside one of the phone's
 	// dialogs: it returns the SDP answer to the request's offer.
 	reinvite func(req *sip.Request) []byte
+	// answerWith is the status the phone answers an in-dialog NOTIFY or
+	// INFO with (200 when absent), to play a phone whose usage is gone.
+	answerWith map[sip.RequestMethod]int
 
 	events chan event
 }
@@ -174,6 +177,8 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 	srv.OnInvite(p.onInvite)
 	srv.OnAck(p.onAck)
 	srv.OnBye(p.onBye)
+	srv.OnNotify(p.onUsage)
+	srv.OnInfo(p.onUsage)
 	srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL matching a pending INVITE is answered by sipgo's
 		// transaction layer; this one matched nothing.
@@ -322,6 +327,29 @@ func (p *phone) onReinvite(req *sip.Request, tx sip.ServerTransaction, answer fu
 	if err := tx.Respond(res); err != nil {
 		p.t.Logf("phone %s: 200 to re-INVITE: %v", p.User, err)
 	}
+}
+
+// onUsage answers an in-dialog NOTIFY or INFO with the status set in
+// answerWith for its method, 200 by default.
+func (p *phone) onUsage(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	code := p.answerWith[req.Method]
+	p.mu.Unlock()
+	if code == 0 {
+		code = 200
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, code, sipReason(code), nil))
+}
+
+// sipReason is the reason phrase of the few codes test phones send.
+func sipReason(code int) string {
+	switch code {
+	case 200:
+		return "OK"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	}
+	return "Whatever"
 }
 
 func (p *phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
