@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -157,7 +158,10 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	otx, err := s.request(ctx, d.out)
 	cancel()
 	if err != nil {
-		s.reply(req, tx, sipmsg.Warn(503, "Service Unavailable", err.Error()))
+		if _, ok := errors.AsType[*sipmsg.Error](err); !ok {
+			err = sipmsg.Warn(503, "Service Unavailable", err.Error())
+		}
+		s.reply(req, tx, err)
 		return
 	}
 	// RFC 3261 Timer C bounds how long the other side may take to answer.

@@ -295,12 +295,19 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			lastErr = err
 			continue
 		}
+		// Over TCP a new connection to the phone's Contact may have taken
+		// the place of its flow: the leg goes on over it.
+		l.dest = out.Destination()
 		f := &fork{leg: &l, req: out, tx: ctx2tx}
 		forks = append(forks, f)
 		s.goOwned(func() { s.watchFork(c, f, f.tx, events) })
 	}
 	if len(forks) == 0 {
-		s.failCall(c, req, tx, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)})
+		var se *sipmsg.Error
+		if !errors.As(lastErr, &se) {
+			se = &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: errText(lastErr)}
+		}
+		s.failCall(c, req, tx, se)
 		return
 	}
 

@@ -2,10 +2,12 @@ package dialog
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parley-sip/parley/dialog/sipmsg"
 	"github.com/parley-sip/parley/dialog/transaction"
 	"github.com/parley-sip/parley/dialog/transport"
 )
@@ -53,12 +55,41 @@ func (s *Server) udpTarget(req *sip.Request) (*transport.UDPPort, netip.AddrPort
 }
 
 // request sends req, which newRequest built, in a client transaction.
+//
+// Over TCP, parley first sends on the phone's flow: the connection its
+// REGISTER or INVITE came over, at its source address. When that flow is
+// gone (parley restarted, the phone's NAT or its connection closed),
+// parley opens a new connection to the phone's Contact, the Request-URI,
+// unless the phone asked for RFC 5626 outbound (";ob" in its Contact):
+// such a phone is reached only over its own flows (§5.3), and the request
+// fails with 480 until it connects again; so does a phone that answers
+// neither way. The failure is never a 503: parley is fine, the phone is
+// unreachable.
 func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	port, dst, ok := s.udpTarget(req)
-	if !ok {
-		return s.client.TransactionRequest(ctx, req, prebuilt)
+	if ok {
+		return s.tx.Request(ctx, port, dst, req)
 	}
-	return s.tx.Request(ctx, port, dst, req)
+	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
+	if err == nil || req.Transport() != "TCP" {
+		return tx, err
+	}
+	unreachable := func(why string) error {
+		return &sipmsg.Error{Code: 480, Reason: "Temporarily Unavailable", Warning: why}
+	}
+	if req.Recipient.UriParams != nil && req.Recipient.UriParams.Has("ob") {
+		return nil, unreachable("the phone's outbound flow is gone (RFC 5626): " + errText(err))
+	}
+	alt := uriDest(req.Recipient)
+	if alt == req.Destination() {
+		return nil, unreachable(errText(err))
+	}
+	flowErr := err
+	req.SetDestination(alt)
+	if tx, err = s.client.TransactionRequest(ctx, req, prebuilt); err != nil {
+		return nil, unreachable(fmt.Sprintf("its flow: %s; its Contact %s: %s", errText(flowErr), alt, errText(err)))
+	}
+	return tx, nil
 }
 
 // write sends a request outside any transaction: an ACK to a 2xx.
