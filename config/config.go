@@ -74,10 +74,16 @@ type TCP struct {
 
 // RTP holds the media relay settings.
 type RTP struct {
-	Address string        `yaml:"address"`
-	PortMin int           `yaml:"port_min"`
-	PortMax int           `yaml:"port_max"`
-	Codecs  []string      `yaml:"codecs"`
+	// Address is the IP the relay binds and announces in SDP. Empty binds
+	// every (IPv4) address and announces to each phone, per call, the
+	// local address facing it, as Via and Contact do (sip.public_address,
+	// when set, wins).
+	Address string `yaml:"address"`
+	// PortMin and PortMax bound the relay's ports, inclusive.
+	PortMin int      `yaml:"port_min"`
+	PortMax int      `yaml:"port_max"`
+	Codecs  []string `yaml:"codecs"`
+	// Timeout ends a call whose media stopped this long; 0 never does.
 	Timeout time.Duration `yaml:"timeout"`
 }
 
@@ -234,12 +240,64 @@ func decodeStrict(data []byte, c *Config) error {
 	if err := checkKeys(doc, reflect.TypeOf(*c), ""); err != nil {
 		return err
 	}
+	if zeroDurations(doc, reflect.TypeOf(*c)) {
+		// The YAML decoder takes no bare number for a duration; the
+		// document goes to it again with each bare 0 written as 0s.
+		var err error
+		if data, err = yaml.Marshal(&root); err != nil {
+			return err
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return explainTypeError(err)
 	}
 	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// isZero reports whether n is a bare zero: 0 written without a unit.
+func isZero(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!int" && strings.Trim(n.Value, "+-0") == "" && n.Value != ""
+}
+
+// zeroDurations rewrites every bare 0 given for a duration key of t as
+// "0s", since "durations accept 0" (the spec) and the YAML decoder takes
+// only strings for durations. It reports whether it rewrote one. Keys
+// were checked before, so the walk follows checkKeys's.
+func zeroDurations(n *yaml.Node, t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	changed := false
+	switch {
+	case t == durationType:
+		if isZero(n) {
+			n.Tag, n.Value, n.Style = "!!str", "0s", 0
+			changed = true
+		}
+	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fields[tag] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if ft, ok := fields[n.Content[i].Value]; ok && zeroDurations(n.Content[i+1], ft) {
+				changed = true
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for _, e := range n.Content {
+			if zeroDurations(e, t.Elem()) {
+				changed = true
+			}
+		}
+	}
+	return changed
 }
 
 // checkKeys walks a mapping node against a struct type and reports the first
@@ -284,7 +342,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 		}
 	default:
 		// A scalar: decode it alone so a mistyped value is named by its key.
-		if n.Tag == "!!null" {
+		if n.Tag == "!!null" || (t == durationType && isZero(n)) {
 			return nil
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
@@ -296,7 +354,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 
 func typeName(t reflect.Type) string {
 	switch {
-	case t == reflect.TypeOf(time.Duration(0)):
+	case t == durationType:
 		return "duration (like 30s or 4h)"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
 		return "whole number"

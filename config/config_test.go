@@ -17,6 +17,11 @@ func TestDefaultIsValid(t *testing.T) {
 	if c.SIP.Realm != "parley.lab" || c.RTP.Timeout != 30*time.Second || c.Sessions.DrainGrace != time.Minute {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
+	// Defaults that just work (part 8): the relay binds every address and
+	// announces the one facing each phone, on 10,000 ports.
+	if c.RTP.Address != "" || c.RTP.PortMin != 10000 || c.RTP.PortMax != 19999 {
+		t.Fatalf("rtp defaults = %+v, want address \"\" and ports 10000-19999", c.RTP)
+	}
 	ls := c.Listeners()
 	if len(ls) != 2 || ls[0].Network != "udp" || ls[1].Network != "tcp" || ls[0].Addr != "0.0.0.0:5060" {
 		t.Fatalf("listeners = %+v", ls)
@@ -69,7 +74,14 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"tiny max message", "sip:\n  max_message_size: 100\n", "sip.max_message_size"},
 		{"no tcp connections", "sip:\n  tcp: {max_connections: 0}\n", "sip.tcp.max_connections"},
 		{"per source above total", "sip:\n  tcp: {max_connections: 10, max_per_source: 20}\n", "sip.tcp.max_per_source"},
-		{"zero idle timeout", "sip:\n  tcp: {idle_timeout: 0s}\n", "sip.tcp.idle_timeout"},
+		{"sub-second idle timeout", "sip:\n  tcp: {idle_timeout: 500ms}\n", "sip.tcp.idle_timeout"},
+		{"sub-second first message timeout", "sip:\n  tcp: {first_message_timeout: 10ms}\n", "sip.tcp.first_message_timeout"},
+		{"rtp address not an IP", "rtp:\n  address: lan\n", "rtp.address"},
+		{"negative rtp timeout", "rtp:\n  timeout: -1s\n", "rtp.timeout"},
+		{"bare number for a duration", "rtp:\n  timeout: 30\n", "rtp.timeout"},
+		{"zero ban window", "security:\n  ban_window: 0\n", "security.ban_window"},
+		{"zero ban time", "security:\n  ban_time: 0\n", "security.ban_time"},
+		{"zero heartbeat", "node:\n  heartbeat: 0\n", "node.heartbeat"},
 		{"zero max contacts", "registrar:\n  max_contacts: 0\n", "registrar.max_contacts"},
 		{"short admin token", "admin:\n  token: abc\n", "admin.token"},
 		{"negative ban_after", "security:\n  ban_after: -1\n", "security.ban_after"},
@@ -115,5 +127,48 @@ func TestEmptyFileKeepsDefaults(t *testing.T) {
 	}
 	if _, err := Load(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDurationsAcceptZero gives each duration whose 0 means off or never a
+// bare 0 (and 0s): the spec says durations accept 0.
+func TestDurationsAcceptZero(t *testing.T) {
+	tests := []struct {
+		key, yaml string
+		get       func(*Config) time.Duration
+	}{
+		{"sip.tcp.idle_timeout", "sip:\n  tcp:\n    idle_timeout: %s\n", func(c *Config) time.Duration { return c.SIP.TCP.IdleTimeout }},
+		{"sip.tcp.first_message_timeout", "sip:\n  tcp:\n    first_message_timeout: %s\n", func(c *Config) time.Duration { return c.SIP.TCP.FirstMessageTimeout }},
+		{"rtp.timeout", "rtp:\n  timeout: %s\n", func(c *Config) time.Duration { return c.RTP.Timeout }},
+		{"sessions.max_duration", "sessions:\n  max_duration: %s\n", func(c *Config) time.Duration { return c.Sessions.MaxDuration }},
+		{"sessions.drain_grace", "sessions:\n  drain_grace: %s\n", func(c *Config) time.Duration { return c.Sessions.DrainGrace }},
+		{"registrar.qualify", "registrar:\n  qualify: %s\n", func(c *Config) time.Duration { return c.Registrar.Qualify }},
+		{"security.ban_window (bans off)", "security:\n  ban_after: 0\n  ban_window: %s\n", func(c *Config) time.Duration { return c.Security.BanWindow }},
+	}
+	for _, tt := range tests {
+		for _, zero := range []string{"0", "0s", `"0"`} {
+			t.Run(tt.key+"="+zero, func(t *testing.T) {
+				c, err := Parse([]byte(strings.Replace(tt.yaml, "%s", zero, 1)), "zero.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := tt.get(c); got != 0 {
+					t.Fatalf("%s = %v, want 0", tt.key, got)
+				}
+			})
+		}
+	}
+}
+
+// TestZeroKeepsOtherKeys checks that a bare 0 rewritten for the decoder
+// leaves the rest of the file as it was.
+func TestZeroKeepsOtherKeys(t *testing.T) {
+	c, err := Parse([]byte("rtp:\n  timeout: 0\n  port_min: 20000\n  port_max: 20099\n  address: 10.0.0.5\nsessions:\n  max_calls: 0\n  max_duration: 0\n"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RTP.Timeout != 0 || c.RTP.PortMin != 20000 || c.RTP.PortMax != 20099 || c.RTP.Address != "10.0.0.5" ||
+		c.Sessions.MaxCalls != 0 || c.Sessions.MaxDuration != 0 || c.Sessions.DrainGrace != time.Minute {
+		t.Fatalf("got rtp %+v sessions %+v", c.RTP, c.Sessions)
 	}
 }

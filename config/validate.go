@@ -132,15 +132,16 @@ func (c *Config) Validate() error {
 	if t.MaxPerSource < 1 || t.MaxPerSource > t.MaxConnections {
 		return bad("sip.tcp.max_per_source", "%d: want 1 to sip.tcp.max_connections (%d)", t.MaxPerSource, t.MaxConnections)
 	}
-	if t.IdleTimeout < time.Second {
-		return bad("sip.tcp.idle_timeout", "%s: want at least 1s", t.IdleTimeout)
+	// 0 turns a TCP deadline off; under a second it would cut phones off.
+	if d := t.IdleTimeout; d != 0 && d < time.Second {
+		return bad("sip.tcp.idle_timeout", "%s: want 0 (never) or at least 1s", d)
 	}
-	if t.FirstMessageTimeout < time.Second {
-		return bad("sip.tcp.first_message_timeout", "%s: want at least 1s", t.FirstMessageTimeout)
+	if d := t.FirstMessageTimeout; d != 0 && d < time.Second {
+		return bad("sip.tcp.first_message_timeout", "%s: want 0 (no limit) or at least 1s", d)
 	}
 
-	if net.ParseIP(c.RTP.Address) == nil {
-		return bad("rtp.address", "%q is not an IP address", c.RTP.Address)
+	if a := c.RTP.Address; a != "" && net.ParseIP(a) == nil {
+		return bad("rtp.address", "%q is not an IP address (\"\": every address)", a)
 	}
 	if c.RTP.PortMin < 1024 || c.RTP.PortMin > 65534 || c.RTP.PortMin%2 != 0 {
 		return bad("rtp.port_min", "%d: want an even port from 1024 to 65534", c.RTP.PortMin)
@@ -157,7 +158,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.RTP.Timeout < 0 {
-		return bad("rtp.timeout", "must not be negative")
+		return bad("rtp.timeout", "must not be negative (0: never)")
 	}
 
 	s := c.Sessions
@@ -168,7 +169,7 @@ func (c *Config) Validate() error {
 		return bad("sessions.expires", "%d: must be at least sessions.min_se (%d)", s.Expires, s.MinSE)
 	}
 	if s.MaxDuration < 0 {
-		return bad("sessions.max_duration", "must not be negative")
+		return bad("sessions.max_duration", "must not be negative (0: no limit)")
 	}
 	if s.MaxCalls < 0 {
 		return bad("sessions.max_calls", "must not be negative (0 means no limit)")
@@ -177,7 +178,7 @@ func (c *Config) Validate() error {
 		return bad("sessions.max_calls_per_user", "must not be negative (0 means no limit)")
 	}
 	if s.DrainGrace < 0 {
-		return bad("sessions.drain_grace", "must not be negative")
+		return bad("sessions.drain_grace", "must not be negative (0: hang up at once)")
 	}
 
 	if err := c.validateCluster(); err != nil {

@@ -144,6 +144,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	// Each leg's SDP announces the local address facing its phone; the
+	// callee's is the first branch's until a branch wins (answer).
+	s.faceMedia(ms, true, sipmsg.LowerTransport(req.Transport()), req.Source())
+	s.faceMedia(ms, false, targets[0].transport, targets[0].dest)
 	c.do(func() {
 		c.lateOffer = len(req.Body()) == 0
 		c.media = ms
@@ -153,7 +157,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.failCall(c, req, tx, err)
 		return
 	}
-	s.placeCall(c, req, tx, user, targets, offer)
+	s.placeCall(c, req, tx, user, targets, offer, ms)
 }
 
 // resolve finds where a call goes: a registered user's contacts, a route,
@@ -258,8 +262,10 @@ func uriDest(u sip.Uri) string {
 
 // placeCall sends the second leg to every target and relays what comes
 // back, until one answers, all fail, the caller cancels or it rings too
-// long. It returns once the caller has its final response.
-func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target, offer []byte) {
+// long. It returns once the caller has its final response. offer is what
+// ms made of the caller's offer; a branch whose phone faces another local
+// address gets it re-addressed.
+func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target, offer []byte, ms MediaSession) {
 	from := req.From()
 	base := leg{
 		call:      c,
@@ -276,7 +282,15 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 	events := make(chan forkEvent)
 	var forks []*fork
 	var lastErr error
+	ma, _ := ms.(mediaAddresser)
+	readdress := ma != nil && len(targets) > 1 && isSDP(req)
 	for _, t := range targets {
+		body := offer
+		if readdress {
+			if a := s.facing(t.transport, t.dest); a.IsValid() {
+				body = ma.Addressed(false, a)
+			}
+		}
 		l := base
 		l.target, l.remote, l.dest, l.transport = t.uri, t.to, t.dest, t.transport
 		out := s.newRequest(&l, sip.INVITE, 1)
@@ -286,7 +300,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		}
 		sipmsg.CopyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
 		s.timerRequestHeaders(out, &l, false)
-		withBody(out, req, offer)
+		withBody(out, req, body)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 		ctx2tx, err := s.request(ctx, out)
 		cancel()
@@ -574,6 +588,8 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 		c.callee = callee
 		slot = callee.ackSlot()
 		ms, late = c.media, c.lateOffer
+		// The winning branch's local address is the callee's from now on.
+		s.faceMedia(ms, false, callee.transport, callee.dest)
 	})
 	s.decide(c, forks, win)
 	s.calls.addLeg(callee)

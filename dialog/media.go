@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -41,6 +42,49 @@ type MediaSession interface {
 	OnTimeout(f func())
 	// Close frees the relay ports.
 	Close() error
+}
+
+// mediaAddresser is a MediaSession whose SDP announces to each leg the
+// local address facing that leg's phone: package media's relay bound to
+// every address (rtp.address ""). With a fixed rtp.address it announces
+// that one and ignores what it is told here.
+type mediaAddresser interface {
+	// SetAddress sets the address the SDP to the caller (toCaller) or the
+	// callee announces. What that leg was sent already is re-addressed,
+	// its version kept: it is what a forked branch got from Addressed.
+	SetAddress(toCaller bool, addr netip.Addr)
+	// Addressed returns Current(toCaller) announcing addr instead: the
+	// offer for a forked branch whose phone faces another local address.
+	Addressed(toCaller bool, addr netip.Addr) []byte
+}
+
+// facing returns the local address that faces a phone at dest ("ip:port")
+// reached over transport: the one Via and Contact announce to it
+// (sip.public_address when set; see transport.Advertiser). It is invalid
+// when no listener serves transport.
+func (s *Server) facing(transport, dest string) netip.Addr {
+	ln := s.listenerFor(transport)
+	if ln == nil {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s.advertise.Host(ln, dest))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// faceMedia tells ms, when it announces an address per leg, the one facing
+// the caller's (toCaller) or the callee's phone at dest. Call it before
+// the first SDP goes to that leg.
+func (s *Server) faceMedia(ms MediaSession, toCaller bool, transport, dest string) {
+	ma, ok := ms.(mediaAddresser)
+	if !ok {
+		return
+	}
+	if a := s.facing(transport, dest); a.IsValid() {
+		ma.SetAddress(toCaller, a)
+	}
 }
 
 // MediaQuality is a call's media record.

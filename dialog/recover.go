@@ -133,7 +133,14 @@ func (s *Server) restoreCall(id string, data []byte, move bool) (*Call, error) {
 			s.endCall(c, nil, resultAnswered, "not restored: "+err.Error())
 			return nil, &recoverError{reason: recoverMedia, err: err}
 		}
-		c.do(func() { c.media = ms })
+		c.do(func() {
+			c.media = ms
+			if move {
+				// The re-INVITEs' SDP announces this node's addresses.
+				s.faceMedia(ms, true, c.caller.transport, c.caller.dest)
+				s.faceMedia(ms, false, c.callee.transport, c.callee.dest)
+			}
+		})
 		s.watchMedia(c, ms)
 	}
 	c.do(func() {

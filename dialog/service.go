@@ -1,6 +1,8 @@
 package dialog
 
 import (
+	"net/netip"
+
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parley-sip/parley/dialog/sipmsg"
@@ -11,6 +13,13 @@ import (
 type Service interface {
 	// Start answers an SDP offer and starts the media session.
 	Start(offer []byte) (answer []byte, sess ServiceSession, err error)
+}
+
+// addressedService is a Service whose answer announces the local address
+// it is given, the one facing the caller: the echo service bound to every
+// address (rtp.address "").
+type addressedService interface {
+	StartAt(offer []byte, local netip.Addr) (answer []byte, sess ServiceSession, err error)
 }
 
 // ServiceSession is one running service call.
@@ -38,7 +47,14 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 		s.failCall(c, req, tx, &sipmsg.Error{Code: 488, Reason: "Not Acceptable Here", Warning: "this service needs an SDP offer in the INVITE"})
 		return
 	}
-	answer, sess, err := svc.Start(offer)
+	var answer []byte
+	var sess ServiceSession
+	var err error
+	if as, ok := svc.(addressedService); ok {
+		answer, sess, err = as.StartAt(offer, s.facing(sipmsg.LowerTransport(req.Transport()), req.Source()))
+	} else {
+		answer, sess, err = svc.Start(offer)
+	}
 	if err != nil {
 		s.failCall(c, req, tx, sipmsg.As(err, 500, "Server Internal Error"))
 		return

@@ -60,6 +60,11 @@ type SideState struct {
 	// the side really sends from (behind NAT, not what SDP says).
 	LatchedRTP  string `json:"latched_rtp,omitempty"`
 	LatchedRTCP string `json:"latched_rtcp,omitempty"`
+	// Address is the local address the side's SDP announces, the one
+	// facing its phone, when the relay binds every address (SetAddress);
+	// "" with a fixed address. A checkpoint without it (written before
+	// there was one) takes the c= line of Sent.
+	Address string `json:"address,omitempty"`
 }
 
 // OriginState is an SDP o= line's username, session id, version and
@@ -101,6 +106,9 @@ func (s *Session) State() (SessionState, error) {
 			PeerMux:     l.peer.mux,
 			LatchedRTP:  addrString(rtp),
 			LatchedRTCP: addrString(rtcp),
+		}
+		if l.addr.IsValid() {
+			ss.Address = l.addr.String()
 		}
 		if l.hasSeen {
 			ss.Seen = OriginState{User: l.seen.user, ID: l.seen.id, Version: l.seen.version, Addr: l.seen.addr}
@@ -157,7 +165,9 @@ func (s *Sessions) Restore(data []byte) (*Session, error) {
 // node takes over. The SDP each side is to be sent next, which Current then
 // returns, is the one it was sent with this relay's address on c= and o=,
 // the new port on the relayed stream's m= line and the o= version one up:
-// the body of the re-INVITE that moves the phone (RFC 3264 §8). Where each
+// the body of the re-INVITE that moves the phone (RFC 3264 §8). A relay
+// bound to every address keeps each side's address of the checkpoint: call
+// SetAddress with this node's before the re-INVITE goes. Where each
 // side receives and the latched sources are kept, so the relay sends to both
 // phones at once; after each phone's answer, pass it to Reoffered.
 //
@@ -307,8 +317,34 @@ func readCheckpoint(data []byte) (*checkpoint, error) {
 			*a.to = ap
 		}
 		l.peer.mux = ss.PeerMux
+		addr, err := sideAddress(ss.Address, l.sent)
+		if err != nil {
+			return nil, fmt.Errorf("media: reading a session checkpoint: the %v's address: %w", Side(side), err)
+		}
+		l.addr = addr
 	}
 	return c, nil
+}
+
+// sideAddress reads a SideState's Address, or, when it has none, the
+// session-level c= address of sent, the SDP the side was sent: invalid if
+// neither says.
+func sideAddress(text string, sent []byte) (netip.Addr, error) {
+	if text != "" {
+		return netip.ParseAddr(text)
+	}
+	if len(sent) == 0 {
+		return netip.Addr{}, nil
+	}
+	sd, err := parseSDP(sent)
+	if err != nil || sd.ConnectionInformation == nil || sd.ConnectionInformation.Address == nil {
+		return netip.Addr{}, nil // readCheckpoint's hash of sent says what is wrong with it
+	}
+	a, err := netip.ParseAddr(sd.ConnectionInformation.Address.Address)
+	if err != nil {
+		return netip.Addr{}, nil
+	}
+	return a.Unmap(), nil
 }
 
 // rebuild makes a session of c on br and tells br what the checkpointed
@@ -316,6 +352,11 @@ func readCheckpoint(data []byte) (*checkpoint, error) {
 func (s *Sessions) rebuild(br bridge, c *checkpoint) *Session {
 	sess := &Session{br: br, addr: s.addr, prefs: s.prefs, log: s.log}
 	sess.legs = c.legs
+	if s.addr.IsValid() {
+		// A fixed address is announced to both sides, whatever the
+		// checkpoint's node announced.
+		sess.legs[SideA].addr, sess.legs[SideB].addr = netip.Addr{}, netip.Addr{}
+	}
 	sess.codec, sess.clock, sess.hold, sess.mux = c.st.Codec, c.st.Clock, c.st.Hold, c.st.Mux
 	for side := range sess.legs {
 		p := sess.legs[side].peer

@@ -30,14 +30,15 @@ type Echo struct {
 
 // NewEcho returns an echo service that takes ports from pool, binds them on
 // addr (which its SDP answers announce) and accepts the codecs of prefs, in
-// that order of preference.
+// that order of preference. The unspecified address (0.0.0.0) binds every
+// address; each answer then announces the address StartAt is given.
 func NewEcho(pool *PortPool, addr netip.Addr, prefs []string, opts ...EchoOption) (*Echo, error) {
 	if pool == nil {
 		return nil, errors.New("media: echo needs a port pool")
 	}
 	addr = addr.Unmap()
-	if !addr.IsValid() || addr.IsUnspecified() {
-		return nil, fmt.Errorf("media: echo address %v is not a unicast address", addr)
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("media: echo address %v is not an address", addr)
 	}
 	if len(prefs) == 0 {
 		return nil, errors.New("media: echo needs at least one codec")
@@ -60,15 +61,29 @@ func NewEcho(pool *PortPool, addr netip.Addr, prefs []string, opts ...EchoOption
 // caller owns the session and must Close it. Errors that should fail the
 // INVITE (ErrBadSDP, ErrNoCommonCodec, ErrPortsExhausted) are returned as
 // *sipmsg.Error values, not wrapped, so their SIP status is on the error
-// itself.
+// itself. An echo bound to every address needs StartAt instead.
 func (e *Echo) Start(offer []byte) (answer []byte, sess *EchoSession, err error) {
+	return e.StartAt(offer, netip.Addr{})
+}
+
+// StartAt is Start for a caller that faces local address local: an echo
+// bound to every address announces it in its answer. An echo bound to one
+// address announces that one, whatever local says.
+func (e *Echo) StartAt(offer []byte, local netip.Addr) (answer []byte, sess *EchoSession, err error) {
+	announce := e.addr
+	if announce.IsUnspecified() {
+		announce = local.Unmap()
+		if !announce.IsValid() || announce.IsUnspecified() {
+			return nil, nil, errors.New("media: echo bound to every address needs the caller's local address")
+		}
+	}
 	port, rtpConn, rtcpConn, err := e.bind()
 	if err != nil {
 		return nil, nil, err
 	}
 	// Session ids need only be unique; keep them below 2^63 for parsers
 	// that read them as signed.
-	answer, neg, err := Answer(offer, e.prefs, e.addr, port, rand.Uint64()>>1)
+	answer, neg, err := Answer(offer, e.prefs, announce, port, rand.Uint64()>>1)
 	if err != nil {
 		rtpConn.Close()
 		rtcpConn.Close()

@@ -281,7 +281,6 @@ func TestNewEchoOptions(t *testing.T) {
 		opts  []EchoOption
 	}{
 		{name: "nil pool", addr: loopback, prefs: defaultPrefs},
-		{name: "unspecified address", pool: pool, addr: netip.IPv4Unspecified(), prefs: defaultPrefs},
 		{name: "no codecs", pool: pool, addr: loopback},
 		{name: "negative timeout", pool: pool, addr: loopback, prefs: defaultPrefs, opts: []EchoOption{WithEchoTimeout(-time.Second)}},
 		{name: "nil logger", pool: pool, addr: loopback, prefs: defaultPrefs, opts: []EchoOption{WithEchoLogger(nil)}},
@@ -292,5 +291,63 @@ func TestNewEchoOptions(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestEchoEveryAddress binds the echo on every address (rtp.address ""):
+// each answer announces the local address the caller faces, and RTP sent
+// to any local address comes back.
+func TestEchoEveryAddress(t *testing.T) {
+	pool, err := NewPortPool(23200, 23203)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEcho(pool, netip.IPv4Unspecified(), defaultPrefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Start(readOffer(t, "sipp_uac.sdp")); err == nil || pool.InUse() != 0 {
+		t.Fatalf("Start with no address to announce: %v, ports in use %d", err, pool.InUse())
+	}
+	facing := netip.MustParseAddr("127.0.0.2")
+	answer, sess, err := e.StartAt(readOffer(t, "sipp_uac.sdp"), facing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(answer); err != nil {
+		t.Fatal(err)
+	}
+	if sd.Origin.UnicastAddress != "127.0.0.2" || sd.ConnectionInformation == nil || sd.ConnectionInformation.Address.Address != "127.0.0.2" {
+		t.Fatalf("answer does not announce 127.0.0.2:\n%s", answer)
+	}
+	// Not a connected socket: the echo answers from the address the
+	// kernel picks towards the caller, which is the one announced (both
+	// come from the same route), not necessarily the one written to.
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, to := range []netip.Addr{facing, loopback} {
+		if _, err := c.WriteToUDPAddrPort(testPacket(t, i, 0), netip.AddrPortFrom(to, uint16(sess.Port()))); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, _, err := c.ReadFromUDPAddrPort(make([]byte, 2048)); err != nil {
+			t.Errorf("RTP to %v: nothing back: %v", to, err)
+		}
+	}
+
+	// An echo bound to one address announces it, whatever it is told.
+	fixed, _ := newTestEcho(t, 1)
+	answer, sess2, err := fixed.StartAt(readOffer(t, "sipp_uac.sdp"), facing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess2.Close()
+	if !bytes.Contains(answer, []byte("c=IN IP4 127.0.0.1\r\n")) {
+		t.Errorf("fixed echo's answer:\n%s", answer)
 	}
 }

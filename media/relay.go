@@ -73,15 +73,17 @@ type workerBase struct {
 }
 
 // NewRelay returns a relay that takes ports from pool and binds them on
-// addr, the address parley's SDP announces for relayed media. Nothing is
+// addr, the address parley's SDP announces for relayed media, or on every
+// address of its family when addr is unspecified (0.0.0.0: IPv4 only); the
+// SDP then announces, per side, the address facing the phone. Nothing is
 // forwarded until Run runs.
 func NewRelay(pool *PortPool, addr netip.Addr, opts ...RelayOption) (*Relay, error) {
 	if pool == nil {
 		return nil, errors.New("media: relay needs a port pool")
 	}
 	addr = addr.Unmap()
-	if !addr.IsValid() || addr.IsUnspecified() {
-		return nil, fmt.Errorf("media: relay address %v is not a unicast address", addr)
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("media: relay address %v is not an address", addr)
 	}
 	r := &Relay{
 		pool:     pool,

@@ -647,7 +647,7 @@ func TestNewRelayOptions(t *testing.T) {
 		{name: "IPv6", pool: pool, addr: netip.IPv6Loopback(), ok: true},
 		{name: "no pool", addr: loopback},
 		{name: "no address", pool: pool},
-		{name: "unspecified address", pool: pool, addr: netip.IPv4Unspecified()},
+		{name: "every address", pool: pool, addr: netip.IPv4Unspecified(), ok: true},
 		{name: "negative timeout", pool: pool, addr: loopback, opts: []RelayOption{WithRelayTimeout(-1)}},
 		{name: "no workers", pool: pool, addr: loopback, opts: []RelayOption{WithRelayWorkers(0)}},
 		{name: "nil logger", pool: pool, addr: loopback, opts: []RelayOption{WithRelayLogger(nil)}},
@@ -735,5 +735,58 @@ func TestRelayReusesParkedSockets(t *testing.T) {
 	expect(t, c, fresh, bridgeAddr(b2, SideB, false))
 	if st := b2.Stats().Side(SideA); st.Packets != 1 {
 		t.Errorf("side A counted %d packets, want 1 (the stale one drained)", st.Packets)
+	}
+}
+
+// TestRelayEveryAddress runs a relay bound to every address (rtp.address
+// ""): RTP a phone sends to any local address of the relay's port is
+// forwarded, and leaves from the address the kernel picks towards the
+// other phone, the one parley announces to it.
+func TestRelayEveryAddress(t *testing.T) {
+	pool, err := NewPortPool(relayTestPorts+200, relayTestPorts+203)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRelay(pool, netip.IPv4Unspecified())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	b := openBridge(t, r)
+	a, c := relayPeer(t), relayPeer(t)
+	b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
+	b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
+	other := netip.MustParseAddr("127.0.0.2")
+	for i, to := range []netip.Addr{loopback, other} {
+		fromA := relayRTP(t, 0xaaaa, uint16(i), uint32(160*i), []byte("caller"))
+		fromC := relayRTP(t, 0xcccc, uint16(i), uint32(160*i), []byte("callee"))
+		sendTo(t, a, netip.AddrPortFrom(to, uint16(b.Port(SideA))), fromA)
+		expect(t, c, fromA, bridgeAddr(b, SideB, false))
+		sendTo(t, c, netip.AddrPortFrom(to, uint16(b.Port(SideB))), fromC)
+		expect(t, a, fromC, bridgeAddr(b, SideA, false))
+	}
+}
+
+// TestRelayZeroTimeout checks that a relay timeout of 0 (rtp.timeout: 0)
+// never ends a silent bridge.
+func TestRelayZeroTimeout(t *testing.T) {
+	r, _ := startRelay(t, relayTestPorts, 2, WithRelayTimeout(0))
+	b := openBridge(t, r)
+	idle := make(chan struct{}, 1)
+	b.OnIdle(func() { idle <- struct{}{} })
+	select {
+	case <-b.Done():
+		t.Fatal("a silent bridge ended with no timeout")
+	case <-idle:
+		t.Fatal("OnIdle ran with no timeout")
+	case <-time.After(300 * time.Millisecond): // the timeout-less worker never scans
 	}
 }

@@ -49,6 +49,9 @@ type leg struct {
 	hasSeen bool
 	// peer is where the bridge was last told the side receives (setPeer).
 	peer peer
+	// addr is the local address the side's SDP announces when the
+	// sessions have no fixed one (SetAddress): the one facing its phone.
+	addr netip.Addr
 }
 
 // origin identifies an SDP version (RFC 3264 §8: unchanged SDP keeps it).
@@ -70,7 +73,9 @@ func originOf(sd *sdp.SessionDescription) origin {
 // rewrite each offer and answer for the other side. It is safe for
 // concurrent use.
 type Session struct {
-	br    bridge
+	br bridge
+	// addr is the address every SDP announces, when the Sessions have a
+	// fixed one; invalid when each side's is set (SetAddress).
 	addr  netip.Addr
 	prefs []string
 	log   *slog.Logger
@@ -192,14 +197,109 @@ func (s *Session) setPeer(side Side, p peer, mux bool) {
 	s.br.SetPeer(side, p.rtp, p.rtcp, mux)
 }
 
+// announced returns the address the SDP to side to announces: the sessions'
+// fixed one, else the side's own (invalid before SetAddress). The caller
+// holds s.mu.
+func (s *Session) announced(to Side) netip.Addr {
+	if s.addr.IsValid() {
+		return s.addr
+	}
+	return s.legs[to].addr
+}
+
+// SetAddress sets the local address the SDP parley sends to side announces
+// on its o= and c= lines: the one facing that side's phone, for Sessions
+// bound to every address (NewSessions given 0.0.0.0). With a fixed
+// address, that one is announced to both sides and SetAddress does
+// nothing; an invalid or unspecified addr is ignored too.
+//
+// When the side was sent SDP already, parley's record of it (Current) is
+// re-addressed as well, its version kept: that is what the side was sent
+// when the copy it got came from Addressed (one branch of a forked call).
+func (s *Session) SetAddress(side Side, addr netip.Addr) {
+	addr = addr.Unmap()
+	if side != SideA && side != SideB || !addr.IsValid() || addr.IsUnspecified() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.legs[side]
+	if s.addr.IsValid() || l.addr == addr {
+		return
+	}
+	l.addr = addr
+	if !l.hasLast {
+		return
+	}
+	out, err := readdressed(l.sent, addr)
+	if err != nil {
+		s.log.Warn("media: SDP sent not re-addressed", "side", side, "error", err)
+		return
+	}
+	last, err := sentHash(l.id, l.version, out)
+	if err != nil {
+		s.log.Warn("media: SDP sent not re-addressed", "side", side, "error", err)
+		return
+	}
+	l.sent, l.last = out, last
+}
+
+// Addressed returns what Current(to) returns, announcing addr instead of
+// the side's address: the offer for one branch of a forked call whose
+// phone faces another local address than the one the offer was written
+// for. It changes nothing; once that branch wins, SetAddress makes its
+// address the side's. With a fixed address, or addr the side's already, it
+// is Current(to).
+func (s *Session) Addressed(to Side, addr netip.Addr) []byte {
+	addr = addr.Unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.legs[to]
+	if s.addr.IsValid() || !addr.IsValid() || addr.IsUnspecified() || addr == l.addr || l.sent == nil {
+		return l.sent
+	}
+	out, err := readdressed(l.sent, addr)
+	if err != nil {
+		s.log.Warn("media: SDP not re-addressed", "side", to, "error", err)
+		return l.sent
+	}
+	return out
+}
+
+// readdressed returns sent, an SDP parley wrote, with addr on its o= and
+// c= lines.
+func readdressed(sent []byte, addr netip.Addr) ([]byte, error) {
+	sd, err := parseSDP(sent)
+	if err != nil {
+		return nil, err
+	}
+	if sd.ConnectionInformation == nil || sd.ConnectionInformation.Address == nil {
+		return nil, errors.New("no session-level c= line")
+	}
+	addrType := addressType(addr)
+	sd.Origin.AddressType, sd.Origin.UnicastAddress = addrType, addr.String()
+	sd.ConnectionInformation.AddressType = addrType
+	sd.ConnectionInformation.Address.Address = addr.String()
+	return sd.Marshal()
+}
+
+// addressType is SDP's name of addr's family (RFC 4566 §5.7).
+func addressType(addr netip.Addr) string {
+	if addr.Is6() {
+		return "IP6"
+	}
+	return "IP4"
+}
+
 // write finishes the SDP parley sends to side to: its own o=, s=, c= and t=
 // lines around media. The o= version goes up only when the SDP differs from
 // what side was sent last (RFC 3264 §8).
 func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timing) ([]byte, error) {
-	addrType := "IP4"
-	if s.addr.Is6() {
-		addrType = "IP6"
+	addr := s.announced(to)
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("media: writing SDP for the %v: no address to announce (SetAddress)", to)
 	}
+	addrType := addressType(addr)
 	l := &s.legs[to]
 	sd := &sdp.SessionDescription{
 		Origin: sdp.Origin{
@@ -207,13 +307,13 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 			SessionID:      l.id,
 			NetworkType:    "IN",
 			AddressType:    addrType,
-			UnicastAddress: s.addr.String(),
+			UnicastAddress: addr.String(),
 		},
 		SessionName: "parley",
 		ConnectionInformation: &sdp.ConnectionInformation{
 			NetworkType: "IN",
 			AddressType: addrType,
-			Address:     &sdp.Address{Address: s.addr.String()},
+			Address:     &sdp.Address{Address: addr.String()},
 		},
 		TimeDescriptions:  []sdp.TimeDescription{{Timing: timing}},
 		MediaDescriptions: media,

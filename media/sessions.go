@@ -13,7 +13,9 @@ import (
 // Sessions makes the media Sessions of relayed calls: each opens a bridge
 // and rewrites the call's SDP so that both sides send their RTP to parley.
 type Sessions struct {
-	open  func() (bridge, error)
+	open func() (bridge, error)
+	// addr is announced in every SDP; invalid when the relay binds every
+	// address and each side's is set (Session.SetAddress).
 	addr  netip.Addr
 	prefs []string
 	log   *slog.Logger
@@ -53,14 +55,19 @@ func withOpenAt(openAt func(ports [2]int) (bridge, error)) SessionsOption {
 
 // NewSessions returns Sessions whose bridges come from open, announced at
 // addr in the SDP parley writes, relaying the codecs of prefs (codec names,
-// telephone-event among them, as in rtp.codecs).
+// telephone-event among them, as in rtp.codecs). The unspecified address
+// (0.0.0.0, for a relay bound to every address) fixes none: each Session
+// then announces to each side the address SetAddress gave for it.
 func NewSessions(open func() (bridge, error), addr netip.Addr, prefs []string, opts ...SessionsOption) (*Sessions, error) {
 	if open == nil {
 		return nil, errors.New("media: sessions need a way to open bridges")
 	}
 	addr = addr.Unmap()
-	if !addr.IsValid() || addr.IsUnspecified() {
-		return nil, fmt.Errorf("media: relay address %v is not a unicast address", addr)
+	if !addr.IsValid() {
+		return nil, fmt.Errorf("media: relay address %v is not an address", addr)
+	}
+	if addr.IsUnspecified() {
+		addr = netip.Addr{}
 	}
 	if !slices.ContainsFunc(prefs, func(p string) bool { return !strings.EqualFold(p, TelephoneEvent) }) {
 		return nil, errors.New("media: relay needs at least one audio codec besides telephone-event")
@@ -83,7 +90,8 @@ func NewSessions(open func() (bridge, error), addr netip.Addr, prefs []string, o
 }
 
 // NewRelaySessions returns Sessions whose bridges r opens. See NewSessions
-// for addr and prefs; addr is normally the relay's own address.
+// for addr and prefs; addr is normally the relay's own address, 0.0.0.0
+// for a relay bound to every address.
 func NewRelaySessions(r *Relay, addr netip.Addr, prefs []string, opts ...SessionsOption) (*Sessions, error) {
 	if r == nil {
 		return nil, errors.New("media: sessions need a relay")

@@ -21,7 +21,6 @@ func TestNewSessionsChecks(t *testing.T) {
 	}{
 		{name: "no opener", addr: relayAddr, prefs: defaultPrefs},
 		{name: "no address", open: open, prefs: defaultPrefs},
-		{name: "unspecified address", open: open, addr: netip.IPv4Unspecified(), prefs: defaultPrefs},
 		{name: "no codec", open: open, addr: relayAddr},
 		{name: "only telephone-event", open: open, addr: relayAddr, prefs: []string{"telephone-event"}},
 		{name: "nil logger", open: open, addr: relayAddr, prefs: defaultPrefs, opts: []SessionsOption{WithSessionsLogger(nil)}},
@@ -35,6 +34,9 @@ func TestNewSessionsChecks(t *testing.T) {
 	}
 	if _, err := NewSessions(open, relayAddr, defaultPrefs, WithSessionsLogger(slog.New(slog.DiscardHandler))); err != nil {
 		t.Error(err)
+	}
+	if _, err := NewSessions(open, netip.IPv4Unspecified(), defaultPrefs); err != nil {
+		t.Errorf("every address (per-side SDP addresses) refused: %v", err)
 	}
 	if _, err := NewRelaySessions(nil, relayAddr, defaultPrefs); err == nil {
 		t.Error("nil relay accepted")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -91,6 +92,15 @@ func (m mediaSession) Reoffered(fromCaller bool, answer []byte) error {
 	return m.s.Reoffered(side(fromCaller), answer)
 }
 func (m mediaSession) Close() error { return m.s.Close() }
+
+// SetAddress and Addressed announce, per leg, the local address facing
+// its phone when rtp.address is "" (media.Session.SetAddress).
+func (m mediaSession) SetAddress(toCaller bool, addr netip.Addr) {
+	m.s.SetAddress(side(toCaller), addr)
+}
+func (m mediaSession) Addressed(toCaller bool, addr netip.Addr) []byte {
+	return m.s.Addressed(side(toCaller), addr)
+}
 
 func (m mediaSession) Quality() dialog.MediaQuality {
 	st := m.s.Stats()

@@ -42,16 +42,27 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, cred cred
 	if cfg.Services.Echo != "" {
 		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)
 	}
-	if ip := net.ParseIP(cfg.RTP.Address); ip != nil && ip.IsLoopback() && !net.ParseIP(host).IsLoopback() {
-		fmt.Fprintf(w, "\nNote: rtp.address is %s, so only phones on this host get audio.\n"+
-			"For phones on your network, set rtp.address to this host's address (e.g. %s) in a config file.\n", cfg.RTP.Address, host)
-	}
+	fmt.Fprint(w, rtpNote(cfg, host))
 	if cfg.Admin.Listen != "" {
 		fmt.Fprintf(w, "Metrics and health: http://%s/metrics  /healthz  /readyz\n", cfg.Admin.Listen)
 		fmt.Fprintf(w, "Calls and registrations: parley calls, parley registrations (http://%s/api/)\n", cfg.Admin.Listen)
 		printToken(w, cred.token)
 	}
 	fmt.Fprintln(w)
+}
+
+// rtpNote warns, when rtp.address is a loopback address while phones
+// elsewhere reach SIP at host, that those phones would ring but get no
+// audio. With rtp.address "" (the default) each phone is told the local
+// address facing it, so there is nothing to warn about.
+func rtpNote(cfg *config.Config, host string) string {
+	ip := net.ParseIP(cfg.RTP.Address)
+	if ip == nil || !ip.IsLoopback() || net.ParseIP(host).IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("\nNote: rtp.address is %s, so only phones on this host get audio.\n"+
+		"For phones on your network, set rtp.address to \"\" (each phone is told the address facing it)\n"+
+		"or to this host's address (e.g. %s) in a config file.\n", cfg.RTP.Address, host)
 }
 
 // printUsers lists the users and where each one's credential is. Only a

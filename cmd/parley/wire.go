@@ -309,7 +309,12 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	rtpAddr := netip.MustParseAddr(cfg.RTP.Address)
+	// rtp.address "": the relay binds every IPv4 address and each call's
+	// SDP announces, per leg, the local address facing the phone.
+	rtpAddr := netip.IPv4Unspecified()
+	if cfg.RTP.Address != "" {
+		rtpAddr = netip.MustParseAddr(cfg.RTP.Address)
+	}
 	p.relay, err = media.NewRelay(pool, rtpAddr,
 		media.WithRelayTimeout(cfg.RTP.Timeout),
 		media.WithRelayRegisterer(p.metrics),

@@ -31,7 +31,9 @@ type Env struct {
 	// Log is the logger; a service adds its own "component".
 	Log *slog.Logger
 	// Ports is the RTP port pool the relay shares, and RTPAddress the
-	// address media binds and announces (rtp.address).
+	// address media binds and announces (rtp.address); 0.0.0.0 when
+	// rtp.address is "": media binds every address and announces the one
+	// facing the caller (dialog's addressedService).
 	Ports      *media.PortPool
 	RTPAddress netip.Addr
 }

@@ -5,6 +5,7 @@ package echo
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/service"
@@ -37,6 +38,16 @@ type Service struct{ e *media.Echo }
 // the ports run out).
 func (s Service) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
 	answer, sess, err := s.e.Start(offer)
+	if err != nil {
+		return nil, nil, err
+	}
+	return answer, sess, nil
+}
+
+// StartAt is Start for a caller facing local address local, which the
+// answer announces when the echo binds every address (rtp.address "").
+func (s Service) StartAt(offer []byte, local netip.Addr) ([]byte, dialog.ServiceSession, error) {
+	answer, sess, err := s.e.StartAt(offer, local)
 	if err != nil {
 		return nil, nil, err
 	}
