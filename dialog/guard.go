@@ -51,10 +51,10 @@ func (s *Server) refused(req *sip.Request) bool {
 // stateless sees every UDP request before the transaction layer makes a
 // transaction for it (transaction.WithStateless). It drops what the guard
 // refuses (a banned source, a scanner, a stranger over its rate), and
-// challenges a stranger's INVITE or REGISTER without a transaction: the
-// 407 or 401 goes out once and nothing is kept, so a flood of them costs
-// no memory and is not answered with retransmissions (RFC 3261 §8.2.7
-// lets a UAS answer statelessly). Credentials that cannot be valid are
+// challenges a stranger's INVITE, MESSAGE or REGISTER without a
+// transaction: the 407 or 401 goes out once and nothing is kept, so a
+// flood of them costs no memory and is not answered with retransmissions
+// (RFC 3261 §8.2.7 lets a UAS answer statelessly). Credentials that cannot be valid are
 // challenged the same way; the phone's answer to a real challenge takes
 // the usual way.
 func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.AddrPort) bool {
@@ -64,7 +64,8 @@ func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.Ad
 	}
 	code, credentials := 0, ""
 	switch req.Method {
-	case sip.INVITE:
+	case sip.INVITE, sip.MESSAGE:
+		// A MESSAGE is authenticated as a call is (see onMessage).
 		code, credentials = 407, "Proxy-Authorization"
 	case sip.REGISTER:
 		code, credentials = 401, "Authorization"

@@ -11,8 +11,29 @@ import (
 	"github.com/parley-sip/parley/dialog/transport"
 )
 
-// allowHeader lists the methods parley accepts.
-const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER, PRACK, REGISTER"
+// allowHeader lists the methods parley accepts (RFC 3261 §20.5): those it
+// serves itself (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER),
+// and those it takes inside a call and passes to the other phone, which
+// answers them (UPDATE and INFO; NOTIFY and REFER, which is what a phone
+// checks before it offers a transfer). PRACK is listed only while parley
+// does RFC 3262 (100rel in supported); without it a Require: 100rel gets
+// 420. SUBSCRIBE is not listed: parley serves no event package (see
+// allowEvents), and a SUBSCRIBE inside a call is merely relayed.
+var allowHeader = allowedMethods()
+
+func allowedMethods() string {
+	methods := "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER, REGISTER"
+	if supported["100rel"] {
+		methods += ", PRACK"
+	}
+	return methods
+}
+
+// allowEvents lists the event packages parley serves as a notifier, for
+// the Allow-Events header of a 489 (RFC 6665 §8.2.2, §8.3.2). It serves
+// none: the "refer" subscription a REFER implies (RFC 3515) belongs to the
+// phone the REFER is relayed to, not to parley.
+var allowEvents []string
 
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
 var supported = map[string]bool{"timer": true}
@@ -24,6 +45,7 @@ func (s *Server) routeHandlers() {
 		sip.BYE:     s.onBye,
 		sip.CANCEL:  s.onCancel,
 		sip.OPTIONS: s.onOptions,
+		sip.MESSAGE: s.onMessage,
 	}
 	for m, h := range s.extra {
 		s.handlers[m] = h
@@ -274,7 +296,15 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	res := sipmsg.NewResponse(req, 200, "OK", "")
 	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	addAllowEvents(res)
 	_ = tx.Respond(res)
+}
+
+// addAllowEvents lists allowEvents in res, when parley serves any.
+func addAllowEvents(res *sip.Response) {
+	if len(allowEvents) > 0 {
+		res.AppendHeader(sip.NewHeader("Allow-Events", strings.Join(allowEvents, ", ")))
+	}
 }
 
 // onOther passes in-dialog requests to the other leg and refuses what
@@ -286,8 +316,15 @@ func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	switch req.Method {
 	case sip.SUBSCRIBE:
-		// RFC 6665 §4.2.2.1: no event package is supported here.
+		// RFC 6665: a package the notifier does not serve gets 489, which
+		// names the packages it does serve in Allow-Events. That header
+		// needs at least one package (RFC 6665 §8.4), and parley serves
+		// none, so its 489 carries no Allow-Events: Asterisk answers an
+		// unserved package the same way, and Kamailio lists only the
+		// packages it serves. No Retry-After either: RFC 3261 §20.33 does
+		// not give it a meaning on a 489.
 		res := sipmsg.NewResponse(req, 489, "Bad Event", "")
+		addAllowEvents(res)
 		_ = tx.Respond(res)
 	case sip.PRACK, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.BYE:
 		s.reply(req, tx, ErrNoDialog)

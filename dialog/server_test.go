@@ -87,7 +87,7 @@ func TestServeAnswersAndStops(t *testing.T) {
 	}{
 		{"options", request("OPTIONS", ""), "SIP/2.0 200", "Allow: INVITE"},
 		{"unknown method", request("FOO", ""), "SIP/2.0 501", "Allow:"},
-		{"known method not served", request("MESSAGE", ""), "SIP/2.0 405", "Allow:"},
+		{"known method not served", request("PUBLISH", ""), "SIP/2.0 405", "Allow:"},
 		{"SIP/7.0", strings.Replace(request("OPTIONS", ""), "SIP/2.0\r\n", "SIP/7.0\r\n", 1), "SIP/2.0 505", "SIP/7.0"},
 		{"unknown URI scheme", strings.Replace(request("OPTIONS", ""), "sip:parley.lab SIP", "nobody:knows SIP", 1), "SIP/2.0 416", ""},
 		{"atypical URI scheme", strings.Replace(request("OPTIONS", ""), "sip:parley.lab SIP", "soap.beep://192.0.2.103:3002 SIP", 1), "SIP/2.0 416", "soap.beep"},
@@ -122,6 +122,29 @@ func TestServeAnswersAndStops(t *testing.T) {
 	}
 	if got := exchange(t, udp, request("OPTIONS", ""), 2*time.Second); !strings.HasPrefix(got, "SIP/2.0 200") {
 		t.Fatalf("OPTIONS after garbage: %q", got)
+	}
+}
+
+// TestAllowListsWhatParleyDoes: Allow names the methods parley serves or
+// relays inside a call, PRACK only while 100rel is supported, and no
+// method parley refuses outside a dialog without serving it.
+func TestAllowListsWhatParleyDoes(t *testing.T) {
+	methods := map[string]bool{}
+	for _, m := range strings.Split(allowHeader, ",") {
+		methods[strings.TrimSpace(m)] = true
+	}
+	for _, m := range []string{"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "MESSAGE", "NOTIFY", "REFER", "REGISTER"} {
+		if !methods[m] {
+			t.Errorf("Allow %q lacks %s", allowHeader, m)
+		}
+	}
+	if methods["PRACK"] != supported["100rel"] {
+		t.Errorf("Allow %q: PRACK listed %v, 100rel supported %v", allowHeader, methods["PRACK"], supported["100rel"])
+	}
+	for _, m := range []string{"SUBSCRIBE", "PUBLISH"} {
+		if methods[m] {
+			t.Errorf("Allow %q lists %s, which parley does not serve", allowHeader, m)
+		}
 	}
 }
 
