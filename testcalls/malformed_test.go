@@ -109,7 +109,7 @@ func TestMalformedMessages(t *testing.T) {
 			return strings.ReplaceAll(r, "OPTIONS", "FROBNICATE")
 		}, "SIP/2.0 501", "Allow: "},
 		{"known method outside a dialog gets 405", func(r string) string {
-			return strings.ReplaceAll(r, "OPTIONS", "MESSAGE")
+			return strings.ReplaceAll(r, "OPTIONS", "PUBLISH")
 		}, "SIP/2.0 405", "Allow: "},
 		{"Content-Length past the datagram gets 400", func(r string) string {
 			return strings.Replace(r, "Content-Length: 0", "Content-Length: 300", 1) + "v=0\r\n"

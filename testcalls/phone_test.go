@@ -94,6 +94,8 @@ type phone struct {
 	answerWith map[sip.RequestMethod]int
 
 	events chan event
+	// messages holds the MESSAGEs the phone received (each answered 200).
+	messages chan *sip.Request
 }
 
 // newPhone starts a phone for user listening on a free loopback port.
@@ -106,6 +108,7 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 		Transport: transport,
 		Proxy:     proxy,
 		events:    make(chan event, 1024),
+		messages:  make(chan *sip.Request, 64),
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	if os.Getenv("PARLEY_TEST_SIPDEBUG") != "" {
@@ -186,6 +189,14 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
 	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		select {
+		case p.messages <- req:
+		default:
+			p.t.Errorf("phone %s: message queue full", user)
+		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	t.Cleanup(p.close)

@@ -43,7 +43,7 @@ var tortureCases = []tortureCase{
 	{"dblreq.dat", "3.1.1.8", "192.0.2.125", 401, "", "the REGISTER is answered, the INVITE after its Content-Length ignored"},
 	{"semiuri.dat", "3.1.1.9", "192.0.2.1", 200, "", ""},
 	{"transports.dat", "3.1.1.10", "t1.example.com", 200, "", ""},
-	{"mpart01.dat", "3.1.1.11", "127.0.0.1:5070", 405, "Allow:", "a valid MESSAGE; parley serves MESSAGE only inside a dialog"},
+	{"mpart01.dat", "3.1.1.11", "127.0.0.1:5070", 407, "Proxy-Authenticate:", "a valid MESSAGE; from an untrusted source it is challenged, as a call is"},
 	{"unreason.dat", "3.1.1.12", "", 0, "", "a response: taken and, matching no transaction, discarded"},
 	{"noreason.dat", "3.1.1.13", "", 0, "", "a response: taken and discarded"},
 	// 3.1.2 Invalid messages.
