@@ -151,6 +151,8 @@ type Call struct {
 	// relayed re-INVITE or UPDATE with SDP, or parley's own refresh), so an
 	// offer from the other side meanwhile gets 491 (RFC 3261 §14.2).
 	negotiating bool
+	// rel sends the caller its provisional responses reliably (RFC 3262).
+	rel reliable
 	// checkpointed is set once a checkpoint of the call was taken, so its
 	// end deletes it; ckAt is when the last was taken, and ckQuality the
 	// media counters it held (see minorSync).

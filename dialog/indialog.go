@@ -139,6 +139,11 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, ErrNoDialog)
 		return
 	}
+	if req.Method == sip.PRACK {
+		// PRACK is per leg (RFC 3262): parley answers it, never relays it.
+		s.onPrack(l, req, tx)
+		return
+	}
 	c := l.call
 	var d inDialog
 	c.do(func() { d = s.takeInDialog(l, req, tx) })

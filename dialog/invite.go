@@ -33,6 +33,9 @@ type fork struct {
 	provisional  bool
 	cancelWanted bool
 	cancelled    bool
+	// rackSeq is the RSeq of the last reliable provisional response PRACKed
+	// on this branch (RFC 3262).
+	rackSeq uint32
 }
 
 type forkEvent struct {
@@ -82,6 +85,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		closed:    make(chan struct{}),
 	}
 	c.log = callLog{l: s.log, id: c.ID}
+	c.rel.on = wants100rel(req)
 	c.caller = &leg{
 		call:       c,
 		role:       roleCaller,
@@ -300,6 +304,9 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		}
 		sipmsg.CopyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
 		s.timerRequestHeaders(out, &l, false)
+		// parley PRACKs the callee's reliable provisionals itself.
+		out.RemoveHeader("Supported")
+		out.AppendHeader(sip.NewHeader("Supported", "timer, 100rel"))
 		withBody(out, req, body)
 		ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
 		ctx2tx, err := s.request(ctx, out)
@@ -471,6 +478,9 @@ func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events ch
 			if cancel != nil {
 				s.sendCancel(c, f.leg, cancel)
 			}
+			if rseq := reliableRSeq(res); rseq != 0 && !s.prackCallee(c, f, res, rseq) {
+				continue // a retransmission, PRACKed already
+			}
 			select {
 			case events <- forkEvent{f: f, res: res}:
 			case <-c.decided:
@@ -564,8 +574,8 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 			body = nil
 		}
 		withBody(out, res, body)
+		s.sendProvisional(c, tx, out)
 	})
-	_ = tx.Respond(out)
 }
 
 // answer completes the call with the winning branch's 2xx.
@@ -581,7 +591,8 @@ func (s *Server) answer(c *Call, req *sip.Request, tx sip.ServerTransaction, for
 			callee.target = keptURI(&ct.Address)
 		}
 		callee.routes = reversed(recordRoutes(res))
-		callee.localCSeq = inviteCSeq
+		// PRACKs may have moved the CSeq past the INVITE's.
+		callee.localCSeq = max(callee.localCSeq, inviteCSeq)
 		callee.inviteCSeq = inviteCSeq
 		callee.setDialog(DialogEarly)
 		s.negotiateUAC(callee, res)

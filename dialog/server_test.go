@@ -101,7 +101,7 @@ func TestServeAnswersAndStops(t *testing.T) {
 		{"INVITE whose Accept rules out SDP", request("INVITE", "Accept: text/nobodyKnowsThis\r\n"), "SIP/2.0 406", ""},
 		{"bad max-forwards", strings.Replace(request("OPTIONS", ""), "Max-Forwards: 70", "Max-Forwards: x", 1), "SIP/2.0 400", "Max-Forwards"},
 		{"line without colon", request("OPTIONS", "not a header\r\n"), "SIP/2.0 400", "not a header"},
-		{"require", request("OPTIONS", "Require: 100rel\r\n"), "SIP/2.0 420", "Unsupported: 100rel"},
+		{"require", request("OPTIONS", "Require: precondition\r\n"), "SIP/2.0 420", "Unsupported: precondition"},
 		{"bye outside dialog", request("BYE", ""), "SIP/2.0 481", ""},
 		{"subscribe", request("SUBSCRIBE", "Event: presence\r\n"), "SIP/2.0 489", ""},
 	}
