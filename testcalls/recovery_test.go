@@ -388,7 +388,9 @@ func TestRefreshDueWhileDown(t *testing.T) {
 	pl := startParley(t, cfg)
 	uac := startScenarioUAC(t, "sipp-uac-parley-refreshes", pl, scenarioPath(t, "uac_timer_parley_refreshes.xml"), "9202",
 		"-key", "se", fmt.Sprint(timerSE))
-	pl.waitMetric(t, 10*time.Second, equals(1), "parley_calls", "state", "active")
+	// Under a loaded machine (the whole suite, -race) the set-up can take
+	// a while; the schedule below counts from the answer.
+	pl.waitMetric(t, 20*time.Second, equals(1), "parley_calls", "state", "active")
 	answered := time.Now()
 	time.Sleep(35 * time.Second)
 	pl.kill9(t)
