@@ -165,6 +165,29 @@ func placeRecoveryCalls(t *testing.T, ctx context.Context, wg *sync.WaitGroup, c
 	return calls
 }
 
+// mediaCalls starts a caller (1001) and a callee (1002, registered, set up
+// first by prepare when it is not nil) at parley p, places n calls between
+// them with RTP flowing both ways through the relay, and waits for the
+// media. The flows stop, and their goroutines are waited for, when t ends.
+func mediaCalls(t *testing.T, p *parley, n int, prepare func(callee *phone)) (caller, callee *phone, calls []*recoveryCall) {
+	t.Helper()
+	caller = newPhone(t, "1001", p.SIPAddr, "udp")
+	callee = newPhone(t, "1002", p.SIPAddr, "udp")
+	callee.mustRegister()
+	if prepare != nil {
+		prepare(callee)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	calls = placeRecoveryCalls(t, ctx, &wg, caller, callee, n)
+	waitMedia(t, calls, time.Now(), 3*time.Second)
+	return caller, callee, calls
+}
+
 // waitMedia waits until every flow has received a packet after since.
 func waitMedia(t *testing.T, calls []*recoveryCall, since time.Time, d time.Duration) {
 	t.Helper()
@@ -287,16 +310,7 @@ func TestRecoverAfterKill9(t *testing.T) {
 func recoverAfterKill9(t *testing.T, cfg parleyConfig, what string) {
 	const n = 100
 	p := startParley(t, cfg)
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, n)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	_, callee, calls := mediaCalls(t, p, n, nil)
 	// Let the last checkpoints reach the store: they are written in
 	// batches, a few milliseconds after each answer.
 	time.Sleep(500 * time.Millisecond)
@@ -333,16 +347,7 @@ func TestUpgradeWithoutBYERedis(t *testing.T) {
 func upgradeWithoutBYE(t *testing.T, cfg parleyConfig, what string) {
 	const n = 10
 	p := startParley(t, cfg)
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, n)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	_, callee, calls := mediaCalls(t, p, n, nil)
 
 	stoppedAt := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
@@ -466,15 +471,7 @@ func TestRecoverBadCheckpointsRedis(t *testing.T) {
 // a checkpoint that does not parse in the store while parley is down.
 func recoverBadCheckpoints(t *testing.T, cfg parleyConfig, plant func()) {
 	p := startParley(t, cfg)
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, 3)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	caller, callee, calls := mediaCalls(t, p, 3, nil)
 	time.Sleep(300 * time.Millisecond)
 	p.kill9(t)
 
@@ -518,15 +515,7 @@ func TestRecoverAfterKill9Redis(t *testing.T) {
 // that reaches the restarted parley gets 200, and the other phone its BYE.
 func TestByeWhileDown(t *testing.T) {
 	p := startParley(t, recoveryConfig(t, rangeByeDown, ""))
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, 1)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	_, callee, calls := mediaCalls(t, p, 1, nil)
 	time.Sleep(200 * time.Millisecond)
 	p.kill9(t)
 

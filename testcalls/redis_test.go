@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -148,15 +147,7 @@ func TestRedisAway(t *testing.T) {
 	cfg := recoveryConfig(t, rangeRedisAway, "")
 	cfg.Redis = rs.URL
 	p := startParley(t, cfg)
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, n)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	_, callee, calls := mediaCalls(t, p, n, nil)
 	deadline := time.Now().Add(3 * time.Second)
 	for len(rs.keys(t, "parley:call:*")) != n {
 		if time.Now().After(deadline) {

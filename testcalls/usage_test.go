@@ -2,7 +2,6 @@ package testcalls
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,18 +17,11 @@ var rangeUsage = rtpRange{29300, 29399}
 // get their BYE.
 func TestUsageNotCall(t *testing.T) {
 	p := startParley(t, recoveryConfig(t, rangeUsage, ""))
-	caller := newPhone(t, "1001", p.SIPAddr, "udp")
-	callee := newPhone(t, "1002", p.SIPAddr, "udp")
-	callee.mustRegister()
-	callee.mu.Lock()
-	callee.answerWith = map[sip.RequestMethod]int{sip.NOTIFY: 481, sip.INFO: 481}
-	callee.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	calls := placeRecoveryCalls(t, ctx, &wg, caller, callee, 1)
-	waitMedia(t, calls, time.Now(), 3*time.Second)
+	caller, callee, calls := mediaCalls(t, p, 1, func(callee *phone) {
+		callee.mu.Lock()
+		callee.answerWith = map[sip.RequestMethod]int{sip.NOTIFY: 481, sip.INFO: 481}
+		callee.mu.Unlock()
+	})
 	sess := calls[0].mc.Out.Session
 
 	notify := sip.NewRequest(sip.NOTIFY, sess.InviteResponse.Contact().Address)
