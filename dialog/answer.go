@@ -45,7 +45,7 @@ func (s *Server) answerOK(l *leg, req *sip.Request, tx sip.ServerTransaction, sp
 	if spec.copyFrom != nil {
 		sipmsg.CopyHeaders(res, spec.copyFrom, spec.copy...)
 	}
-	ln := s.listenerFor(l.transport)
+	ln := s.listenerFor(l.transport, l.dest)
 	res.AppendHeader(s.contact(ln, s.advertise.Host(ln, l.dest)))
 	if spec.allow {
 		res.AppendHeader(sip.NewHeader("Allow", allowHeader))

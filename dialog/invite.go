@@ -218,7 +218,7 @@ func (s *Server) resolve(req *sip.Request) ([]target, error) {
 			if t.dest == "" {
 				t.dest = uriDest(u)
 			}
-			if s.listenerFor(t.transport) == nil {
+			if s.listenerFor(t.transport, t.dest) == nil {
 				continue
 			}
 			out = append(out, t)
@@ -241,7 +241,7 @@ func (s *Server) resolve(req *sip.Request) ([]target, error) {
 			return nil, &sipmsg.Error{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
 		}
 		t := target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
-		if s.listenerFor(t.transport) == nil {
+		if s.listenerFor(t.transport, t.dest) == nil {
 			return nil, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
 		}
 		return []target{t}, nil
@@ -261,7 +261,8 @@ func uriDest(u sip.Uri) string {
 	if port == 0 {
 		port = 5060
 	}
-	return net.JoinHostPort(u.Host, strconv.Itoa(port))
+	// An IPv6 reference keeps its brackets in sipgo's Uri.Host.
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(u.Host, "["), "]"), strconv.Itoa(port))
 }
 
 // placeCall sends the second leg to every target and relays what comes
@@ -553,7 +554,7 @@ func (s *Server) sendCancel(c *Call, l *leg, inv *sip.Request) {
 	cancel.AppendHeader(&cid)
 	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
 	cancel.SetBody(nil)
-	s.route(cancel, l, s.listenerFor(l.transport))
+	s.route(cancel, l, s.listenerFor(l.transport, l.dest))
 	s.send(c, cancel)
 }
 
@@ -562,7 +563,7 @@ func (s *Server) relayProvisional(c *Call, req *sip.Request, tx sip.ServerTransa
 	var out *sip.Response
 	c.do(func() {
 		out = sipmsg.NewResponse(req, res.StatusCode, res.Reason, c.caller.localTag)
-		ln := s.listenerFor(c.caller.transport)
+		ln := s.listenerFor(c.caller.transport, c.caller.dest)
 		out.AppendHeader(s.contact(ln, s.advertise.Host(ln, c.caller.dest)))
 		c.caller.setDialog(DialogEarly)
 		// Early media: the SDP of a 18x is the answer (or, after a

@@ -46,8 +46,10 @@ func (s *Server) udpTarget(req *sip.Request) (*transport.UDPPort, netip.AddrPort
 	if err != nil {
 		return nil, netip.AddrPort{}, false
 	}
+	// The listener route chose (listenerFor): its port and, with an IPv4
+	// and an IPv6 listener on one port, its address.
 	for _, ln := range s.listeners {
-		if ln.Port != nil && ln.PortNumber() == req.Laddr.Port {
+		if ln.Port != nil && ln.PortNumber() == req.Laddr.Port && (req.Laddr.IP == nil || ln.IP().Equal(req.Laddr.IP)) {
 			return ln.Port, dst, true
 		}
 	}

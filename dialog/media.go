@@ -63,7 +63,7 @@ type mediaAddresser interface {
 // (sip.public_address when set; see transport.Advertiser). It is invalid
 // when no listener serves transport.
 func (s *Server) facing(transport, dest string) netip.Addr {
-	ln := s.listenerFor(transport)
+	ln := s.listenerFor(transport, dest)
 	if ln == nil {
 		return netip.Addr{}
 	}

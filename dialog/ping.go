@@ -23,7 +23,7 @@ func (s *Server) Ping(ctx context.Context, contact, dest, transport string) (tim
 		return 0, fmt.Errorf("contact %q: %w", contact, err)
 	}
 	transport = strings.ToLower(transport)
-	ln := s.listenerFor(transport)
+	ln := s.listenerFor(transport, dest)
 	if ln == nil {
 		return 0, fmt.Errorf("no %s listener", transport)
 	}

@@ -16,7 +16,7 @@ func prebuilt(*sipgo.Client, *sip.Request) error { return nil }
 // parley's own Via and Contact. It is sent to the leg's next hop.
 func (s *Server) newRequest(l *leg, method sip.RequestMethod, cseq uint32) *sip.Request {
 	req := sip.NewRequest(method, *l.target.Clone())
-	ln := s.listenerFor(l.transport)
+	ln := s.listenerFor(l.transport, l.dest)
 	host := s.advertise.Host(ln, l.dest)
 	via := &sip.ViaHeader{
 		ProtocolName:    "SIP",

@@ -1,6 +1,7 @@
 package dialog
 
 import (
+	"net/netip"
 	"context"
 	"errors"
 	"fmt"
@@ -409,13 +410,40 @@ func (s *Server) closeListeners() {
 }
 
 // listenerFor returns the listener to send over for network.
-func (s *Server) listenerFor(network string) *transport.Listener {
+//
+// With dest ("ip:port", or "" when unknown) it prefers a listener of the
+// destination's IP family, so that an IPv6 phone is sent to from the IPv6
+// socket and announced an IPv6 Via and Contact; a listener bound to every
+// address of its family (0.0.0.0 or ::) serves that family.
+func (s *Server) listenerFor(network, dest string) *transport.Listener {
+	var first *transport.Listener
+	want6, known := destIs6(dest)
 	for _, l := range s.listeners {
-		if l.Network == network {
+		if l.Network != network {
+			continue
+		}
+		if first == nil {
+			first = l
+		}
+		if !known {
+			return l
+		}
+		if ip := l.IP(); ip != nil && (ip.To4() == nil) == want6 {
 			return l
 		}
 	}
-	return nil
+	return first
+}
+
+// destIs6 reports whether dest, "ip:port", is an IPv6 address; known is
+// false when dest names no IP address.
+func destIs6(dest string) (is6, known bool) {
+	ap, err := netip.ParseAddrPort(dest)
+	if err != nil {
+		return false, false
+	}
+	a := ap.Addr()
+	return a.Is6() && !a.Is4In6(), true
 }
 
 func (s *Server) onStrayResponse(res *sip.Response) {

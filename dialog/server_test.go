@@ -164,7 +164,7 @@ func TestServeFailsWhenAListenerCannotGoOn(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not ready")
 	}
-	raw, err := s.listenerFor("tcp").TCP.SyscallConn()
+	raw, err := s.listenerFor("tcp", "").TCP.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}

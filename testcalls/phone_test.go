@@ -101,6 +101,12 @@ type phone struct {
 // newPhone starts a phone for user listening on a free loopback port.
 func newPhone(t *testing.T, user, proxy, transport string) *phone {
 	t.Helper()
+	return newPhoneAt(t, user, proxy, transport, "127.0.0.1")
+}
+
+// newPhoneAt is newPhone on the loopback address host (127.0.0.1, ::1).
+func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
+	t.Helper()
 	p := &phone{
 		t:         t,
 		User:      user,
@@ -114,7 +120,7 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 	if os.Getenv("PARLEY_TEST_SIPDEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(user), sipgo.WithUserAgentHostname("127.0.0.1"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(user), sipgo.WithUserAgentHostname(host))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,10 +132,10 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 	p.srv = srv
 
 	var clientOpts []sipgo.ClientOption
-	clientOpts = append(clientOpts, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientLogger(logger))
+	clientOpts = append(clientOpts, sipgo.WithClientHostname(host), sipgo.WithClientLogger(logger))
 	switch transport {
 	case "udp":
-		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		conn, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +158,7 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 			time.Sleep(time.Millisecond)
 		}
 	case "tcp":
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,6 +391,9 @@ func (p *phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 // uri builds a SIP URI for user at parley, with the phone's transport.
 func (p *phone) uri(user string) sip.Uri {
 	host, port, _ := net.SplitHostPort(p.Proxy)
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // sipgo dials the Host as it is
+	}
 	u := sip.Uri{Scheme: "sip", User: user, Host: host, Port: atoi(port)}
 	if p.Transport == "tcp" {
 		u.UriParams = sip.NewParams()
