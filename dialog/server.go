@@ -1,12 +1,12 @@
 package dialog
 
 import (
-	"net/netip"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"sync"
 	"sync/atomic"
