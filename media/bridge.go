@@ -37,6 +37,7 @@ type Bridge struct {
 // mutex.
 type sideState struct {
 	port  int             // parley's RTP port facing the side
+	fam   Family          // IPv4 or IPv6: what socks are bound on; set at open, never changed
 	socks [2]relaySocket  // rtpSock, rtcpSock
 	mux   bool            // RTCP shares the RTP port (RFC 5761)
 	peer  [2]endpoint     // per socket: where SDP says the side listens
@@ -62,12 +63,17 @@ func (e *endpoint) valid() bool { return e.ap.IsValid() }
 // Port returns parley's RTP port facing side s; RTCP is the port after it.
 func (b *Bridge) Port(s Side) int { return b.sides[s].port }
 
+// Family returns the family side s's sockets are bound on, IPv4 or IPv6:
+// the side sends to and latches addresses of that family only.
+func (b *Bridge) Family(s Side) Family { return b.sides[s].fam }
+
 // SetPeer says where to send to side s until a packet from s is seen: rtp
 // and rtcp are the addresses from the side's SDP, and mux says the side
 // multiplexes RTCP on its RTP port (RFC 5761), in which case rtcp is
 // ignored. An invalid rtcp without mux means the port after rtp
 // (RFC 3550 §11). An invalid or unspecified rtp (0.0.0.0 on hold) means
-// nowhere until the side sends.
+// nowhere until the side sends. So does an address of the other family
+// than the side's (Family).
 //
 // Calling it again, for a re-INVITE, forgets the side's latched source: the
 // next packet from the side latches again.
@@ -78,10 +84,10 @@ func (b *Bridge) SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool) {
 	if mux {
 		rtcp = rtp
 	}
-	erp, erc := b.r.endpoint(rtp), b.r.endpoint(rtcp)
+	st := &b.sides[s]
+	erp, erc := st.endpoint(rtp), st.endpoint(rtcp)
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
-	st := &b.sides[s]
 	st.mux = mux
 	st.peer = [2]endpoint{erp, erc}
 	st.src = [2]endpoint{}
@@ -105,10 +111,10 @@ func (b *Bridge) Latched(s Side) (rtp, rtcp netip.AddrPort) {
 // An invalid address latches nothing. Call it after SetPeer, which forgets
 // latched sources.
 func (b *Bridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
-	erp, erc := b.r.endpoint(rtp), b.r.endpoint(rtcp)
+	st := &b.sides[s]
+	erp, erc := st.endpoint(rtp), st.endpoint(rtcp)
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
-	st := &b.sides[s]
 	st.src = [2]endpoint{erp, erc}
 	st.soft = [2]bool{erp.valid(), erc.valid()}
 }
@@ -243,7 +249,7 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 			b.drop(in)
 			return nil, 0, nil, false
 		case (!src.valid() || relatch) && sock == rtcpSock:
-			*src = b.r.endpoint(from)
+			*src = st.endpoint(from)
 			st.soft[rtcpSock] = false
 		}
 		st.count.rtcp++
@@ -271,7 +277,7 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 			return nil, 0, nil, false
 		}
 	} else {
-		*src = b.r.endpoint(from)
+		*src = st.endpoint(from)
 		st.soft[rtpSock] = false
 	}
 	st.count.packets++

@@ -65,6 +65,10 @@ type SideState struct {
 	// "" with a fixed address. A checkpoint without it (written before
 	// there was one) takes the c= line of Sent.
 	Address string `json:"address,omitempty"`
+	// Family is the family the side's bridge sockets are bound on, 4 or
+	// 6; 0 (a checkpoint written before there were two) is the relay's
+	// own.
+	Family Family `json:"family,omitempty"`
 }
 
 // OriginState is an SDP o= line's username, session id, version and
@@ -106,6 +110,7 @@ func (s *Session) State() (SessionState, error) {
 			PeerMux:     l.peer.mux,
 			LatchedRTP:  addrString(rtp),
 			LatchedRTCP: addrString(rtcp),
+			Family:      s.br.Family(Side(side)),
 		}
 		if l.addr.IsValid() {
 			ss.Address = l.addr.String()
@@ -142,10 +147,15 @@ func (s *Sessions) Restore(data []byte) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.openAt == nil {
+	var br bridge
+	switch {
+	case s.openAtFor != nil:
+		br, err = s.openAtFor(c.st.Ports, c.families())
+	case s.openAt != nil:
+		br, err = s.openAt(c.st.Ports)
+	default:
 		return nil, errors.New("media: these sessions cannot open a bridge on given ports")
 	}
-	br, err := s.openAt(c.st.Ports)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +188,12 @@ func (s *Sessions) Move(data []byte) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	br, err := s.open()
+	var br bridge
+	if s.openFor != nil {
+		br, err = s.openFor(c.families())
+	} else {
+		br, err = s.open()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +290,11 @@ type checkpoint struct {
 	latched [2][2]netip.AddrPort // per side: RTP's and RTCP's source
 }
 
+// families returns the family each side's sockets were bound on.
+func (c *checkpoint) families() [2]Family {
+	return [2]Family{c.st.Sides[SideA].Family, c.st.Sides[SideB].Family}
+}
+
 // readCheckpoint parses what Checkpoint wrote.
 func readCheckpoint(data []byte) (*checkpoint, error) {
 	c := &checkpoint{}
@@ -350,12 +370,14 @@ func sideAddress(text string, sent []byte) (netip.Addr, error) {
 // rebuild makes a session of c on br and tells br what the checkpointed
 // bridge knew.
 func (s *Sessions) rebuild(br bridge, c *checkpoint) *Session {
-	sess := &Session{br: br, addr: s.addr, prefs: s.prefs, log: s.log}
+	sess := s.session(br)
 	sess.legs = c.legs
-	if s.addr.IsValid() {
-		// A fixed address is announced to both sides, whatever the
-		// checkpoint's node announced.
-		sess.legs[SideA].addr, sess.legs[SideB].addr = netip.Addr{}, netip.Addr{}
+	for side := range sess.legs {
+		if sess.fixed[side].IsValid() {
+			// A fixed address is announced, whatever the checkpoint's
+			// node announced.
+			sess.legs[side].addr = netip.Addr{}
+		}
 	}
 	sess.codec, sess.clock, sess.hold, sess.mux = c.st.Codec, c.st.Clock, c.st.Hold, c.st.Mux
 	for side := range sess.legs {

@@ -29,4 +29,8 @@
 //   - Media is symmetric (RFC 4961): parley sends RTP to the address packets
 //     really come from, not the one in the SDP, which is what makes calls
 //     through NAT work.
+//   - Each side of a bridge binds on one IP family, its phone's
+//     ([Relay.OpenFor], [Sessions.NewFor]), so an IPv4 phone can call an
+//     IPv6 one through the relay; the relay's IPv6 address comes from
+//     [WithRelayAddress6]. Both families share the port pool.
 package media

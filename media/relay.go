@@ -26,6 +26,7 @@ import (
 type Relay struct {
 	pool     *PortPool
 	addr     netip.Addr
+	addr6    netip.Addr // IPv6 sides' address (WithRelayAddress6); invalid without
 	log      *slog.Logger
 	timeout  time.Duration
 	reg      prometheus.Registerer
@@ -42,7 +43,14 @@ type Relay struct {
 	// parked holds the bound sockets of ports the pool has back: a port
 	// handed out again reuses them, drained, instead of a socket, bind and
 	// close per port and call. Guarded by mu.
-	parked map[int][2]relaySocket
+	parked map[int]parkedSide
+}
+
+// parkedSide is a closed bridge side's sockets, kept for its port's next
+// bridge, and the family they are bound on.
+type parkedSide struct {
+	socks [2]relaySocket
+	fam   Family
 }
 
 type relayState int
@@ -75,7 +83,8 @@ type workerBase struct {
 // NewRelay returns a relay that takes ports from pool and binds them on
 // addr, the address parley's SDP announces for relayed media, or on every
 // address of its family when addr is unspecified (0.0.0.0: IPv4 only); the
-// SDP then announces, per side, the address facing the phone. Nothing is
+// SDP then announces, per side, the address facing the phone. With
+// WithRelayAddress6 it binds IPv6 sides too (see OpenFamily). Nothing is
 // forwarded until Run runs.
 func NewRelay(pool *PortPool, addr netip.Addr, opts ...RelayOption) (*Relay, error) {
 	if pool == nil {
@@ -92,7 +101,7 @@ func NewRelay(pool *PortPool, addr netip.Addr, opts ...RelayOption) (*Relay, err
 		nworkers: runtime.GOMAXPROCS(0),
 		base:     time.Now(),
 		bridges:  map[*Bridge]struct{}{},
-		parked:   map[int][2]relaySocket{},
+		parked:   map[int]parkedSide{},
 	}
 	for _, o := range opts {
 		if err := o(r); err != nil {
@@ -151,7 +160,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				}
 			})
 		}
-		r.log.Info("RTP relay running", "addr", r.addr, "workers", len(r.workers), "timeout", r.timeout)
+		r.log.Info("RTP relay running", "addr", r.addr, "addr6", r.addr6, "workers", len(r.workers), "timeout", r.timeout)
 		<-ctx.Done()
 		for _, w := range r.workers {
 			w.wake()
@@ -170,9 +179,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		b.Close()
 	}
 	r.mu.Lock()
-	for port, socks := range r.parked {
-		closeSocket(socks[rtpSock])
-		closeSocket(socks[rtcpSock])
+	for port, p := range r.parked {
+		closeSocket(p.socks[rtpSock])
+		closeSocket(p.socks[rtcpSock])
 		delete(r.parked, port)
 	}
 	r.mu.Unlock()
@@ -190,25 +199,42 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 // Open makes a bridge: it takes two ports of the pool, one per side, and
-// binds RTP on each and RTCP on the port after it. When the pool has not two
-// ports left it fails with ErrPortsExhausted (carrying SIP status 503) and
-// holds on to nothing. The caller owns the bridge and must Close it.
+// binds RTP on each and RTCP on the port after it, both sides on the
+// relay's own address (NewRelay's addr). When the pool has not two ports
+// left it fails with ErrPortsExhausted (carrying SIP status 503) and holds
+// on to nothing. The caller owns the bridge and must Close it.
 func (r *Relay) Open() (*Bridge, error) {
-	b := &Bridge{r: r, done: make(chan struct{}), widx: -1}
-	for s := range b.sides {
-		port, socks, err := r.bindSide()
+	return r.OpenFamily(FamilyDefault, FamilyDefault)
+}
+
+// OpenFor is OpenFamily for a call between phones at a and b, the caller's
+// and the callee's addresses: each side binds on the family of its phone's
+// address (FamilyOf), so an IPv4 phone can call an IPv6 one.
+func (r *Relay) OpenFor(a, b netip.Addr) (*Bridge, error) {
+	return r.OpenFamily(FamilyOf(a), FamilyOf(b))
+}
+
+// OpenFamily is Open with side A's sockets bound on family a and side B's
+// on family b. IPv6 binds on WithRelayAddress6's address, unless the
+// relay's own address is IPv6; a family the relay has no address of, and
+// FamilyDefault, bind on the relay's own address. Bridge.Family says which
+// family a side got. The pool's ports serve both families: a port taken by
+// one side is taken for both.
+func (r *Relay) OpenFamily(a, b Family) (*Bridge, error) {
+	br := &Bridge{r: r, done: make(chan struct{}), widx: -1}
+	for s, f := range [2]Family{a, b} {
+		addr, fam := r.bindAddr(f)
+		port, socks, err := r.bindSide(addr, fam)
 		if err != nil {
 			if s == int(SideB) {
-				closeSocket(b.sides[SideA].socks[rtpSock])
-				closeSocket(b.sides[SideA].socks[rtcpSock])
-				r.pool.Release(b.sides[SideA].port)
+				r.unbind(&br.sides[SideA])
 			}
 			return nil, err
 		}
-		b.sides[s].port, b.sides[s].socks = port, socks
+		br.sides[s].port, br.sides[s].socks, br.sides[s].fam = port, socks, fam
 	}
-	b.activity = r.now()
-	return r.register(b)
+	br.activity = r.now()
+	return r.register(br)
 }
 
 // OpenAt makes a bridge on the given RTP ports, ports[SideA] facing the
@@ -219,39 +245,62 @@ func (r *Relay) Open() (*Bridge, error) {
 // holds it; then it holds on to nothing. The caller owns the bridge and
 // must Close it.
 func (r *Relay) OpenAt(ports [2]int) (*Bridge, error) {
+	return r.OpenAtFamily(ports, [2]Family{})
+}
+
+// OpenAtFamily is OpenAt with each side bound on its family, fams[SideA]
+// and fams[SideB], as OpenFamily binds them: a mixed-family call rebuilt
+// where it was.
+func (r *Relay) OpenAtFamily(ports [2]int, fams [2]Family) (*Bridge, error) {
 	b := &Bridge{r: r, done: make(chan struct{}), widx: -1}
 	for s := range b.sides {
-		socks, err := r.bindAt(ports[s])
+		addr, fam := r.bindAddr(fams[s])
+		socks, err := r.bindAt(ports[s], addr, fam)
 		if err != nil {
 			if s == int(SideB) {
-				closeSocket(b.sides[SideA].socks[rtpSock])
-				closeSocket(b.sides[SideA].socks[rtcpSock])
-				r.pool.Release(b.sides[SideA].port)
+				r.unbind(&b.sides[SideA])
 			}
 			return nil, fmt.Errorf("media: opening a bridge on ports %d and %d: %w", ports[SideA], ports[SideB], err)
 		}
-		b.sides[s].port, b.sides[s].socks = ports[s], socks
+		b.sides[s].port, b.sides[s].socks, b.sides[s].fam = ports[s], socks, fam
 	}
 	b.activity = r.now()
 	return r.register(b)
 }
 
+// bindAddr returns the address a side asking for family f binds on, and
+// that address's family.
+func (r *Relay) bindAddr(f Family) (netip.Addr, Family) {
+	if f == IPv6 && r.addr.Is4() && r.addr6.IsValid() {
+		return r.addr6, IPv6
+	}
+	return r.addr, FamilyOf(r.addr)
+}
+
+// unbind closes the sockets of a side bound but not registered and releases
+// its port.
+func (r *Relay) unbind(st *sideState) {
+	closeSocket(st.socks[rtpSock])
+	closeSocket(st.socks[rtcpSock])
+	r.pool.Release(st.port)
+}
+
 // bindAt takes port from the pool and binds RTP on it and RTCP on the next
-// one, or reuses its parked sockets.
-func (r *Relay) bindAt(port int) ([2]relaySocket, error) {
+// one on addr, of family fam, or reuses its parked sockets.
+func (r *Relay) bindAt(port int, addr netip.Addr, fam Family) ([2]relaySocket, error) {
 	if err := r.pool.Take(port); err != nil {
 		return [2]relaySocket{}, err
 	}
-	if socks, ok := r.unpark(port); ok {
+	if socks, ok := r.unpark(port, fam); ok {
 		return socks, nil
 	}
-	rtp, rtcp, err := openSockets(r.addr, port)
+	rtp, rtcp, err := openSockets(addr, port)
 	if err != nil {
 		r.pool.Release(port)
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return [2]relaySocket{}, fmt.Errorf("%w: %w", ErrPortTaken, err)
 		}
-		return [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", r.addr, err)
+		return [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", addr, err)
 	}
 	return [2]relaySocket{rtp, rtcp}, nil
 }
@@ -285,9 +334,10 @@ func (r *Relay) register(b *Bridge) (*Bridge, error) {
 // InUse returns how many bridges are open.
 func (r *Relay) InUse() int { return int(r.open.Load()) }
 
-// bindSide acquires a port and binds RTP on it and RTCP on the next one,
-// trying another port when one the pool found free was taken meanwhile.
-func (r *Relay) bindSide() (int, [2]relaySocket, error) {
+// bindSide acquires a port and binds RTP on it and RTCP on the next one on
+// addr, of family fam, trying another port when one the pool found free was
+// taken meanwhile.
+func (r *Relay) bindSide(addr netip.Addr, fam Family) (int, [2]relaySocket, error) {
 	var failed []int
 	defer func() {
 		for _, p := range failed {
@@ -301,36 +351,43 @@ func (r *Relay) bindSide() (int, [2]relaySocket, error) {
 			// Returned as is so its SIPStatus (503) stays visible.
 			return 0, [2]relaySocket{}, err
 		}
-		if socks, ok := r.unpark(port); ok {
+		if socks, ok := r.unpark(port, fam); ok {
 			return port, socks, nil
 		}
-		rtp, rtcp, err := openSockets(r.addr, port)
+		rtp, rtcp, err := openSockets(addr, port)
 		if err != nil {
 			failed, lastErr = append(failed, port), err
 			continue
 		}
 		return port, [2]relaySocket{rtp, rtcp}, nil
 	}
-	return 0, [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", r.addr, lastErr)
+	return 0, [2]relaySocket{}, fmt.Errorf("media: binding RTP on %v: %w", addr, lastErr)
 }
 
 // unpark returns the parked sockets of port, drained of what came while
-// they waited.
-func (r *Relay) unpark(port int) ([2]relaySocket, bool) {
+// they waited, if they are of family fam; parked sockets of the other
+// family are closed, so that the port can be bound anew.
+func (r *Relay) unpark(port int, fam Family) ([2]relaySocket, bool) {
 	r.mu.Lock()
-	socks, ok := r.parked[port]
+	p, ok := r.parked[port]
 	delete(r.parked, port)
 	r.mu.Unlock()
-	if ok {
-		drainSocket(socks[rtpSock])
-		drainSocket(socks[rtcpSock])
+	if !ok {
+		return [2]relaySocket{}, false
 	}
-	return socks, ok
+	if p.fam != fam {
+		closeSocket(p.socks[rtpSock])
+		closeSocket(p.socks[rtcpSock])
+		return [2]relaySocket{}, false
+	}
+	drainSocket(p.socks[rtpSock])
+	drainSocket(p.socks[rtcpSock])
+	return p.socks, true
 }
 
 // park keeps the sockets of a closed bridge's side for the next bridge
 // that gets its port, while Run runs; otherwise they are closed.
-func (r *Relay) park(port int, socks [2]relaySocket) {
+func (r *Relay) park(port int, socks [2]relaySocket, fam Family) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != relayRunning {
@@ -338,7 +395,7 @@ func (r *Relay) park(port int, socks [2]relaySocket) {
 		closeSocket(socks[rtcpSock])
 		return
 	}
-	r.parked[port] = socks
+	r.parked[port] = parkedSide{socks: socks, fam: fam}
 }
 
 // leastLoaded picks the worker with the fewest bridges.
@@ -364,7 +421,7 @@ func (r *Relay) closeBridge(b *Bridge) {
 	delete(r.bridges, b)
 	r.mu.Unlock()
 	for s := range b.sides {
-		r.park(b.sides[s].port, b.sides[s].socks)
+		r.park(b.sides[s].port, b.sides[s].socks, b.sides[s].fam)
 		b.sides[s].socks[rtpSock].fd, b.sides[s].socks[rtcpSock].fd = -1, -1
 	}
 	r.pool.Release(b.sides[SideA].port)
@@ -392,12 +449,12 @@ func (r *Relay) counts() relayCounts {
 	return c
 }
 
-// endpoint turns a peer address into an endpoint the relay's sockets can
+// endpoint turns a peer address into an endpoint the side's sockets can
 // send to; the zero endpoint if they cannot (invalid, unspecified, port 0 or
-// the other IP family).
-func (r *Relay) endpoint(ap netip.AddrPort) endpoint {
+// not of the family the side's sockets are bound on).
+func (st *sideState) endpoint(ap netip.AddrPort) endpoint {
 	a := ap.Addr().Unmap()
-	if !a.IsValid() || a.IsUnspecified() || ap.Port() == 0 || a.Is4() != r.addr.Is4() {
+	if !a.IsValid() || a.IsUnspecified() || ap.Port() == 0 || a.Is4() != (st.fam == IPv4) {
 		return endpoint{}
 	}
 	ap = netip.AddrPortFrom(a, ap.Port())

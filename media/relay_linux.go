@@ -441,6 +441,14 @@ func bindUDP(addr netip.Addr, port int) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
+	if family == unix.AF_INET6 {
+		// An IPv6 side is IPv6 only: IPv4 phones get IPv4 sides, and the
+		// same port number stays free for an IPv4 socket.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			unix.Close(fd)
+			return -1, os.NewSyscallError("setsockopt", err)
+		}
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("binding %v: %w", netip.AddrPortFrom(addr, uint16(port)), os.NewSyscallError("bind", err))

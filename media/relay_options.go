@@ -2,7 +2,9 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +57,21 @@ func WithRelayWorkers(n int) RelayOption {
 			return errors.New("media: a relay needs at least one worker")
 		}
 		r.nworkers = n
+		return nil
+	}
+}
+
+// WithRelayAddress6 makes the relay bind the sides opened for IPv6 (see
+// Relay.OpenFamily) on addr, an IPv6 address, or on every IPv6 address when
+// addr is :: (the SDP then announces, per side, the address facing the
+// phone). Without it every side binds on NewRelay's address. A relay whose
+// own address is IPv6 binds IPv6 sides on that one and ignores addr.
+func WithRelayAddress6(addr netip.Addr) RelayOption {
+	return func(r *Relay) error {
+		if !addr.IsValid() || !addr.Is6() || addr.Is4In6() {
+			return fmt.Errorf("media: relay IPv6 address %v is not an IPv6 address", addr)
+		}
+		r.addr6 = addr.WithZone("")
 		return nil
 	}
 }

@@ -17,6 +17,7 @@ import (
 // each side, between which packets flow. Tests put a fake in its place.
 type bridge interface {
 	Port(s Side) int
+	Family(s Side) Family
 	SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool)
 	SetHold(onHold bool)
 	SetClockRate(s Side, hz int)
@@ -74,9 +75,10 @@ func originOf(sd *sdp.SessionDescription) origin {
 // concurrent use.
 type Session struct {
 	br bridge
-	// addr is the address every SDP announces, when the Sessions have a
-	// fixed one; invalid when each side's is set (SetAddress).
-	addr  netip.Addr
+	// fixed is, per side, the address its SDP announces when the Sessions
+	// have a fixed one for the family of the side's bridge sockets;
+	// invalid when the side's is set (SetAddress).
+	fixed [2]netip.Addr
 	prefs []string
 	log   *slog.Logger
 
@@ -198,20 +200,22 @@ func (s *Session) setPeer(side Side, p peer, mux bool) {
 }
 
 // announced returns the address the SDP to side to announces: the sessions'
-// fixed one, else the side's own (invalid before SetAddress). The caller
-// holds s.mu.
+// fixed one for the side's family, else the side's own (invalid before
+// SetAddress). The caller holds s.mu.
 func (s *Session) announced(to Side) netip.Addr {
-	if s.addr.IsValid() {
-		return s.addr
+	if s.fixed[to].IsValid() {
+		return s.fixed[to]
 	}
 	return s.legs[to].addr
 }
 
 // SetAddress sets the local address the SDP parley sends to side announces
 // on its o= and c= lines: the one facing that side's phone, for Sessions
-// bound to every address (NewSessions given 0.0.0.0). With a fixed
-// address, that one is announced to both sides and SetAddress does
-// nothing; an invalid or unspecified addr is ignored too.
+// bound to every address (NewSessions given 0.0.0.0, or
+// WithSessionsAddress6 given ::). An IPv6 addr is announced as IN IP6, and
+// should face a side whose bridge sockets are IPv6 (Sessions.NewFor). With
+// a fixed address for the side's family, that one is announced and
+// SetAddress does nothing; an invalid or unspecified addr is ignored too.
 //
 // When the side was sent SDP already, parley's record of it (Current) is
 // re-addressed as well, its version kept: that is what the side was sent
@@ -224,7 +228,7 @@ func (s *Session) SetAddress(side Side, addr netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.legs[side]
-	if s.addr.IsValid() || l.addr == addr {
+	if s.fixed[side].IsValid() || l.addr == addr {
 		return
 	}
 	l.addr = addr
@@ -255,7 +259,7 @@ func (s *Session) Addressed(to Side, addr netip.Addr) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.legs[to]
-	if s.addr.IsValid() || !addr.IsValid() || addr.IsUnspecified() || addr == l.addr || l.sent == nil {
+	if s.fixed[to].IsValid() || !addr.IsValid() || addr.IsUnspecified() || addr == l.addr || l.sent == nil {
 		return l.sent
 	}
 	out, err := readdressed(l.sent, addr)

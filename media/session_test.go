@@ -19,6 +19,7 @@ import (
 // tells it.
 type fakeBridge struct {
 	ports [2]int
+	fams  [2]Family
 	done  chan struct{}
 
 	mu      sync.Mutex
@@ -46,7 +47,8 @@ func (b *fakeBridge) take() []string {
 	return c
 }
 
-func (b *fakeBridge) Port(s Side) int { return b.ports[s] }
+func (b *fakeBridge) Port(s Side) int      { return b.ports[s] }
+func (b *fakeBridge) Family(s Side) Family { return b.fams[s] }
 func (b *fakeBridge) SetPeer(s Side, rtp, rtcp netip.AddrPort, mux bool) {
 	b.record("SetPeer %v %v %v mux=%t", s, rtp, rtcp, mux)
 	b.mu.Lock()
