@@ -79,6 +79,11 @@ type RTP struct {
 	// local address facing it, as Via and Contact do (sip.public_address,
 	// when set, wins).
 	Address string `yaml:"address"`
+	// Address6 is the IPv6 address the relay binds and announces to IPv6
+	// phones. Empty: with Address empty, every IPv6 address (when this
+	// host has IPv6), announced per phone like IPv4; with Address set,
+	// no IPv6 relay. A call between an IPv4 and an IPv6 phone is bridged.
+	Address6 string `yaml:"address6"`
 	// PortMin and PortMax bound the relay's ports, inclusive.
 	PortMin int      `yaml:"port_min"`
 	PortMax int      `yaml:"port_max"`

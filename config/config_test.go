@@ -87,6 +87,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"negative ban_after", "security:\n  ban_after: -1\n", "security.ban_after"},
 		{"rate without burst", "security:\n  rate: 5\n  burst: 0\n", "security.burst"},
 		{"bad ha1", "users:\n  - username: a\n    ha1: xyz\n", "users[0].ha1"},
+		{"address6 not IPv6", "rtp:\n  address6: 127.0.0.1\n", "rtp.address6"},
 		{"redis not a URL", "store:\n  redis: localhost:6379\n", "store.redis"},
 		{"redis wrong scheme", "store:\n  redis: http://127.0.0.1:6379\n", "store.redis"},
 		{"node id with a colon", "node:\n  id: 'a:b'\n", "node.id"},

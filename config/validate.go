@@ -143,6 +143,11 @@ func (c *Config) Validate() error {
 	if a := c.RTP.Address; a != "" && net.ParseIP(a) == nil {
 		return bad("rtp.address", "%q is not an IP address (\"\": every address)", a)
 	}
+	if a := c.RTP.Address6; a != "" {
+		if ip, err := netip.ParseAddr(a); err != nil || !ip.Is6() || ip.Is4In6() {
+			return bad("rtp.address6", "%q is not an IPv6 address (\"\": every IPv6 address when rtp.address is \"\")", a)
+		}
+	}
 	if c.RTP.PortMin < 1024 || c.RTP.PortMin > 65534 || c.RTP.PortMin%2 != 0 {
 		return bad("rtp.port_min", "%d: want an even port from 1024 to 65534", c.RTP.PortMin)
 	}

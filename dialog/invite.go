@@ -143,7 +143,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var ms MediaSession
 	if s.media != nil {
-		if ms, err = s.media.NewSession(); err != nil {
+		if ms, err = s.newMediaSession(req.Source(), targets[0].dest); err != nil {
 			s.failCall(c, req, tx, sipmsg.As(err, 503, "Service Unavailable"))
 			return
 		}

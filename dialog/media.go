@@ -18,6 +18,23 @@ type Media interface {
 	NewSession() (MediaSession, error)
 }
 
+// mediaOpener is a Media that opens each side of a session in the IP
+// family of its phone, bridging an IPv4 phone and an IPv6 one.
+type mediaOpener interface {
+	NewSessionFor(caller, callee netip.Addr) (MediaSession, error)
+}
+
+// newMediaSession opens the media of a call between a caller at callerDest
+// and a callee at calleeDest ("ip:port").
+func (s *Server) newMediaSession(callerDest, calleeDest string) (MediaSession, error) {
+	if mo, ok := s.media.(mediaOpener); ok {
+		a, _ := netip.ParseAddrPort(callerDest)
+		b, _ := netip.ParseAddrPort(calleeDest)
+		return mo.NewSessionFor(a.Addr().Unmap(), b.Addr().Unmap())
+	}
+	return s.media.NewSession()
+}
+
 // MediaSession is one call's media: it rewrites each SDP that crosses
 // between the legs so both phones send their RTP to parley.
 type MediaSession interface {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -14,6 +16,12 @@ import (
 // startDualStack runs parley listening on one port over both 127.0.0.1
 // and ::1 (UDP and TCP), its relay on ports rng.
 func startDualStack(t *testing.T, rng rtpRange) (p *parley, v4, v6 string) {
+	t.Helper()
+	return startDualStackRTP(t, rng.yaml(nil, ""))
+}
+
+// startDualStackRTP is startDualStack with rtpYAML as its rtp section.
+func startDualStackRTP(t *testing.T, rtpYAML string) (p *parley, v4, v6 string) {
 	t.Helper()
 	needParley(t)
 	dir := t.TempDir()
@@ -39,7 +47,7 @@ func startDualStack(t *testing.T, rng rtpRange) (p *parley, v4, v6 string) {
 		fmt.Fprintf(&b, "  - {username: %s, password: %s}\n", yamlQuote(u), yamlQuote(testUsers[u]))
 	}
 	b.WriteString("registrar: {qualify: 0s}\n")
-	b.WriteString(rng.yaml(nil, ""))
+	b.WriteString(rtpYAML)
 	writeFile(t, p.ConfigPath, b.String())
 	p.run(t, exec.Command(parleyBin, "-config", p.ConfigPath))
 	return p, v4, v6
@@ -90,4 +98,40 @@ func TestIPv6Signalling(t *testing.T) {
 		t.Fatalf("IPv4 callee of the IPv6 caller: %v", err)
 	}
 	p.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
+}
+
+// TestIPv6Media: the relay bridges an IPv4 phone and an IPv6 phone. With
+// rtp.address and rtp.address6 left empty, the callee on ::1 is offered
+// the relay at "IN IP6 ::1" and the caller on 127.0.0.1 answered with
+// "IN IP4 127.0.0.1", and RTP flows both ways between the two families.
+func TestIPv6Media(t *testing.T) {
+	_, v4, v6 := startDualStackRTP(t, "rtp: {address: \"\", port_min: 29900, port_max: 29999}\n")
+	callee := newPhoneAt(t, "1002", v6, "udp", "::1")
+	callee.mustRegister()
+	caller := newPhone(t, "1001", v4, "udp")
+	cf, ef := newFlow(t), newFlowAt(t, net.IPv6loopback)
+	cp, ep := cf.port(), ef.port()
+	caller.setSDP(func(offer []byte) []byte { return mediaOffer("127.0.0.1", cp, "0", "8", "101") })
+	callee.setSDP(func(offer []byte) []byte { return mediaAnswer(offer, "::1", ep) })
+	mc := mustMediaCall(t, caller, callee)
+	if a := mc.CalleeSees.Addr.Addr(); a != netip.IPv6Loopback() {
+		t.Errorf("the IPv6 callee is offered media at %v, want the relay at ::1", a)
+	}
+	if a := mc.CallerSees.Addr.Addr(); a != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("the IPv4 caller is answered with media at %v, want the relay at 127.0.0.1", a)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	cf.setDst(mc.CallerSees.Addr)
+	ef.setDst(mc.CalleeSees.Addr)
+	cf.run(ctx, &wg, 1)
+	ef.run(ctx, &wg, 2)
+	calls := []*recoveryCall{{mc: mc, caller: cf, callee: ef}}
+	waitMedia(t, calls, time.Now(), 3*time.Second)
+	mc.Out.hangup(t)
+	if _, err := callee.waitEvent(evBye, 3*time.Second); err != nil {
+		t.Errorf("callee: %v", err)
+	}
 }

@@ -52,7 +52,13 @@ type flow struct {
 // newFlow binds a flow's socket on 127.0.0.1; it is closed when t ends.
 func newFlow(t *testing.T) *flow {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newFlowAt(t, net.IPv4(127, 0, 0, 1))
+}
+
+// newFlowAt is newFlow on the loopback address ip (127.0.0.1, ::1).
+func newFlowAt(t *testing.T, ip net.IP) *flow {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,7 +267,11 @@ func mediaOffer(host string, port int, pts ...string) []byte {
 func sdpBody(host string, port int, pts []string, maps map[string]string) []byte {
 	id := rand.Uint32()
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=- %d %d IN IP4 %s\r\ns=parley-media-test\r\nc=IN IP4 %s\r\nt=0 0\r\n", id, id, host, host)
+	af := "IP4"
+	if strings.Contains(host, ":") {
+		af = "IP6"
+	}
+	fmt.Fprintf(&b, "v=0\r\no=- %d %d IN %s %s\r\ns=parley-media-test\r\nc=IN %s %s\r\nt=0 0\r\n", id, id, af, host, af, host)
 	fmt.Fprintf(&b, "m=audio %d RTP/AVP %s\r\n", port, strings.Join(pts, " "))
 	for _, pt := range pts {
 		if m, ok := maps[pt]; ok {

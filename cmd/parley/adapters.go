@@ -43,6 +43,16 @@ func (m relayMedia) NewSession() (dialog.MediaSession, error) {
 	return mediaSession{sess}, nil
 }
 
+// NewSessionFor opens a session whose sides are in the IP families of the
+// caller's and the callee's phone.
+func (m relayMedia) NewSessionFor(caller, callee netip.Addr) (dialog.MediaSession, error) {
+	sess, err := m.s.NewFor(caller, callee)
+	if err != nil {
+		return nil, err
+	}
+	return mediaSession{sess}, nil
+}
+
 // Restore rebuilds a session from its checkpoint on the same relay ports.
 func (m relayMedia) Restore(data []byte) (dialog.MediaSession, error) {
 	sess, err := m.s.Restore(data)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -249,6 +250,25 @@ func (p *parts) buildCheckpoints(cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
+// rtpAddress6 is the relay's IPv6 address: rtp.address6, or with both
+// rtp.address and rtp.address6 empty every IPv6 address (::) when this
+// host can bind one; ok is false for no IPv6 relay.
+func rtpAddress6(cfg *config.Config, log *slog.Logger) (netip.Addr, bool) {
+	if cfg.RTP.Address6 != "" {
+		return netip.MustParseAddr(cfg.RTP.Address6), true
+	}
+	if cfg.RTP.Address != "" {
+		return netip.Addr{}, false
+	}
+	c, err := net.ListenPacket("udp6", "[::]:0")
+	if err != nil {
+		log.Info("no IPv6 on this host: the relay serves IPv4 phones only", "error", err)
+		return netip.Addr{}, false
+	}
+	c.Close()
+	return netip.IPv6Unspecified(), true
+}
+
 // readyCheck is a condition /readyz needs (admin.WithReadyCheck).
 type readyCheck struct {
 	name  string
@@ -315,10 +335,14 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 	if cfg.RTP.Address != "" {
 		rtpAddr = netip.MustParseAddr(cfg.RTP.Address)
 	}
-	p.relay, err = media.NewRelay(pool, rtpAddr,
+	relayOpts := []media.RelayOption{}
+	if a6, ok := rtpAddress6(cfg, log); ok {
+		relayOpts = append(relayOpts, media.WithRelayAddress6(a6))
+	}
+	p.relay, err = media.NewRelay(pool, rtpAddr, append(relayOpts,
 		media.WithRelayTimeout(cfg.RTP.Timeout),
 		media.WithRelayRegisterer(p.metrics),
-		media.WithRelayLogger(log.With("component", "relay")))
+		media.WithRelayLogger(log.With("component", "relay")))...)
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
