@@ -279,14 +279,7 @@ func (s *Server) minorSync(slice int) {
 }
 
 // ckSlice is the minor sync slice of call id.
-func ckSlice(id string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= 16777619
-	}
-	return int(h % ckMinorSlices)
-}
+func ckSlice(id string) int { return int(fnv1a(id) % ckMinorSlices) }
 
 // CheckpointsHealthy reports the checkpoint store's last write failure, or
 // nil (also when calls are not checkpointed).

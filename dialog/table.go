@@ -30,13 +30,18 @@ func newTable() *table {
 }
 
 func (t *table) shard(key string) *shard {
-	// FNV-1a over the key; Call-IDs are random enough for an even spread.
+	// Call-IDs are random enough for an even spread.
+	return &t.shards[fnv1a(key)%uint32(len(t.shards))]
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s, without hash/fnv's allocation.
+func fnv1a(s string) uint32 {
 	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
 		h *= 16777619
 	}
-	return &t.shards[h%uint32(len(t.shards))]
+	return h
 }
 
 // admit adds a call if the global and per-user limits allow it.
