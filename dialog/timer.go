@@ -295,8 +295,7 @@ func (s *Server) refreshRequest(l *leg, withSDP bool) *sip.Request {
 			if withSDP {
 				// The offer must go, once the one crossing (often the
 				// other leg's own move) is answered: soon.
-				l.st.stop()
-				l.st.timer = time.AfterFunc(20*time.Millisecond, func() { s.reoffer(l) })
+				s.armTimerIn(l, 20*time.Millisecond, func() { s.reoffer(l) })
 				return nil
 			}
 			s.refreshLater(l)
