@@ -299,10 +299,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		l := base
 		l.target, l.remote, l.dest, l.transport = t.uri, t.to, t.dest, t.transport
 		out := s.newRequest(&l, sip.INVITE, 1)
-		if mf := req.MaxForwards(); mf != nil {
-			v := sip.MaxForwardsHeader(mf.Val() - 1)
-			out.ReplaceHeader(&v)
-		}
+		oneHopFewer(out, req)
 		sipmsg.CopyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
 		s.timerRequestHeaders(out, &l, false)
 		// parley PRACKs the callee's reliable provisionals itself.

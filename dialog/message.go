@@ -164,16 +164,10 @@ func (s *Server) newMessage(req *sip.Request, user string, t target, callID, fro
 	out := s.newRequest(&l, sip.MESSAGE, 1)
 	// RFC 3428 §4: a MESSAGE makes no dialog and carries no Contact.
 	out.RemoveHeader("Contact")
-	if mf := req.MaxForwards(); mf != nil {
-		v := sip.MaxForwardsHeader(mf.Val() - 1)
-		out.ReplaceHeader(&v)
-	}
+	oneHopFewer(out, req)
 	sipmsg.CopyHeaders(out, req, messageHeaders...)
-	if body := req.Body(); len(body) > 0 {
-		sipmsg.CopyHeaders(out, req, "Content-Type", "Content-Disposition", "Content-Encoding", "Content-Language")
-		out.SetBody(body)
-	} else {
-		out.SetBody(nil)
-	}
+	// deliverMessage refused a body without a Content-Type, so withBody
+	// copies the sender's and adds none.
+	withBody(out, req, req.Body())
 	return out
 }

@@ -1,7 +1,6 @@
 package dialog
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -172,7 +171,8 @@ func reliableRSeq(res *sip.Response) uint32 {
 
 // prackCallee sends the PRACK for a callee's reliable provisional response
 // res to f's INVITE, in the early dialog res makes (§4): once per RSeq; a
-// retransmission is dropped (false). The PRACK's answer is only logged.
+// retransmission is dropped (false). The PRACK's answer is only logged
+// (see send).
 func (s *Server) prackCallee(c *Call, f *fork, res *sip.Response, rseq uint32) bool {
 	var prack *sip.Request
 	c.do(func() {
@@ -195,27 +195,6 @@ func (s *Server) prackCallee(c *Call, f *fork, res *sip.Response, rseq uint32) b
 	if prack == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(s.context(), 5*time.Second)
-	tx, err := s.request(ctx, prack)
-	cancel()
-	if err != nil {
-		c.log.Info("PRACK not sent", "error", err)
-		return true
-	}
-	s.goOwned(func() {
-		defer tx.Terminate()
-		for {
-			select {
-			case r := <-tx.Responses():
-				if r.StatusCode >= 200 {
-					c.log.Debug("PRACK answered", "status", r.StatusCode, "rseq", rseq)
-					return
-				}
-			case <-tx.Done():
-				c.log.Info("PRACK got no answer", "rseq", rseq)
-				return
-			}
-		}
-	})
+	s.send(c, prack)
 	return true
 }

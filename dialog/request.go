@@ -67,6 +67,15 @@ func (s *Server) route(req *sip.Request, l *leg, ln *transport.Listener) {
 	}
 }
 
+// oneHopFewer gives out, a request parley sends on behalf of in, in's
+// Max-Forwards less one (RFC 3261 §16.6 step 3, as a B2BUA passes it on).
+func oneHopFewer(out, in *sip.Request) {
+	if mf := in.MaxForwards(); mf != nil {
+		v := sip.MaxForwardsHeader(mf.Val() - 1)
+		out.ReplaceHeader(&v)
+	}
+}
+
 // contact is parley's Contact for messages sent over ln.
 func (s *Server) contact(ln *transport.Listener, host string) *sip.ContactHeader {
 	u := sip.Uri{Scheme: "sip", User: "parley", Host: host, Port: ln.PortNumber()}
