@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,6 +171,59 @@ func (l *linphone) waitOutput(t *testing.T, want string, d time.Duration) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: linphonec did not print %q within %v", l.Name, want, d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// outputLen is how much linphonec has printed so far: an offset for
+// waitMatch, so that a test waits for what a command printed and not for an
+// earlier call's line.
+func (l *linphone) outputLen() int { return len(readFileOrErr(l.OutPath)) }
+
+// waitMatch waits until what linphonec printed after offset from matches re
+// and returns the submatches and the offset just past the match.
+func (l *linphone) waitMatch(t *testing.T, from int, re *regexp.Regexp, d time.Duration) ([]string, int) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		out := readFileOrErr(l.OutPath)
+		if from <= len(out) {
+			if loc := re.FindStringSubmatchIndex(out[from:]); loc != nil {
+				m := make([]string, len(loc)/2)
+				for i := range m {
+					if loc[2*i] >= 0 {
+						m[i] = out[from+loc[2*i] : from+loc[2*i+1]]
+					}
+				}
+				return m, from + loc[1]
+			}
+		}
+		select {
+		case <-l.exited:
+			t.Fatalf("%s: linphonec exited (%v) before printing %q:\n%s", l.Name, l.err, re, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: linphonec did not print %q within %v; it printed:\n%s", l.Name, re, d, out[min(from, len(out)):])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLog waits until liblinphone's log (-l) matches re and returns the
+// submatches: the log shows what the prompt does not, for example a
+// transfer's progress ("Transfer state for CallSession [...] changed from
+// [LinphoneCallOutgoingProgress] to [LinphoneCallConnected]").
+func (l *linphone) waitLog(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if m := re.FindStringSubmatch(readFileOrErr(l.LogPath)); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: liblinphone's log has no %q after %v", l.Name, re, d)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
