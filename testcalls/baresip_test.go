@@ -150,6 +150,9 @@ type baresipConfig struct {
 	// Record loads the sndfile module, which writes what the phone sends
 	// and receives to RecDir as dump-…-enc.wav and dump-…-dec.wav.
 	Record bool
+	// SIPTrace makes baresip print every SIP message it sends and
+	// receives to its log (baresip -s).
+	SIPTrace bool
 }
 
 // baresipEvent is one event baresip's ctrl_tcp module reports, for example
@@ -260,7 +263,11 @@ func startBaresip(t *testing.T, pl *parley, c baresipConfig) *baresip {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command(bin, "-f", b.Dir, "-t", strconv.Itoa(int(phoneLifetime.Seconds())))
+	args := []string{"-f", b.Dir, "-t", strconv.Itoa(int(phoneLifetime.Seconds()))}
+	if c.SIPTrace {
+		args = append(args, "-s")
+	}
+	b.cmd = exec.Command(bin, args...)
 	b.cmd.Dir = b.Dir
 	b.cmd.Stdout = logf
 	b.cmd.Stderr = logf
