@@ -240,7 +240,7 @@ func TestTransferBlindBaresip(t *testing.T) {
 	pl := startParley(t, parleyConfig{Extra: rangeTransferBlindBaresip.yaml(nil, "")})
 	transferee := startLinphone(t, pl, "transferee", "1001", portsXferBaresipA)
 	heard := linphoneAudio(t, transferee, transfereeTone)
-	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferBaresipB})
+	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferBaresipB, SIPTrace: true})
 	target := startBaresip(t, pl, baresipConfig{Name: "target", User: "1003", Source: "ausine," + strconv.Itoa(targetTone), RTP: portsXferBaresipC, Record: true})
 
 	var tl timeline
@@ -270,6 +270,7 @@ func TestTransferBlindBaresip(t *testing.T) {
 		t.Errorf("transferee: its call ended during the transfer:\n%s", out)
 	}
 	wantNoREFER(t, transferee)
+	checkReferNotifies(t, "transferor (baresip 1002)", readFileOrErr(transferor.LogPath), "SIP/2.0 200")
 
 	target.command(t, "hangup", "")
 	transferee.waitMatch(t, a0, linphoneEnded(id), phoneEvent)
@@ -330,6 +331,7 @@ func TestTransferBlindLinphone(t *testing.T) {
 		t.Errorf("transferee: its call ended during the transfer:\n%s", out)
 	}
 	wantNoREFER(t, transferee)
+	checkReferNotifies(t, "transferor (linphone 1002)", readFileOrErr(transferor.LogPath), "SIP/2.0 200")
 
 	transferee.send(t, "terminate "+id)
 	transferee.waitMatch(t, a0, linphoneEnded(id), phoneEvent)
@@ -407,6 +409,7 @@ func TestTransferAttendedLinphone(t *testing.T) {
 	}
 	wantNoREFER(t, transferee)
 	wantNoREFER(t, target)
+	checkReferNotifies(t, "transferor (linphone 1001)", readFileOrErr(transferor.LogPath), "SIP/2.0 200")
 
 	transferee.send(t, "terminate "+bid)
 	transferee.waitMatch(t, b1, linphoneEnded(bid), phoneEvent)
@@ -459,7 +462,7 @@ func TestTransferBlindBusyTarget(t *testing.T) {
 		t.Errorf("parley's INVITE to the target: Referred-By %v, want the transferor 1002", rb)
 	}
 	transferor.waitLog(t, linphoneTransferState("Error"), transferTimeout)
-	transferor.waitLog(t, regexp.MustCompile(`SIP/2\.0 486`), phoneEvent)
+	checkReferNotifies(t, "transferor (linphone 1002)", readFileOrErr(transferor.LogPath), "SIP/2.0 486")
 
 	// The failed transfer leaves the call as it was: still listed, still
 	// relaying both ways, with neither phone told anything but the
@@ -492,4 +495,165 @@ func (tl timeline) String() string {
 	return fmt.Sprintf("connected %s, changed +%.1fs, transferred +%.1fs, hung up +%.1fs",
 		tl.Connected.Format("15:04:05.0"), tl.Changed.Sub(tl.Connected).Seconds(),
 		tl.Transferred.Sub(tl.Connected).Seconds(), tl.HungUp.Sub(tl.Connected).Seconds())
+}
+
+// sipMessage is one SIP message a phone logged (baresip -s, liblinphone's
+// log): its first line, its headers by lower-case full name, and the first
+// line of its body (all a sipfrag needs).
+type sipMessage struct {
+	Start   string
+	Headers map[string][]string
+	Body    string
+}
+
+// header is the first value of the header name (lower-case, full form).
+func (m sipMessage) header(name string) string {
+	if v := m.Headers[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// cseq is the message's CSeq number and method.
+func (m sipMessage) cseq() (int, string) {
+	num, method, _ := strings.Cut(m.header("cseq"), " ")
+	n, _ := strconv.Atoi(strings.TrimSpace(num))
+	return n, strings.TrimSpace(method)
+}
+
+// String is the message's first line and CSeq, for failure messages.
+func (m sipMessage) String() string {
+	s := m.Start + " (CSeq " + m.header("cseq")
+	if e := m.header("event"); e != "" {
+		s += ", Event " + e
+	}
+	if st := m.header("subscription-state"); st != "" {
+		s += ", Subscription-State " + st
+	}
+	if m.Body != "" {
+		s += ", body " + strconv.Quote(m.Body)
+	}
+	return s + ")"
+}
+
+var (
+	sipStartLine = regexp.MustCompile(`^(?:[A-Z]+ sips?:\S+ SIP/2\.0|SIP/2\.0 \d{3} .*)$`)
+	// sipCompact maps RFC 3261 §7.3.3 compact header names (and RFC 3515's
+	// r for Refer-To) to the full ones.
+	sipCompact = map[string]string{"c": "content-type", "l": "content-length", "o": "event", "r": "refer-to", "i": "call-id", "f": "from", "t": "to", "m": "contact", "v": "via"}
+)
+
+// sipMessages finds the SIP messages in a phone's log, in the order the
+// phone logged them (the order it sent and received them).
+func sipMessages(log string) []sipMessage {
+	lines := strings.Split(strings.ReplaceAll(log, "\r", ""), "\n")
+	var msgs []sipMessage
+	for i := 0; i < len(lines); i++ {
+		if !sipStartLine.MatchString(lines[i]) {
+			continue
+		}
+		m := sipMessage{Start: lines[i], Headers: map[string][]string{}}
+		j := i + 1
+		for ; j < len(lines) && lines[j] != ""; j++ {
+			name, value, ok := strings.Cut(lines[j], ":")
+			if !ok {
+				break
+			}
+			name = strings.ToLower(strings.TrimSpace(name))
+			if full, ok := sipCompact[name]; ok {
+				name = full
+			}
+			m.Headers[name] = append(m.Headers[name], strings.TrimSpace(value))
+		}
+		if n, _ := strconv.Atoi(m.header("content-length")); n > 0 {
+			for j < len(lines) && lines[j] == "" {
+				j++
+			}
+			if j < len(lines) {
+				m.Body = strings.TrimSpace(lines[j])
+			}
+		}
+		msgs = append(msgs, m)
+		i = j
+	}
+	return msgs
+}
+
+// eventID is the id parameter of an Event header ("refer;id=41206").
+func eventID(event string) string {
+	for _, p := range strings.Split(event, ";")[1:] {
+		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "id") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// checkReferNotifies checks, in the log of the phone that sent a REFER,
+// what RFC 3515 asks of parley as the REFER's recipient: a 202 to the
+// REFER before any NOTIFY (linphone answers a NOTIFY that overtakes it with
+// 491, baresip with 481); NOTIFYs with Event: refer;id=<the REFER's CSeq>
+// (baresip's stack answers any other id with 481) and Content-Type
+// message/sipfrag, starting with "SIP/2.0 100 Trying" and ending with the
+// final sipfrag final (e.g. "SIP/2.0 200") under Subscription-State
+// terminated; and every NOTIFY answered 200 by the phone.
+func checkReferNotifies(t *testing.T, who, log, final string) {
+	t.Helper()
+	msgs := sipMessages(log)
+	accepted, at := 0, -1
+	for i, m := range msgs {
+		if n, method := m.cseq(); method == "REFER" && strings.HasPrefix(m.Start, "SIP/2.0 202") {
+			accepted, at = n, i
+			break
+		}
+	}
+	var notifies []sipMessage
+	first := -1
+	for i, m := range msgs {
+		if strings.HasPrefix(m.Start, "NOTIFY ") && strings.HasPrefix(strings.ToLower(m.header("event")), "refer") {
+			notifies = append(notifies, m)
+			if first < 0 {
+				first = i
+			}
+		}
+		if _, method := m.cseq(); method == "NOTIFY" && strings.HasPrefix(m.Start, "SIP/2.0 ") && !strings.HasPrefix(m.Start, "SIP/2.0 200") {
+			t.Errorf("%s answered a NOTIFY from parley with %q", who, m.Start)
+		}
+	}
+	if at < 0 {
+		var refers []string
+		for _, m := range msgs {
+			if _, method := m.cseq(); method == "REFER" {
+				refers = append(refers, m.String())
+			}
+		}
+		t.Errorf("%s got no 202 to its REFER; REFER messages in its log: %q", who, refers)
+		return
+	}
+	if len(notifies) == 0 {
+		t.Errorf("%s got no NOTIFY with Event: refer", who)
+		return
+	}
+	if first < at {
+		t.Errorf("%s got parley's first NOTIFY (%v) before the 202 to its REFER", who, notifies[0])
+	}
+	want := strconv.Itoa(accepted)
+	for _, n := range notifies {
+		// RFC 3515 §2.4.6 makes the id optional for a dialog's first REFER
+		// only; parley always sends it, and a wrong one is worse than none.
+		if id := eventID(n.header("event")); id != want {
+			t.Errorf("%s got %v; want Event: refer;id=%s (the REFER's CSeq)", who, n, want)
+		}
+		if ct := strings.ToLower(n.header("content-type")); !strings.HasPrefix(ct, "message/sipfrag") {
+			t.Errorf("%s got %v with Content-Type %q, want message/sipfrag", who, n, ct)
+		}
+	}
+	if !strings.HasPrefix(notifies[0].Body, "SIP/2.0 100") {
+		t.Errorf("%s: parley's first NOTIFY is %v, want the sipfrag SIP/2.0 100 Trying", who, notifies[0])
+	}
+	last := notifies[len(notifies)-1]
+	if !strings.HasPrefix(last.Body, final) || !strings.HasPrefix(strings.TrimSpace(last.header("subscription-state")), "terminated") {
+		t.Errorf("%s: parley's last NOTIFY is %v, want the sipfrag %q with Subscription-State terminated", who, last, final)
+	}
+	t.Logf("%s: NOTIFYs from parley: %v", who, notifies)
 }
