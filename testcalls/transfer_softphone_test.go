@@ -18,18 +18,21 @@ var (
 	rangeTransferBlindLinphone = rangeOf(30100)
 	rangeTransferAttended      = rangeOf(30200)
 	rangeTransferBusy          = rangeOf(30300)
+	rangeTransferBusyBaresip   = rangeOf(30400)
 
-	portsXferBaresipA  = phonePorts{27400, 27419}
-	portsXferBaresipB  = phonePorts{27420, 27439}
-	portsXferBaresipC  = phonePorts{27440, 27459}
-	portsXferLinphoneA = phonePorts{27460, 27479}
-	portsXferLinphoneB = phonePorts{27480, 27499}
-	portsXferLinphoneC = phonePorts{27500, 27519}
-	portsXferAttendedA = phonePorts{27520, 27539}
-	portsXferAttendedB = phonePorts{27540, 27559}
-	portsXferAttendedC = phonePorts{27560, 27579}
-	portsXferBusyA     = phonePorts{27580, 27599}
-	portsXferBusyB     = phonePorts{27600, 27619}
+	portsXferBaresipA     = phonePorts{27400, 27419}
+	portsXferBaresipB     = phonePorts{27420, 27439}
+	portsXferBaresipC     = phonePorts{27440, 27459}
+	portsXferLinphoneA    = phonePorts{27460, 27479}
+	portsXferLinphoneB    = phonePorts{27480, 27499}
+	portsXferLinphoneC    = phonePorts{27500, 27519}
+	portsXferAttendedA    = phonePorts{27520, 27539}
+	portsXferAttendedB    = phonePorts{27540, 27559}
+	portsXferAttendedC    = phonePorts{27560, 27579}
+	portsXferBusyA        = phonePorts{27580, 27599}
+	portsXferBusyB        = phonePorts{27600, 27619}
+	portsXferBusyBaresipA = phonePorts{27620, 27639}
+	portsXferBusyBaresipB = phonePorts{27640, 27659}
 )
 
 // Tones of the transfer tests, one per role, so that a recording shows
@@ -488,6 +491,49 @@ func TestTransferBlindBusyTarget(t *testing.T) {
 	transferor.waitMatch(t, b1, linphoneEnded(bid), phoneEvent)
 	transferee.waitEvent(t, a0, "CALL_CLOSED", nil)
 	waitNoCalls(t, pl)
+}
+
+// TestTransferBlindBusyTargetBaresip: as TestTransferBlindBusyTarget with
+// baresip as the transferor. baresip reports parley's NOTIFY with the 486
+// sipfrag as TRANSFER_FAILED with the sipfrag's status, and then (baresip
+// 1.0's menu module) hangs up the call itself, so the call ends with the
+// transferor's BYE, not because of parley.
+func TestTransferBlindBusyTargetBaresip(t *testing.T) {
+	t.Parallel()
+	needParley(t)
+	needBaresip(t)
+	pl := startParley(t, parleyConfig{Extra: rangeTransferBusyBaresip.yaml(nil, "")})
+	transferee := startBaresip(t, pl, baresipConfig{Name: "transferee", User: "1001", Source: "ausine," + strconv.Itoa(transfereeTone), RTP: portsXferBusyBaresipA})
+	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferBusyBaresipB, SIPTrace: true})
+	target := newPhone(t, "1003", pl.SIPAddr, "udp")
+	target.setMode(answerBusy)
+	target.mustRegister()
+
+	a0, b0 := transferee.eventCount(), transferor.eventCount()
+	baresipCall(t, pl, transferee, transferor)
+	pl.waitMetric(t, phoneEvent, atLeast(packetsFor(2)), "parley_rtp_packets_total")
+
+	transferor.command(t, "transfer", "sip:1003@parley.lab")
+	inv := target.mustEvent(evInvite)
+	if from := inv.Req.From(); from == nil || from.Address.User != "1001" {
+		t.Errorf("parley's INVITE to the target: From %v, want the transferee 1001", from)
+	}
+	if rb := inv.Req.GetHeader("Referred-By"); rb == nil || !strings.Contains(rb.Value(), "sip:1002@") {
+		t.Errorf("parley's INVITE to the target: Referred-By %v, want the transferor 1002", rb)
+	}
+	ev, _ := transferor.waitEvent(t, b0, "TRANSFER_FAILED", nil)
+	if !strings.HasPrefix(ev.Param, "486") {
+		t.Errorf("transferor: TRANSFER_FAILED %q, want the target's 486", ev.Param)
+	}
+	checkReferNotifies(t, "transferor (baresip 1002)", readFileOrErr(transferor.LogPath), "SIP/2.0 486")
+	if got := transferee.eventsOf("TRANSFER"); len(got) > 0 {
+		t.Errorf("transferee: received a REFER: %+v", got)
+	}
+
+	transferor.waitEvent(t, b0, "CALL_CLOSED", nil)
+	transferee.waitEvent(t, a0, "CALL_CLOSED", nil)
+	waitNoCalls(t, pl)
+	wantCallEnded(t, pl, "BYE from callee")
 }
 
 // String shows a timeline in failure messages.
