@@ -30,6 +30,12 @@ func (r role) String() string {
 type leg struct {
 	call *Call
 	role role
+	// uac is set when parley sent the INVITE that made the dialog (the
+	// callee's leg, or a leg a transfer placed): parley ACKs its 2xx.
+	uac bool
+	// gone is set once a transfer took the leg out of its call: its phone
+	// may still send a BYE (answered 200) but nothing else reaches the call.
+	gone bool
 
 	callID    string
 	localTag  string
@@ -159,6 +165,8 @@ type Call struct {
 	checkpointed bool
 	ckAt         time.Time
 	ckQuality    MediaQuality
+	// xfer is the transfer in progress on the call, if any (see transfer).
+	xfer *transfer
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

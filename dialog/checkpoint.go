@@ -180,7 +180,7 @@ func (l *leg) state() legState {
 // restoreLeg rebuilds a leg of call c from its checkpoint.
 func restoreLeg(c *Call, r role, ls legState) (*leg, error) {
 	l := &leg{
-		call: c, role: r, callID: ls.CallID, localTag: ls.LocalTag, remoteTag: ls.RemoteTag,
+		call: c, role: r, uac: r == roleCallee, callID: ls.CallID, localTag: ls.LocalTag, remoteTag: ls.RemoteTag,
 		localName: ls.LocalName, remoteName: ls.RemoteName, dest: ls.Dest, transport: ls.Transport,
 		localCSeq: ls.LocalCSeq, remoteCSeq: ls.RemoteCSeq, inviteCSeq: ls.InviteCSeq,
 		dialog: DialogConfirmed,

@@ -36,7 +36,7 @@ func allowedMethods() string {
 var allowEvents []string
 
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
-var supported = map[string]bool{"timer": true, "100rel": true}
+var supported = map[string]bool{"timer": true, "100rel": true, "replaces": true, "norefersub": true}
 
 func (s *Server) routeHandlers() {
 	s.handlers = map[sip.RequestMethod]sipgo.RequestHandler{

@@ -26,7 +26,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // with body and from's body headers when from is set; it stays in the
 // leg's slot for the 2xx's retransmissions. It is written from the call's
 // queue, so a BYE cannot overtake it. Run it in the call's queue.
-func (s *Server) sendAck(l *leg, cseq uint32, from *sip.Request, body []byte) {
+func (s *Server) sendAck(l *leg, cseq uint32, from sip.Message, body []byte) {
 	c := l.call
 	if c.state >= Terminating {
 		// terminate got there first and sent this leg its ACK and BYE.
@@ -71,8 +71,31 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, ErrNoDialog)
 		return
 	}
+	var leaves bool
+	l.call.do(func() { leaves = l.leaves() })
 	_ = tx.Respond(sipmsg.NewResponse(req, 200, "OK", ""))
+	if leaves {
+		return
+	}
 	s.endCall(l.call, l, resultAnswered, "BYE from "+l.role.String())
+}
+
+// leaves reports whether a BYE on leg l ends only that leg, not its call:
+// a leg a transfer took out of the call already, or the transferor's (or
+// the replaced) leg of a transfer in progress, which goes on without it.
+// Run it in the call's queue.
+func (l *leg) leaves() bool {
+	if l.gone {
+		return true
+	}
+	x := l.call.xfer
+	if x == nil || x.from != l {
+		return false
+	}
+	l.gone = true
+	l.st.stop()
+	l.stopAwaitingAck()
+	return true
 }
 
 // onCancel answers a CANCEL that matched no transaction (the transaction
@@ -82,16 +105,20 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // send starts a non-INVITE client transaction and reads it to its end in
-// a goroutine the Server owns.
-func (s *Server) send(c *Call, req *sip.Request) {
+// a goroutine the Server owns. The returned channel gets the final
+// response, or is closed without one; nobody need read it.
+func (s *Server) send(c *Call, req *sip.Request) <-chan *sip.Response {
+	final := make(chan *sip.Response, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	tx, err := s.request(ctx, req)
 	cancel()
 	if err != nil {
 		c.log.Info("request not sent", "method", string(req.Method), "error", err)
-		return
+		close(final)
+		return final
 	}
 	s.goOwned(func() {
+		defer close(final)
 		defer tx.Terminate()
 		// On shutdown a peer gets 2 s more to answer, not Timer F's 32 s.
 		done := s.context().Done()
@@ -108,6 +135,7 @@ func (s *Server) send(c *Call, req *sip.Request) {
 			case res := <-tx.Responses():
 				if res.StatusCode >= 200 {
 					c.log.Debug("request answered", "method", string(req.Method), "status", res.StatusCode)
+					final <- res
 					return
 				}
 			case <-tx.Done():
@@ -116,6 +144,7 @@ func (s *Server) send(c *Call, req *sip.Request) {
 			}
 		}
 	})
+	return final
 }
 
 // inDialog is what the call's queue decided about a request inside a
@@ -139,9 +168,14 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, ErrNoDialog)
 		return
 	}
-	if req.Method == sip.PRACK {
+	switch req.Method {
+	case sip.PRACK:
 		// PRACK is per leg (RFC 3262): parley answers it, never relays it.
 		s.onPrack(l, req, tx)
+		return
+	case sip.REFER:
+		// parley transfers the call itself (transfer.go).
+		s.onRefer(l, req, tx)
 		return
 	}
 	c := l.call
@@ -224,6 +258,9 @@ func (s *Server) relayInDialog(req *sip.Request, tx sip.ServerTransaction) {
 // relay. Run it in the call's queue.
 func (s *Server) takeInDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) inDialog {
 	c := l.call
+	if l.gone {
+		return inDialog{err: ErrNoDialog}
+	}
 	if c.svc != nil && c.state < Terminating {
 		res, err := s.answerForService(c, l, req, tx)
 		return inDialog{res: res, err: err}

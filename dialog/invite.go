@@ -72,6 +72,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, badRequest("INVITE has no Contact header"))
 		return
 	}
+	if h := sipmsg.HeaderNamed(req, "Replaces"); h != nil {
+		s.inviteReplaces(req, tx, user, h.Value())
+		return
+	}
 
 	c := &Call{
 		ID:        sipmsg.NewID(),
@@ -136,7 +140,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.serve(c, req, tx, svc)
 		return
 	}
-	targets, err := s.resolve(req)
+	targets, err := s.resolve(req.Recipient)
 	if err != nil {
 		s.failCall(c, req, tx, err)
 		return
@@ -182,8 +186,8 @@ func (s *Server) throughNode(user string, ct Contact) target {
 	return target{uri: u, to: sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm}, dest: ct.NodeAddr, transport: "udp"}
 }
 
-func (s *Server) resolve(req *sip.Request) ([]target, error) {
-	user := req.Recipient.User
+func (s *Server) resolve(ruri sip.Uri) ([]target, error) {
+	user := ruri.User
 	if user == "" {
 		return nil, ErrNotFound
 	}
@@ -195,7 +199,7 @@ func (s *Server) resolve(req *sip.Request) ([]target, error) {
 		}
 		// A call another node sent here for a phone whose flow this node
 		// holds goes to this node's phones only, so it cannot loop.
-		forwarded := req.Recipient.UriParams != nil && req.Recipient.UriParams.Has(nodeParam)
+		forwarded := ruri.UriParams != nil && ruri.UriParams.Has(nodeParam)
 		var out []target
 		viaNode := map[string]bool{}
 		for _, ct := range contacts {
@@ -275,6 +279,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 	base := leg{
 		call:      c,
 		role:      roleCallee,
+		uac:       true,
 		callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
 		localTag:  sipmsg.NewTag(),
 		local:     sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm},
@@ -319,7 +324,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		l.dest = out.Destination()
 		f := &fork{leg: &l, req: out, tx: ctx2tx}
 		forks = append(forks, f)
-		s.goOwned(func() { s.watchFork(c, f, f.tx, events) })
+		s.goOwned(func() { s.watchFork(c, f, f.tx, events, c.decided, func() bool { return c.callee == f.leg }) })
 	}
 	if len(forks) == 0 {
 		var se *sipmsg.Error
@@ -433,22 +438,23 @@ func finalFor(res *sip.Response) *sipmsg.Error {
 	return se
 }
 
-// watchFork reads one branch's responses and hands them to placeCall
-// until the call is decided; after that it cleans up on its own: it sends a
-// CANCEL that had to wait for a provisional response, and ACKs and hangs
-// up a 2xx that lost the race.
-func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events chan<- forkEvent) {
+// watchFork reads one branch's responses and hands them to events until
+// decided is closed (placeCall's c.decided, or a transfer's); after that it
+// cleans up on its own: it sends a CANCEL that had to wait for a
+// provisional response, and ACKs and hangs up a 2xx that lost the race.
+// won reports, in the call's queue, whether f is the winning branch.
+func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events chan<- forkEvent, decidedCh <-chan struct{}, won func() bool) {
 	// Once the call is decided, a branch that was CANCELled gets 64*T1 to
 	// send its final response; then its transaction is given up (RFC 3261
 	// §9.1), so a callee that never answers leaks nothing.
-	decided := c.decided
+	decided := decidedCh
 	var giveUp <-chan time.Time
 	done := s.context().Done()
 	for {
 		select {
 		case <-decided:
 			decided = nil
-			if !s.isWinner(c, f) {
+			if !s.isWinner(c, won) {
 				t := time.NewTimer(64 * sip.T1)
 				defer t.Stop()
 				giveUp = t.C
@@ -481,8 +487,8 @@ func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events ch
 			}
 			select {
 			case events <- forkEvent{f: f, res: res}:
-			case <-c.decided:
-				if res.StatusCode >= 200 && res.StatusCode < 300 && !s.isWinner(c, f) {
+			case <-decidedCh:
+				if res.StatusCode >= 200 && res.StatusCode < 300 && !s.isWinner(c, won) {
 					s.ackAndBye(c, f, res)
 				}
 			}
@@ -492,22 +498,28 @@ func (s *Server) watchFork(c *Call, f *fork, tx sip.ClientTransaction, events ch
 		case <-tx.Done():
 			select {
 			case events <- forkEvent{f: f, err: tx.Err()}:
-			case <-c.decided:
+			case <-decidedCh:
 			}
 			return
 		}
 	}
 }
 
-func (s *Server) isWinner(c *Call, f *fork) bool {
-	var won bool
-	c.do(func() { won = c.callee == f.leg })
-	return won
+func (s *Server) isWinner(c *Call, won func() bool) bool {
+	var ok bool
+	c.do(func() { ok = won() })
+	return ok
 }
 
 // decide marks the call's second leg as settled and cancels every branch
 // but the winner (RFC 3261 §9.1: a CANCEL waits for a provisional response).
 func (s *Server) decide(c *Call, forks []*fork, winner *fork) {
+	s.decideIn(c, c.decided, forks, winner)
+}
+
+// decideIn closes decided, the channel the branches in forks watch, and
+// cancels every branch but the winner. Call it from outside c's queue.
+func (s *Server) decideIn(c *Call, decided chan struct{}, forks []*fork, winner *fork) {
 	type cancel struct {
 		l   *leg
 		inv *sip.Request
@@ -515,9 +527,9 @@ func (s *Server) decide(c *Call, forks []*fork, winner *fork) {
 	var now []cancel
 	c.do(func() {
 		select {
-		case <-c.decided:
+		case <-decided:
 		default:
-			close(c.decided)
+			close(decided)
 		}
 		for _, f := range forks {
 			if f == winner || f.cancelled {

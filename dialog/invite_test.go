@@ -68,7 +68,7 @@ routes:
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
 			req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: tt.user, Host: "parley.lab"})
-			got, err := s.resolve(req)
+			got, err := s.resolve(req.Recipient)
 			if tt.code != 0 {
 				if err == nil || sipmsg.ErrorFor(err).Code != tt.code {
 					t.Fatalf("got %v, %v; want status %d", got, err, tt.code)

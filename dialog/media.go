@@ -75,6 +75,13 @@ type mediaAddresser interface {
 	Addressed(toCaller bool, addr netip.Addr) []byte
 }
 
+// phoneChanger is a MediaSession that can be told another phone took a
+// leg's place (a transfer), so that the relay latches the new phone's
+// media and not the old phone's last packets.
+type phoneChanger interface {
+	PhoneChanged(toCaller bool)
+}
+
 // facing returns the local address that faces a phone at dest ("ip:port")
 // reached over transport: the one Via and Contact announce to it
 // (sip.public_address when set; see transport.Advertiser). It is invalid

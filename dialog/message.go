@@ -71,7 +71,7 @@ func (s *Server) deliverMessage(req *sip.Request) (*sip.Response, error) {
 		// RFC 3261 §7.4.1: a body says what it is.
 		return nil, badRequest("MESSAGE has a body but no Content-Type")
 	}
-	targets, err := s.resolve(req)
+	targets, err := s.resolve(req.Recipient)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	responses  *prometheus.CounterVec
 	setup      prometheus.Histogram
+	transfers  *prometheus.CounterVec
 
 	// The children counted on every message, looked up once: a
 	// WithLabelValues hashes its labels each time, and the status code
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from a call's INVITE to its answer.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_transfers_total",
+			Help: "Call transfers parley carried out (REFER, REFER with Replaces, INVITE with Replaces), by result.",
+		}, []string{"result"}),
 	}
 	for st := Establishing; st < Closed; st++ {
 		m.byState[st] = m.calls.WithLabelValues(st.String())
@@ -65,8 +70,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{resultAnswered, resultBusy, resultCancelled, resultNotFound, resultUnavailable, resultRejected, resultFailed} {
 		m.callsTotal.WithLabelValues(r)
 	}
+	m.transfers.WithLabelValues("done")
+	m.transfers.WithLabelValues("failed")
 	if reg != nil {
-		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup)
+		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup, m.transfers)
 	}
 	return m
 }
@@ -82,6 +89,9 @@ const (
 	resultFailed      = "failed"
 	// resultDetached is a call left to the next process (Detach).
 	resultDetached = "detached"
+	// resultTransferred ends the call an attended transfer joined into
+	// another.
+	resultTransferred = "transferred"
 )
 
 // resultFor names the result of a call that failed with a final status.
@@ -117,6 +127,15 @@ func methodLabel(m string) string {
 }
 
 // request counts a request received.
+// transfer counts a transfer that ended, done (ok) or failed.
+func (m *metrics) transfer(ok bool) {
+	if ok {
+		m.transfers.WithLabelValues("done").Inc()
+	} else {
+		m.transfers.WithLabelValues("failed").Inc()
+	}
+}
+
 func (m *metrics) request(method string) {
 	m.byMethod[methodLabel(method)].Inc()
 }

@@ -180,15 +180,15 @@ func (s *Server) terminate(c *Call, from *leg, result string) (byes []*sip.Reque
 			continue
 		}
 		l.stopAwaitingAck()
-		if l == from {
+		if l == from || l.gone {
 			continue
 		}
-		if l.role == roleCallee && l.dialog != DialogConfirmed && l.remoteTag != "" {
+		if l.uac && l.dialog != DialogConfirmed && l.remoteTag != "" {
 			ack := s.newRequest(l, sip.ACK, l.inviteCSeq)
 			ack.SetBody(nil)
 			_ = s.write(ack)
 		}
-		if l.role == roleCallee && l.remoteTag == "" {
+		if l.uac && l.remoteTag == "" {
 			continue
 		}
 		l.localCSeq++

@@ -423,6 +423,6 @@ func (s *Server) retry422(c *Call, f *fork, res *sip.Response, events chan<- for
 	}
 	c.log.Info("callee wants a longer session interval; retrying", "min_se", minSE)
 	c.do(func() { f.req, f.tx, f.provisional = out, tx, false })
-	s.goOwned(func() { s.watchFork(c, f, tx, events) })
+	s.goOwned(func() { s.watchFork(c, f, tx, events, c.decided, func() bool { return c.callee == f.leg }) })
 	return true
 }

@@ -139,7 +139,7 @@ func TestSessionTimerExpiry(t *testing.T) {
 		c := &Call{ID: "t", work: s.work, state: Active, closed: make(chan struct{}), log: callLog{l: s.log, id: "t"}}
 		// A callee leg without a remote tag gets no BYE, so the test needs
 		// no network.
-		l := &leg{call: c, role: roleCallee, st: sessionTimer{interval: 90 * time.Second}}
+		l := &leg{call: c, role: roleCallee, uac: true, st: sessionTimer{interval: 90 * time.Second}}
 		c.callee = l
 		s.calls.admit(c, "", 0, 0)
 		s.m.calls.WithLabelValues("active").Inc()

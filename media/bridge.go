@@ -49,6 +49,12 @@ type sideState struct {
 		packets, bytes, forwarded, dropped, rtcp uint64
 	}
 	last int64 // relay clock of the last accepted RTP packet
+
+	// refuse holds, per socket, the source of the phone that had the side
+	// before another took its place (PhoneChanged): until refuseUntil
+	// (relay clock) its last packets are dropped and do not latch.
+	refuse      [2]endpoint
+	refuseUntil int64
 }
 
 // endpoint is a peer address together with its ready-made socket address,
@@ -117,6 +123,28 @@ func (b *Bridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
 	defer b.w.mu.Unlock()
 	st.src = [2]endpoint{erp, erc}
 	st.soft = [2]bool{erp.valid(), erc.valid()}
+}
+
+// PhoneChanged says another phone took side s's place (a call transfer):
+// the side's latched sources are forgotten, and for d the old phone's last
+// packets, still on their way, are dropped rather than latched, so the new
+// phone's media is the one the side latches.
+func (b *Bridge) PhoneChanged(s Side, d time.Duration) {
+	b.w.mu.Lock()
+	defer b.w.mu.Unlock()
+	st := &b.sides[s]
+	st.refuse = st.src
+	st.refuseUntil = b.r.now() + int64(d)
+	st.src = [2]endpoint{}
+	st.soft = [2]bool{}
+}
+
+// refused reports whether a packet from on socket sock of side st comes
+// from the phone that had the side before, within the time PhoneChanged
+// gave it. It is only asked before latching. The caller holds the
+// worker's mutex.
+func (st *sideState) refused(sock int, from netip.AddrPort, now int64) bool {
+	return now < st.refuseUntil && from == st.refuse[sock].ap
 }
 
 // SetHold says whether the call is on hold. While it is, silence does not
@@ -249,6 +277,10 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 			b.drop(in)
 			return nil, 0, nil, false
 		case (!src.valid() || relatch) && sock == rtcpSock:
+			if st.refused(rtcpSock, from, now) {
+				b.drop(in)
+				return nil, 0, nil, false
+			}
 			*src = st.endpoint(from)
 			st.soft[rtcpSock] = false
 		}
@@ -277,6 +309,10 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 			return nil, 0, nil, false
 		}
 	} else {
+		if st.refused(rtpSock, from, now) {
+			b.drop(in)
+			return nil, 0, nil, false
+		}
 		*src = st.endpoint(from)
 		st.soft[rtpSock] = false
 	}

@@ -243,6 +243,49 @@ func TestRelayLatching(t *testing.T) {
 	}
 }
 
+// TestRelayPhoneChanged: after another phone takes side A's place (a
+// transfer), the old phone's last packets are dropped and do not latch;
+// the new phone's first packet latches the side, and once the grace is
+// over the old phone is only a stranger.
+func TestRelayPhoneChanged(t *testing.T) {
+	r, _ := startRelay(t, relayTestPorts, 2)
+	b := openBridge(t, r)
+	old, nu, callee := relayPeer(t), relayPeer(t), relayPeer(t)
+	b.SetPeer(SideA, addrOf(old), netip.AddrPort{}, false)
+	b.SetPeer(SideB, addrOf(callee), netip.AddrPort{}, false)
+	toA, toB := bridgeAddr(b, SideA, false), bridgeAddr(b, SideB, false)
+
+	pkt := relayRTP(t, 1, 1, 160, []byte("old phone"))
+	sendTo(t, old, toA, pkt)
+	expect(t, callee, pkt, toB)
+
+	b.PhoneChanged(SideA, 300*time.Millisecond)
+	b.SetPeer(SideA, addrOf(nu), netip.AddrPort{}, false)
+	pkt = relayRTP(t, 1, 2, 320, []byte("old phone, still on its way"))
+	sendTo(t, old, toA, pkt)
+	expectNothing(t, callee)
+	if got := b.Stats().A.Dropped; got != 1 {
+		t.Errorf("A dropped %d after the old phone's late packet, want 1", got)
+	}
+	pkt = relayRTP(t, 2, 1, 160, []byte("new phone"))
+	sendTo(t, nu, toA, pkt)
+	expect(t, callee, pkt, toB)
+	if got := b.Stats().A.Source; got != addrOf(nu) {
+		t.Errorf("A latched to %v, want the new phone %v", got, addrOf(nu))
+	}
+	pkt = relayRTP(t, 3, 1, 160, []byte("to the new phone"))
+	sendTo(t, callee, toB, pkt)
+	expect(t, nu, pkt, toA)
+
+	// Once the grace is over, a side whose latch is reset takes the old
+	// source again like any other.
+	time.Sleep(350 * time.Millisecond)
+	b.SetPeer(SideA, addrOf(nu), netip.AddrPort{}, false)
+	pkt = relayRTP(t, 1, 3, 480, []byte("old phone, much later"))
+	sendTo(t, old, toA, pkt)
+	expect(t, callee, pkt, toB)
+}
+
 func TestRelayRTCP(t *testing.T) {
 	tests := []struct {
 		name         string

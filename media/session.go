@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/sdp/v3"
 )
@@ -23,6 +24,7 @@ type bridge interface {
 	SetClockRate(s Side, hz int)
 	Latched(s Side) (rtp, rtcp netip.AddrPort)
 	SetLatched(s Side, rtp, rtcp netip.AddrPort)
+	PhoneChanged(s Side, d time.Duration)
 	Stats() BridgeStats
 	Done() <-chan struct{}
 	OnIdle(f func())
@@ -347,6 +349,23 @@ func (s *Session) write(to Side, media []*sdp.MediaDescription, timing sdp.Timin
 	out = append(out, key[i+len(zero):]...)
 	l.version, l.last, l.hasLast, l.sent = version, sum, true, out
 	return out, nil
+}
+
+// phoneChangeGrace is how long the relay refuses the packets of a phone
+// that gave its side to another (PhoneChanged): long enough for the last
+// ones still on their way.
+const phoneChangeGrace = time.Second
+
+// PhoneChanged says another phone took side's place (a call transfer),
+// before the new phone's offer or answer comes: the relay forgets where
+// the side's media came from, and refuses for a second the old phone's
+// last packets, which would otherwise latch the side and keep the new
+// phone's media out.
+func (s *Session) PhoneChanged(side Side) {
+	if side != SideA && side != SideB {
+		return
+	}
+	s.br.PhoneChanged(side, phoneChangeGrace)
 }
 
 // Current returns the SDP parley last sent to side to (nil before any), the

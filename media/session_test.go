@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/sdp/v3"
 )
@@ -65,6 +66,12 @@ func (b *fakeBridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.latched[s] = [2]netip.AddrPort{rtp, rtcp}
+}
+func (b *fakeBridge) PhoneChanged(s Side, d time.Duration) {
+	b.record("PhoneChanged %v %v", s, d)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.latched[s] = [2]netip.AddrPort{}
 }
 func (b *fakeBridge) SetHold(onHold bool)         { b.record("SetHold %t", onHold) }
 func (b *fakeBridge) SetClockRate(s Side, hz int) { b.record("SetClockRate %v %d", s, hz) }

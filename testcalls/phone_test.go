@@ -45,6 +45,7 @@ const (
 	evAck    eventKind = "ACK"
 	evBye    eventKind = "BYE"
 	evCancel eventKind = "CANCEL"
+	evNotify eventKind = "NOTIFY"
 )
 
 // event is one request a phone received.
@@ -356,6 +357,9 @@ func (p *phone) onUsage(req *sip.Request, tx sip.ServerTransaction) {
 		code = 200
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, code, sipReason(code), nil))
+	if req.Method == sip.NOTIFY {
+		p.emit(event{Kind: evNotify, Req: req})
+	}
 }
 
 // sipReason is the reason phrase of the few codes test phones send.

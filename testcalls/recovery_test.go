@@ -47,6 +47,9 @@ type flow struct {
 	mu  sync.Mutex
 	dst netip.AddrPort
 	got []time.Time
+	// ssrcs counts the packets received from each SSRC: which phone's
+	// media arrived.
+	ssrcs map[uint32]int
 }
 
 // newFlow binds a flow's socket on 127.0.0.1; it is closed when t ends.
@@ -98,6 +101,10 @@ func (f *flow) run(ctx context.Context, wg *sync.WaitGroup, ssrc uint32) {
 			}
 			f.mu.Lock()
 			f.got = append(f.got, time.Now())
+			if f.ssrcs == nil {
+				f.ssrcs = map[uint32]int{}
+			}
+			f.ssrcs[pkt.SSRC]++
 			f.mu.Unlock()
 		}
 	})
@@ -119,6 +126,13 @@ func (f *flow) run(ctx context.Context, wg *sync.WaitGroup, ssrc uint32) {
 			_, _ = f.conn.WriteToUDPAddrPort(raw, dst)
 		}
 	})
+}
+
+// fromSSRC returns how many packets of SSRC ssrc the flow received.
+func (f *flow) fromSSRC(ssrc uint32) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ssrcs[ssrc]
 }
 
 // firstAfter returns when the first packet after t arrived.

@@ -14,11 +14,11 @@ import (
 // Relay port blocks of the transfer tests (see rtpRange), and the RTP ports
 // of their phones (see phonePorts).
 var (
-	rangeTransferBlindBaresip  = rangeOf(30000)
-	rangeTransferBlindLinphone = rangeOf(30100)
-	rangeTransferAttended      = rangeOf(30200)
-	rangeTransferBusy          = rangeOf(30300)
-	rangeTransferBusyBaresip   = rangeOf(30400)
+	rangeXferBlindBaresip  = rangeOf(30000)
+	rangeXferBlindLinphone = rangeOf(30100)
+	rangeXferAttended      = rangeOf(30200)
+	rangeXferBusy          = rangeOf(30300)
+	rangeXferBusyBaresip   = rangeOf(30400)
 
 	portsXferBaresipA     = phonePorts{27400, 27419}
 	portsXferBaresipB     = phonePorts{27420, 27439}
@@ -240,7 +240,7 @@ func TestTransferBlindBaresip(t *testing.T) {
 	needSox(t)
 	needBaresip(t)
 	needLinphone(t)
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBlindBaresip.yaml(nil, "")})
+	pl := startParley(t, parleyConfig{Extra: rangeXferBlindBaresip.yaml(nil, "")})
 	transferee := startLinphone(t, pl, "transferee", "1001", portsXferBaresipA)
 	heard := linphoneAudio(t, transferee, transfereeTone)
 	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferBaresipB, SIPTrace: true})
@@ -300,7 +300,7 @@ func TestTransferBlindLinphone(t *testing.T) {
 	needSox(t)
 	needBaresip(t)
 	needLinphone(t)
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBlindLinphone.yaml(nil, "")})
+	pl := startParley(t, parleyConfig{Extra: rangeXferBlindLinphone.yaml(nil, "")})
 	transferee := startLinphone(t, pl, "transferee", "1001", portsXferLinphoneA)
 	heard := linphoneAudio(t, transferee, transfereeTone)
 	transferor := startLinphone(t, pl, "transferor", "1002", portsXferLinphoneB)
@@ -363,7 +363,7 @@ func TestTransferAttendedLinphone(t *testing.T) {
 	needParley(t)
 	needSox(t)
 	needLinphone(t)
-	pl := startParley(t, parleyConfig{Extra: rangeTransferAttended.yaml(nil, "")})
+	pl := startParley(t, parleyConfig{Extra: rangeXferAttended.yaml(nil, "")})
 	transferor := startLinphone(t, pl, "transferor", "1001", portsXferAttendedA)
 	linphoneAudio(t, transferor, transferorTone)
 	transferee := startLinphone(t, pl, "transferee", "1002", portsXferAttendedB)
@@ -439,7 +439,7 @@ func TestTransferBlindBusyTarget(t *testing.T) {
 	needParley(t)
 	needBaresip(t)
 	needLinphone(t)
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBusy.yaml(nil, "")})
+	pl := startParley(t, parleyConfig{Extra: rangeXferBusy.yaml(nil, "")})
 	transferee := startBaresip(t, pl, baresipConfig{Name: "transferee", User: "1001", Source: "ausine," + strconv.Itoa(transfereeTone), RTP: portsXferBusyA})
 	transferor := startLinphone(t, pl, "transferor", "1002", portsXferBusyB)
 	linphoneAudio(t, transferor, transferorTone)
@@ -502,7 +502,7 @@ func TestTransferBlindBusyTargetBaresip(t *testing.T) {
 	t.Parallel()
 	needParley(t)
 	needBaresip(t)
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBusyBaresip.yaml(nil, "")})
+	pl := startParley(t, parleyConfig{Extra: rangeXferBusyBaresip.yaml(nil, "")})
 	transferee := startBaresip(t, pl, baresipConfig{Name: "transferee", User: "1001", Source: "ausine," + strconv.Itoa(transfereeTone), RTP: portsXferBusyBaresipA})
 	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferBusyBaresipB, SIPTrace: true})
 	target := newPhone(t, "1003", pl.SIPAddr, "udp")

@@ -103,6 +103,9 @@ func (m mediaSession) Reoffered(fromCaller bool, answer []byte) error {
 }
 func (m mediaSession) Close() error { return m.s.Close() }
 
+// PhoneChanged tells the relay another phone took a leg's place.
+func (m mediaSession) PhoneChanged(toCaller bool) { m.s.PhoneChanged(side(toCaller)) }
+
 // SetAddress and Addressed announce, per leg, the local address facing
 // its phone when rtp.address is "" (media.Session.SetAddress).
 func (m mediaSession) SetAddress(toCaller bool, addr netip.Addr) {
