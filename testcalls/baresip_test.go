@@ -697,3 +697,39 @@ func (b *baresip) rtpReceived(t *testing.T) int {
 	n, _ := strconv.Atoi(m[1])
 	return n
 }
+
+// Lines of baresip's audio_debug report that name SSRCs: its own
+// ("Encode: seq=14532 ssrc=0x532cb2b7") and each RTCP member it heard from
+// ("member 0x9aadad0e: lost=0 …" then "IP=127.0.0.1:27632 psent=0 rcvd=101").
+var (
+	rtpOwnSSRC = regexp.MustCompile(`Encode: seq=\d+ ssrc=0x([0-9a-f]+)`)
+	rtpMember  = regexp.MustCompile(`member 0x([0-9a-f]+):[^\n]*\n\s*IP=\S+ psent=\d+ rcvd=(\d+)`)
+)
+
+// rtpSSRC is the SSRC b's current call sends with.
+func (b *baresip) rtpSSRC(t *testing.T) uint32 {
+	t.Helper()
+	report := b.command(t, "audio_debug", "")
+	m := rtpOwnSSRC.FindStringSubmatch(report)
+	if m == nil {
+		t.Fatalf("%s: no Encode ssrc= in baresip's audio_debug:\n%s", b.Name, report)
+	}
+	ssrc, _ := strconv.ParseUint(m[1], 16, 32)
+	return uint32(ssrc)
+}
+
+// rtpReceivedFrom is how many RTP packets b's current call has received
+// with SSRC ssrc, by baresip's RTCP member list: it tells which phone's
+// stream a phone hears when its recording cannot (the sndfile tap is gone
+// after a re-INVITE, see TestBaresipHoldResume).
+func (b *baresip) rtpReceivedFrom(t *testing.T, ssrc uint32) int {
+	t.Helper()
+	report := b.command(t, "audio_debug", "")
+	for _, m := range rtpMember.FindAllStringSubmatch(report, -1) {
+		if member, _ := strconv.ParseUint(m[1], 16, 32); uint32(member) == ssrc {
+			n, _ := strconv.Atoi(m[2])
+			return n
+		}
+	}
+	return 0
+}
