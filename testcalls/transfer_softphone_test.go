@@ -18,7 +18,8 @@ var (
 	rangeXferBlindLinphone = rangeOf(30100)
 	rangeXferAttended      = rangeOf(30200)
 	rangeXferBusy          = rangeOf(30300)
-	rangeXferBusyBaresip   = rangeOf(30400)
+	rangeXferBusyBaresip   = rtpRange{30400, 30449}
+	rangeXferAllBaresip    = rtpRange{30450, 30499}
 
 	portsXferBaresipA     = phonePorts{27400, 27419}
 	portsXferBaresipB     = phonePorts{27420, 27439}
@@ -33,6 +34,9 @@ var (
 	portsXferBusyB        = phonePorts{27600, 27619}
 	portsXferBusyBaresipA = phonePorts{27620, 27639}
 	portsXferBusyBaresipB = phonePorts{27640, 27659}
+	portsXferAllBaresipA  = phonePorts{27660, 27669}
+	portsXferAllBaresipB  = phonePorts{27670, 27679}
+	portsXferAllBaresipC  = phonePorts{27680, 27689}
 )
 
 // Tones of the transfer tests, one per role, so that a recording shows
@@ -312,6 +316,61 @@ func TestTransferBlindBaresip(t *testing.T) {
 	rec := readPCM(t, heard)
 	checkTone(t, "1001's recording before the transfer (the transferor)", tl.before(rec).measure(t, 0), transferorTone, 1.5)
 	checkTone(t, "1001's recording after the transfer (the target)", tl.after(rec).measure(t, 0), targetTone, 2)
+}
+
+// TestTransferBlindAllBaresip: as TestTransferBlindBaresip with baresip as
+// the transferee too. baresip drops its sndfile tap at the first re-INVITE
+// (see TestBaresipHoldResume), so what 1001 hears after parley's re-INVITE
+// is told by its RTP stack instead of a recording: packets with 1003's SSRC
+// keep arriving (parley's relay passes SSRCs through). 1003's recording, of
+// a call that had no re-INVITE, carries 1001's tone. 1001 hangs up.
+func TestTransferBlindAllBaresip(t *testing.T) {
+	t.Parallel()
+	needParley(t)
+	needSox(t)
+	needBaresip(t)
+	pl := startParley(t, parleyConfig{Extra: rangeXferAllBaresip.yaml(g711, "")})
+	transferee := startBaresip(t, pl, baresipConfig{Name: "transferee", User: "1001", Source: "ausine," + strconv.Itoa(transfereeTone), RTP: portsXferAllBaresipA})
+	transferor := startBaresip(t, pl, baresipConfig{Name: "transferor", User: "1002", Source: "ausine," + strconv.Itoa(transferorTone), RTP: portsXferAllBaresipB, SIPTrace: true})
+	target := startBaresip(t, pl, baresipConfig{Name: "target", User: "1003", Source: "ausine," + strconv.Itoa(targetTone), RTP: portsXferAllBaresipC, Record: true})
+
+	b0, c0 := transferor.eventCount(), target.eventCount()
+	baresipCall(t, pl, transferee, transferor)
+	pl.waitMetric(t, phoneEvent, atLeast(packetsFor(2)), "parley_rtp_packets_total")
+
+	a1 := transferee.eventCount()
+	transferor.command(t, "transfer", "sip:1003@parley.lab")
+	ev, _ := target.waitEvent(t, c0, "CALL_ESTABLISHED", nil)
+	if !peerIs("1001")(ev) {
+		t.Errorf("target: call established from %s, want the transferee 1001 (From of parley's INVITE)", ev.PeerURI)
+	}
+	closed, _ := transferor.waitEvent(t, b0, "CALL_CLOSED", nil)
+	t.Logf("transferor's call closed: %q", closed.Param)
+	transferee.waitEvent(t, a1, "CALL_REMOTE_SDP", func(e baresipEvent) bool { return e.Param == "offer" })
+	waitCallBetween(t, pl, "1001", "1003", transferTimeout)
+	ssrc := target.rtpSSRC(t)
+	heard := transferee.rtpReceivedFrom(t, ssrc)
+	pl.waitMetric(t, phoneEvent, atLeast(rtpPackets(t, pl)+packetsFor(3)), "parley_rtp_packets_total")
+	n := transferee.rtpReceivedFrom(t, ssrc)
+	t.Logf("transferee: %d RTP packets with the target's SSRC %#08x, %d of them in the last 3 s", n, ssrc, n-heard)
+	if n < heard+100 {
+		t.Errorf("transferee received %d RTP packets with the target's SSRC %#08x in the 3 s after the transfer, want at least 100", n-heard, ssrc)
+	}
+	if got := transferee.eventsOf("TRANSFER"); len(got) > 0 {
+		t.Errorf("transferee: received a REFER: %+v", got)
+	}
+	if got := transferee.eventsOf("CALL_CLOSED"); len(got) > 0 {
+		t.Errorf("transferee: its call ended during the transfer: %+v", got)
+	}
+	checkReferNotifies(t, "transferor (baresip 1002)", readFileOrErr(transferor.LogPath), "SIP/2.0 200")
+
+	transferee.command(t, "hangup", "")
+	transferee.waitEvent(t, a1, "CALL_CLOSED", nil)
+	target.waitEvent(t, c0, "CALL_CLOSED", nil)
+	waitNoCalls(t, pl)
+	wantCallEnded(t, pl, "BYE from caller")
+
+	checkTone(t, "1003's recording of the transferee", readPCM(t, target.recording(t, "dec")).measure(t, recordingStart), transfereeTone, 2)
 }
 
 // TestTransferBlindLinphone: linphone 1001 calls linphone 1002, which
