@@ -15,6 +15,7 @@ import (
 )
 
 var (
+	rangeTransferLeaves   = rangeOf(31400)
 	rangeTransferBlind    = rangeOf(31000)
 	rangeTransferBusy     = rangeOf(31100)
 	rangeTransferAttended = rangeOf(31200)
@@ -263,6 +264,47 @@ func TestTransferBlind(t *testing.T) {
 	a.want(t, evBye, callTimeout)
 	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 	pl.waitMetric(t, time.Second, equals(1), "parley_transfers_total", "result", "done")
+}
+
+// TestTransferBlindTransferorLeaves: the caller A transfers its callee B
+// to C and hangs up at once, before C answers, as some phones do. A's BYE
+// ends only A's leg: parley goes on calling C, and when C answers, B is
+// moved onto C's media. B never gets a BYE.
+func TestTransferBlindTransferorLeaves(t *testing.T) {
+	t.Parallel()
+	pl := startParley(t, parleyConfig{Extra: rangeTransferLeaves.yaml(nil, "")})
+	a := newParty(t, pl, "1001", 0xA)
+	b := newParty(t, pl, "1002", 0xB)
+	c := newParty(t, pl, "1003", 0xC)
+	b.p.mustRegister()
+	c.p.mustRegister()
+	c.p.mu.Lock()
+	c.p.ring = 500 * time.Millisecond
+	c.p.mu.Unlock()
+	mc := mustMediaCall(t, a.p, b.p)
+	a.f.setDst(mc.CallerSees.Addr)
+	b.f.setDst(mc.CalleeSees.Addr)
+	b.hears(t, a, 0, 3*time.Second)
+
+	refer(t, mc.Out.Session.Do, mc.Out.Session.InviteResponse.Contact().Address, "<sip:1003@parley.lab>")
+	mc.Out.hangup(t)
+	a.stop()
+	inv := c.want(t, evInvite, callTimeout)
+	if u := inv.Req.From().Address.User; u != "1002" {
+		t.Errorf("transfer target sees a call from %q, want the transferee 1002", u)
+	}
+	c.ackWithSDP(t)
+	heardB, heardC := c.f.fromSSRC(b.ssrc), b.f.fromSSRC(c.ssrc)
+	c.hears(t, b, heardB, 3*time.Second)
+	b.hears(t, c, heardC, 3*time.Second)
+	b.none(t, evBye, 100*time.Millisecond)
+	calls := pl.apiCalls(t)
+	if len(calls) != 1 || calls[0].From != "1003" || calls[0].To != "1002" {
+		t.Fatalf("calls after the transfer: %+v; want one, between 1003 and 1002", calls)
+	}
+	mc.In.Call.hangup(t)
+	c.want(t, evBye, callTimeout)
+	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }
 
 // TestTransferBlindBusy: a blind transfer to a busy phone fails. The
