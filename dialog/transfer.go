@@ -748,22 +748,8 @@ func (s *Server) inviteReplaces(req *sip.Request, tx sip.ServerTransaction, user
 		s.reply(req, tx, err)
 		return
 	}
-	contact := req.Contact()
-	n := &leg{
-		role:       old.role,
-		callID:     sipmsg.CallID(req),
-		localTag:   sipmsg.NewTag(),
-		remoteTag:  strings.Clone(sipmsg.Tag(req.From().Params)),
-		local:      keptURI(&req.To().Address),
-		localName:  strings.Clone(req.To().DisplayName),
-		remote:     keptURI(&req.From().Address),
-		remoteName: strings.Clone(req.From().DisplayName),
-		target:     keptURI(&contact.Address),
-		routes:     recordRoutes(req),
-		dest:       req.Source(),
-		transport:  sipmsg.LowerTransport(req.Transport()),
-		remoteCSeq: req.CSeq().SeqNo,
-	}
+	// The leg joins the call in replaceLeg, in the call's queue.
+	n := uasLeg(nil, old.role, req, req.Contact())
 	var x *transfer
 	c.do(func() {
 		x = c.xfer

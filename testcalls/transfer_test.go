@@ -213,6 +213,26 @@ func refer(t *testing.T, do func(context.Context, *sip.Request) (*sip.Response, 
 	return req.CSeq().SeqNo
 }
 
+// threeParties starts parley on rng and the phones of 1001 (A), 1002 (B)
+// and 1003 (C), B and C registered (C set up first by prepare when it is
+// not nil), and has A call B with RTP both ways.
+func threeParties(t *testing.T, rng rtpRange, prepare func(c *phone)) (pl *parley, a, b, c *party, mc *mediaCall) {
+	t.Helper()
+	pl = startParley(t, parleyConfig{Extra: rng.yaml(nil, "")})
+	a = newParty(t, pl, "1001", 0xA)
+	b = newParty(t, pl, "1002", 0xB)
+	c = newParty(t, pl, "1003", 0xC)
+	b.p.mustRegister()
+	c.p.mustRegister()
+	if prepare != nil {
+		prepare(c.p)
+	}
+	mc = mustMediaCall(t, a.p, b.p)
+	a.f.setDst(mc.CallerSees.Addr)
+	b.f.setDst(mc.CalleeSees.Addr)
+	return pl, a, b, c, mc
+}
+
 // TestTransferBlind: A calls B with RTP both ways; B transfers A to C
 // with a REFER. parley answers 202, tells B how it goes in NOTIFYs (100,
 // 180, 200), calls C itself as A (no offer, Referred-By B), hangs B up and
@@ -220,15 +240,7 @@ func refer(t *testing.T, do func(context.Context, *sip.Request) (*sip.Response, 
 // lists one call, and C's hangup ends it on both sides.
 func TestTransferBlind(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBlind.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	mc := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc.CallerSees.Addr)
-	b.f.setDst(mc.CalleeSees.Addr)
+	pl, a, b, c, mc := threeParties(t, rangeTransferBlind, nil)
 	a.hears(t, b, 0, 3*time.Second)
 	b.hears(t, a, 0, 3*time.Second)
 
@@ -272,18 +284,11 @@ func TestTransferBlind(t *testing.T) {
 // moved onto C's media. B never gets a BYE.
 func TestTransferBlindTransferorLeaves(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferLeaves.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	c.p.mu.Lock()
-	c.p.ring = 500 * time.Millisecond
-	c.p.mu.Unlock()
-	mc := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc.CallerSees.Addr)
-	b.f.setDst(mc.CalleeSees.Addr)
+	pl, a, b, c, mc := threeParties(t, rangeTransferLeaves, func(c *phone) {
+		c.mu.Lock()
+		c.ring = 500 * time.Millisecond
+		c.mu.Unlock()
+	})
 	b.hears(t, a, 0, 3*time.Second)
 
 	refer(t, mc.Out.Session.Do, mc.Out.Session.InviteResponse.Contact().Address, "<sip:1003@parley.lab>")
@@ -312,16 +317,9 @@ func TestTransferBlindTransferorLeaves(t *testing.T) {
 // call with the transferee goes on, media and all.
 func TestTransferBlindBusy(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBusy.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	c.p.setMode(answerBusy)
-	mc := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc.CallerSees.Addr)
-	b.f.setDst(mc.CalleeSees.Addr)
+	pl, a, b, _, mc := threeParties(t, rangeTransferBusy, func(c *phone) {
+		c.setMode(answerBusy)
+	})
 
 	id := refer(t, mc.In.Call.Session.Do, mc.In.Req.Contact().Address, "<sip:1003@parley.lab>")
 	lines := b.notifies(t, id)
@@ -349,15 +347,7 @@ func TestTransferBlindBusy(t *testing.T) {
 // call is left; B's hangup ends it.
 func TestTransferAttended(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferAttended.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	mc1 := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc1.CallerSees.Addr)
-	b.f.setDst(mc1.CalleeSees.Addr)
+	pl, a, b, c, mc1 := threeParties(t, rangeTransferAttended, nil)
 	// A's second call has media of its own.
 	a2 := newFlow(t)
 	a.useFlow(a2)
