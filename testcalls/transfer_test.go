@@ -389,6 +389,7 @@ func TestTransferAttended(t *testing.T) {
 // with B by an INVITE with Replaces (RFC 3891): parley hangs up the first
 // phone, re-INVITEs B with the new phone's offer and answers the new phone
 // with B's answer. Another user's INVITE with the same Replaces gets 403.
+// A third phone of 1001 then takes over without an offer of its own.
 func TestInviteReplaces(t *testing.T) {
 	t.Parallel()
 	pl := startParley(t, parleyConfig{Extra: rangeTransferReplaces.yaml(nil, "")})
@@ -405,11 +406,11 @@ func TestInviteReplaces(t *testing.T) {
 		tagOf(s.InviteResponse.To().Params), tagOf(s.InviteRequest.From().Params))
 
 	other := newParty(t, pl, "1003", 0xD)
-	if res := other.inviteReplacing(t, "1002", replaces); res.Final == nil || res.Final.StatusCode != 403 {
+	if res := other.inviteReplacing(t, "1002", replaces, true); res.Final == nil || res.Final.StatusCode != 403 {
 		t.Fatalf("another user's INVITE with Replaces: %v (%v); want 403", res.codes(), res.Err)
 	}
 	a2 := newParty(t, pl, "1001", 0xA2)
-	res := a2.inviteReplacing(t, "1002", replaces)
+	res := a2.inviteReplacing(t, "1002", replaces, true)
 	res.mustAnswered(t)
 	a2.f.setDst(parseAudio(t, "200 to the replacing INVITE", res.Final.Body()).Addr)
 	a.want(t, evBye, callTimeout)
@@ -421,20 +422,40 @@ func TestInviteReplaces(t *testing.T) {
 	if n := len(pl.apiCalls(t)); n != 1 {
 		t.Fatalf("%d calls after the INVITE with Replaces, want 1", n)
 	}
+
+	// A third phone of 1001 takes the call over from the second with an
+	// INVITE without an offer: B is asked for one, which reaches the new
+	// phone in the 200, and the answer in its ACK goes back to B.
+	s2 := res.Session
+	replaces = fmt.Sprintf("%s;to-tag=%s;from-tag=%s", s2.InviteRequest.CallID().Value(),
+		tagOf(s2.InviteResponse.To().Params), tagOf(s2.InviteRequest.From().Params))
+	a3 := newParty(t, pl, "1001", 0xA3)
+	res = a3.inviteReplacing(t, "1002", replaces, false)
+	res.mustAnswered(t)
+	a3.f.setDst(parseAudio(t, "200 to the replacing INVITE without an offer", res.Final.Body()).Addr)
+	a2.want(t, evBye, callTimeout)
+	a2.stop()
+	heardA3, heardB := b.f.fromSSRC(a3.ssrc), a3.f.fromSSRC(b.ssrc)
+	b.hears(t, a3, heardA3, 3*time.Second)
+	a3.hears(t, b, heardB, 3*time.Second)
+
 	res.hangup(t)
 	b.want(t, evBye, callTimeout)
 	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }
 
 // inviteReplacing places a call from x's phone to user with a Replaces
-// header, answering parley's challenge, and ACKs a 2xx.
-func (x *party) inviteReplacing(t *testing.T, user, replaces string) *outboundCall {
+// header, answering parley's challenge, and ACKs a 2xx. With offer unset
+// the INVITE carries no SDP, and the ACK answers the 2xx's offer.
+func (x *party) inviteReplacing(t *testing.T, user, replaces string, offer bool) *outboundCall {
 	t.Helper()
 	p := x.p
 	req := p.newRequest(sip.INVITE, user, sip.Uri{Scheme: "sip", User: user, Host: "parley.lab"})
 	req.AppendHeader(sip.NewHeader("Replaces", replaces))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(p.sdpBody(nil))
+	if offer {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(p.sdpBody(nil))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	sess, err := p.calls.WriteInvite(ctx, req)
@@ -450,9 +471,23 @@ func (x *party) inviteReplacing(t *testing.T, user, replaces string) *outboundCa
 			}
 			return nil
 		}})
-	if c.Err == nil {
+	switch {
+	case c.Err != nil:
+	case offer:
 		if err := sess.Ack(ctx); err != nil {
 			t.Errorf("ACK: %v", err)
+		}
+	default:
+		res := sess.InviteResponse
+		ack := sip.NewRequest(sip.ACK, res.Contact().Address)
+		ack.AppendHeader(sip.HeaderClone(sess.InviteRequest.From()))
+		ack.AppendHeader(sip.HeaderClone(res.To()))
+		ack.AppendHeader(sip.HeaderClone(sess.InviteRequest.CallID()))
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: sess.InviteRequest.CSeq().SeqNo, MethodName: sip.ACK})
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(p.sdpBody(res.Body()))
+		if err := sess.WriteAck(ctx, ack); err != nil {
+			t.Errorf("ACK with the answer: %v", err)
 		}
 	}
 	return c
