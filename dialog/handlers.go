@@ -12,10 +12,10 @@ import (
 )
 
 // allowHeader lists the methods parley accepts (RFC 3261 §20.5): those it
-// serves itself (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER),
-// and those it takes inside a call and passes to the other phone, which
-// answers them (UPDATE and INFO; NOTIFY and REFER, which is what a phone
-// checks before it offers a transfer). PRACK is listed only while parley
+// serves itself (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, and
+// REFER inside a call: a transfer, see transfer.go), and those it takes
+// inside a call and passes to the other phone, which answers them (UPDATE,
+// INFO and NOTIFY). PRACK is listed only while parley
 // does RFC 3262 (100rel in supported); without it a Require: 100rel gets
 // 420. SUBSCRIBE is not listed: parley serves no event package (see
 // allowEvents), and a SUBSCRIBE inside a call is merely relayed.
@@ -31,8 +31,8 @@ func allowedMethods() string {
 
 // allowEvents lists the event packages parley serves as a notifier, for
 // the Allow-Events header of a 489 (RFC 6665 §8.2.2, §8.3.2). It serves
-// none: the "refer" subscription a REFER implies (RFC 3515) belongs to the
-// phone the REFER is relayed to, not to parley.
+// none it can be subscribed to: the "refer" subscription a REFER implies
+// (RFC 3515) is parley's, but it exists only with its REFER.
 var allowEvents []string
 
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).

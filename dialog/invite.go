@@ -90,22 +90,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.log = callLog{l: s.log, id: c.ID}
 	c.rel.on = wants100rel(req)
-	c.caller = &leg{
-		call:       c,
-		role:       roleCaller,
-		callID:     sipmsg.CallID(req),
-		localTag:   sipmsg.NewTag(),
-		remoteTag:  strings.Clone(sipmsg.Tag(req.From().Params)),
-		local:      keptURI(&req.To().Address),
-		localName:  strings.Clone(req.To().DisplayName),
-		remote:     keptURI(&req.From().Address),
-		remoteName: strings.Clone(req.From().DisplayName),
-		target:     keptURI(&contact.Address),
-		routes:     recordRoutes(req),
-		dest:       req.Source(),
-		transport:  sipmsg.LowerTransport(req.Transport()),
-		remoteCSeq: req.CSeq().SeqNo,
-	}
+	c.caller = uasLeg(c, roleCaller, req, contact)
 	// The per-user limit counts local accounts only: a trusted peer (a
 	// SIPp rig, a trunk) may put any user in From.
 	if s.auth != nil && s.auth.IsUser(user) {
@@ -166,6 +151,27 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.placeCall(c, req, tx, user, targets, offer, ms)
+}
+
+// uasLeg is the leg a phone's INVITE req (with Contact contact) makes
+// with parley, which answers it, in call c's place r.
+func uasLeg(c *Call, r role, req *sip.Request, contact *sip.ContactHeader) *leg {
+	return &leg{
+		call:       c,
+		role:       r,
+		callID:     sipmsg.CallID(req),
+		localTag:   sipmsg.NewTag(),
+		remoteTag:  strings.Clone(sipmsg.Tag(req.From().Params)),
+		local:      keptURI(&req.To().Address),
+		localName:  strings.Clone(req.To().DisplayName),
+		remote:     keptURI(&req.From().Address),
+		remoteName: strings.Clone(req.From().DisplayName),
+		target:     keptURI(&contact.Address),
+		routes:     recordRoutes(req),
+		dest:       req.Source(),
+		transport:  sipmsg.LowerTransport(req.Transport()),
+		remoteCSeq: req.CSeq().SeqNo,
+	}
 }
 
 // resolve finds where a call goes: a registered user's contacts, a route,

@@ -650,6 +650,58 @@ func (s *Server) splice(c *Call, n *leg, offer sip.Message, deliver func(answer 
 	return err
 }
 
+// spliceAsked joins leg n, which took a leg's place in call c with req, an
+// INVITE without an offer, to the other leg: that phone is asked for an
+// offer (a re-INVITE without one), the offer goes to n's phone in the 2xx
+// to req, which it returns, and the answer in n's ACK goes back to the
+// other phone in the ACK of its re-INVITE (RFC 3725 §4.2, reversed).
+func (s *Server) spliceAsked(c *Call, n *leg, req *sip.Request, tx sip.ServerTransaction) (*sip.Response, error) {
+	var e *leg
+	c.do(func() { e = c.other(n) })
+	if e == nil {
+		return nil, errCallEnded
+	}
+	res, cseq, err := s.reinvite(c, e, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var ok *sip.Response
+	c.do(func() {
+		if c.state >= Terminating {
+			err = errCallEnded
+			return
+		}
+		if ct := res.Contact(); ct != nil {
+			e.target = keptURI(&ct.Address)
+		}
+		s.negotiateUAC(e, res)
+		if !isSDP(res) {
+			s.sendAck(e, cseq, nil, nil)
+			err = errors.New("the phone's answer to a re-INVITE without an offer carried none")
+			return
+		}
+		var offer []byte
+		if offer, err = rewrite(c.media, true, e.role == roleCaller, res); err != nil {
+			s.sendAck(e, cseq, nil, nil)
+			return
+		}
+		ok = s.answerOK(n, req, tx, okSpec{body: offer, bodyFrom: res, allow: true, onAck: func(ack *sip.Request) {
+			answer, err := rewrite(c.media, false, n.role == roleCaller, ack)
+			if err != nil || !isSDP(ack) {
+				c.log.Info("no usable answer in the ACK of an INVITE with Replaces; hanging up", "error", err)
+				s.sendAck(e, cseq, nil, nil)
+				s.goOwned(func() { s.endCall(c, nil, resultFailed, "no answer in the ACK") })
+				return
+			}
+			s.sendAck(e, cseq, ack, answer)
+			s.armTimer(e)
+			c.negotiating = false
+			s.hold(c)
+		}})
+	})
+	return ok, err
+}
+
 // reinvite sends leg l of call c a re-INVITE with body (an offer, with
 // bodyFrom's body headers; none asks the phone for an offer) and waits for
 // its final response. A 491 is tried again twice after a pause (RFC 3261
@@ -739,31 +791,13 @@ func (s *Server) inviteReplaces(req *sip.Request, tx sip.ServerTransaction, user
 		s.reply(req, tx, badRequest("%v", err))
 		return
 	}
-	if !isSDP(req) {
-		s.reply(req, tx, sipmsg.Warn(488, "Not Acceptable Here", "an INVITE with Replaces must carry an SDP offer"))
-		return
-	}
 	c, old, err := s.holdReplaced(rp, nil)
 	if err != nil {
 		s.reply(req, tx, err)
 		return
 	}
-	contact := req.Contact()
-	n := &leg{
-		role:       old.role,
-		callID:     sipmsg.CallID(req),
-		localTag:   sipmsg.NewTag(),
-		remoteTag:  strings.Clone(sipmsg.Tag(req.From().Params)),
-		local:      keptURI(&req.To().Address),
-		localName:  strings.Clone(req.To().DisplayName),
-		remote:     keptURI(&req.From().Address),
-		remoteName: strings.Clone(req.From().DisplayName),
-		target:     keptURI(&contact.Address),
-		routes:     recordRoutes(req),
-		dest:       req.Source(),
-		transport:  sipmsg.LowerTransport(req.Transport()),
-		remoteCSeq: req.CSeq().SeqNo,
-	}
+	// The leg joins the call in replaceLeg, in the call's queue.
+	n := uasLeg(nil, old.role, req, req.Contact())
 	var x *transfer
 	c.do(func() {
 		x = c.xfer
@@ -791,9 +825,13 @@ func (s *Server) inviteReplaces(req *sip.Request, tx sip.ServerTransaction, user
 		return
 	}
 	var ok *sip.Response
-	err = s.splice(c, n, req, func(answer []byte, from sip.Message) {
-		ok = s.answerOK(n, req, tx, okSpec{body: answer, bodyFrom: from, allow: true})
-	})
+	if isSDP(req) {
+		err = s.splice(c, n, req, func(answer []byte, from sip.Message) {
+			ok = s.answerOK(n, req, tx, okSpec{body: answer, bodyFrom: from, allow: true})
+		})
+	} else {
+		ok, err = s.spliceAsked(c, n, req, tx)
+	}
 	c.do(func() { s.endTransfer(c, x) })
 	if err != nil {
 		s.m.transfer(false)

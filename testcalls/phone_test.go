@@ -85,6 +85,9 @@ type phone struct {
 
 	mu   sync.Mutex
 	mode answerMode
+	// ring, when set, is how long an auto-answering phone rings instead
+	// of ringTime.
+	ring time.Duration
 	// sdp, when set, writes the phone's SDP bodies (see setSDP).
 	sdp func(offer []byte) []byte
 	// reinvite, when set, answers an INVITE inside one of the phone's
@@ -289,8 +292,11 @@ func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	p.emit(event{Kind: evInvite, Req: req, Call: call})
 
 	p.mu.Lock()
-	mode := p.mode
+	mode, ring := p.mode, p.ring
 	p.mu.Unlock()
+	if ring == 0 {
+		ring = ringTime
+	}
 	switch mode {
 	case answerBusy:
 		if err := sess.Respond(486, "Busy Here", nil); err != nil {
@@ -316,7 +322,7 @@ func (p *phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// handles each message on its own goroutine, so a 200 sent right
 		// after the 180 may overtake it, and the caller would never see
 		// the 180.
-		time.Sleep(ringTime)
+		time.Sleep(ring)
 		// RespondSDP returns once the ACK arrived (or after 64*T1).
 		if err := sess.RespondSDP(p.sdpBody(req.Body())); err != nil {
 			p.t.Logf("phone %s: 200: %v", p.User, err)

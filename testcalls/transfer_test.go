@@ -15,6 +15,7 @@ import (
 )
 
 var (
+	rangeTransferLeaves   = rangeOf(31400)
 	rangeTransferBlind    = rangeOf(31000)
 	rangeTransferBusy     = rangeOf(31100)
 	rangeTransferAttended = rangeOf(31200)
@@ -212,6 +213,26 @@ func refer(t *testing.T, do func(context.Context, *sip.Request) (*sip.Response, 
 	return req.CSeq().SeqNo
 }
 
+// threeParties starts parley on rng and the phones of 1001 (A), 1002 (B)
+// and 1003 (C), B and C registered (C set up first by prepare when it is
+// not nil), and has A call B with RTP both ways.
+func threeParties(t *testing.T, rng rtpRange, prepare func(c *phone)) (pl *parley, a, b, c *party, mc *mediaCall) {
+	t.Helper()
+	pl = startParley(t, parleyConfig{Extra: rng.yaml(nil, "")})
+	a = newParty(t, pl, "1001", 0xA)
+	b = newParty(t, pl, "1002", 0xB)
+	c = newParty(t, pl, "1003", 0xC)
+	b.p.mustRegister()
+	c.p.mustRegister()
+	if prepare != nil {
+		prepare(c.p)
+	}
+	mc = mustMediaCall(t, a.p, b.p)
+	a.f.setDst(mc.CallerSees.Addr)
+	b.f.setDst(mc.CalleeSees.Addr)
+	return pl, a, b, c, mc
+}
+
 // TestTransferBlind: A calls B with RTP both ways; B transfers A to C
 // with a REFER. parley answers 202, tells B how it goes in NOTIFYs (100,
 // 180, 200), calls C itself as A (no offer, Referred-By B), hangs B up and
@@ -219,15 +240,7 @@ func refer(t *testing.T, do func(context.Context, *sip.Request) (*sip.Response, 
 // lists one call, and C's hangup ends it on both sides.
 func TestTransferBlind(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBlind.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	mc := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc.CallerSees.Addr)
-	b.f.setDst(mc.CalleeSees.Addr)
+	pl, a, b, c, mc := threeParties(t, rangeTransferBlind, nil)
 	a.hears(t, b, 0, 3*time.Second)
 	b.hears(t, a, 0, 3*time.Second)
 
@@ -265,21 +278,48 @@ func TestTransferBlind(t *testing.T) {
 	pl.waitMetric(t, time.Second, equals(1), "parley_transfers_total", "result", "done")
 }
 
+// TestTransferBlindTransferorLeaves: the caller A transfers its callee B
+// to C and hangs up at once, before C answers, as some phones do. A's BYE
+// ends only A's leg: parley goes on calling C, and when C answers, B is
+// moved onto C's media. B never gets a BYE.
+func TestTransferBlindTransferorLeaves(t *testing.T) {
+	t.Parallel()
+	pl, a, b, c, mc := threeParties(t, rangeTransferLeaves, func(c *phone) {
+		c.mu.Lock()
+		c.ring = 500 * time.Millisecond
+		c.mu.Unlock()
+	})
+	b.hears(t, a, 0, 3*time.Second)
+
+	refer(t, mc.Out.Session.Do, mc.Out.Session.InviteResponse.Contact().Address, "<sip:1003@parley.lab>")
+	mc.Out.hangup(t)
+	a.stop()
+	inv := c.want(t, evInvite, callTimeout)
+	if u := inv.Req.From().Address.User; u != "1002" {
+		t.Errorf("transfer target sees a call from %q, want the transferee 1002", u)
+	}
+	c.ackWithSDP(t)
+	heardB, heardC := c.f.fromSSRC(b.ssrc), b.f.fromSSRC(c.ssrc)
+	c.hears(t, b, heardB, 3*time.Second)
+	b.hears(t, c, heardC, 3*time.Second)
+	b.none(t, evBye, 100*time.Millisecond)
+	calls := pl.apiCalls(t)
+	if len(calls) != 1 || calls[0].From != "1003" || calls[0].To != "1002" {
+		t.Fatalf("calls after the transfer: %+v; want one, between 1003 and 1002", calls)
+	}
+	mc.In.Call.hangup(t)
+	c.want(t, evBye, callTimeout)
+	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
+}
+
 // TestTransferBlindBusy: a blind transfer to a busy phone fails. The
 // transferor hears why (NOTIFY with the 486), nobody is hung up, and its
 // call with the transferee goes on, media and all.
 func TestTransferBlindBusy(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferBusy.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	c.p.setMode(answerBusy)
-	mc := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc.CallerSees.Addr)
-	b.f.setDst(mc.CalleeSees.Addr)
+	pl, a, b, _, mc := threeParties(t, rangeTransferBusy, func(c *phone) {
+		c.setMode(answerBusy)
+	})
 
 	id := refer(t, mc.In.Call.Session.Do, mc.In.Req.Contact().Address, "<sip:1003@parley.lab>")
 	lines := b.notifies(t, id)
@@ -307,15 +347,7 @@ func TestTransferBlindBusy(t *testing.T) {
 // call is left; B's hangup ends it.
 func TestTransferAttended(t *testing.T) {
 	t.Parallel()
-	pl := startParley(t, parleyConfig{Extra: rangeTransferAttended.yaml(nil, "")})
-	a := newParty(t, pl, "1001", 0xA)
-	b := newParty(t, pl, "1002", 0xB)
-	c := newParty(t, pl, "1003", 0xC)
-	b.p.mustRegister()
-	c.p.mustRegister()
-	mc1 := mustMediaCall(t, a.p, b.p)
-	a.f.setDst(mc1.CallerSees.Addr)
-	b.f.setDst(mc1.CalleeSees.Addr)
+	pl, a, b, c, mc1 := threeParties(t, rangeTransferAttended, nil)
 	// A's second call has media of its own.
 	a2 := newFlow(t)
 	a.useFlow(a2)
@@ -357,6 +389,7 @@ func TestTransferAttended(t *testing.T) {
 // with B by an INVITE with Replaces (RFC 3891): parley hangs up the first
 // phone, re-INVITEs B with the new phone's offer and answers the new phone
 // with B's answer. Another user's INVITE with the same Replaces gets 403.
+// A third phone of 1001 then takes over without an offer of its own.
 func TestInviteReplaces(t *testing.T) {
 	t.Parallel()
 	pl := startParley(t, parleyConfig{Extra: rangeTransferReplaces.yaml(nil, "")})
@@ -373,11 +406,11 @@ func TestInviteReplaces(t *testing.T) {
 		tagOf(s.InviteResponse.To().Params), tagOf(s.InviteRequest.From().Params))
 
 	other := newParty(t, pl, "1003", 0xD)
-	if res := other.inviteReplacing(t, "1002", replaces); res.Final == nil || res.Final.StatusCode != 403 {
+	if res := other.inviteReplacing(t, "1002", replaces, true); res.Final == nil || res.Final.StatusCode != 403 {
 		t.Fatalf("another user's INVITE with Replaces: %v (%v); want 403", res.codes(), res.Err)
 	}
 	a2 := newParty(t, pl, "1001", 0xA2)
-	res := a2.inviteReplacing(t, "1002", replaces)
+	res := a2.inviteReplacing(t, "1002", replaces, true)
 	res.mustAnswered(t)
 	a2.f.setDst(parseAudio(t, "200 to the replacing INVITE", res.Final.Body()).Addr)
 	a.want(t, evBye, callTimeout)
@@ -389,20 +422,40 @@ func TestInviteReplaces(t *testing.T) {
 	if n := len(pl.apiCalls(t)); n != 1 {
 		t.Fatalf("%d calls after the INVITE with Replaces, want 1", n)
 	}
+
+	// A third phone of 1001 takes the call over from the second with an
+	// INVITE without an offer: B is asked for one, which reaches the new
+	// phone in the 200, and the answer in its ACK goes back to B.
+	s2 := res.Session
+	replaces = fmt.Sprintf("%s;to-tag=%s;from-tag=%s", s2.InviteRequest.CallID().Value(),
+		tagOf(s2.InviteResponse.To().Params), tagOf(s2.InviteRequest.From().Params))
+	a3 := newParty(t, pl, "1001", 0xA3)
+	res = a3.inviteReplacing(t, "1002", replaces, false)
+	res.mustAnswered(t)
+	a3.f.setDst(parseAudio(t, "200 to the replacing INVITE without an offer", res.Final.Body()).Addr)
+	a2.want(t, evBye, callTimeout)
+	a2.stop()
+	heardA3, heardB := b.f.fromSSRC(a3.ssrc), a3.f.fromSSRC(b.ssrc)
+	b.hears(t, a3, heardA3, 3*time.Second)
+	a3.hears(t, b, heardB, 3*time.Second)
+
 	res.hangup(t)
 	b.want(t, evBye, callTimeout)
 	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }
 
 // inviteReplacing places a call from x's phone to user with a Replaces
-// header, answering parley's challenge, and ACKs a 2xx.
-func (x *party) inviteReplacing(t *testing.T, user, replaces string) *outboundCall {
+// header, answering parley's challenge, and ACKs a 2xx. With offer unset
+// the INVITE carries no SDP, and the ACK answers the 2xx's offer.
+func (x *party) inviteReplacing(t *testing.T, user, replaces string, offer bool) *outboundCall {
 	t.Helper()
 	p := x.p
 	req := p.newRequest(sip.INVITE, user, sip.Uri{Scheme: "sip", User: user, Host: "parley.lab"})
 	req.AppendHeader(sip.NewHeader("Replaces", replaces))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(p.sdpBody(nil))
+	if offer {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(p.sdpBody(nil))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	sess, err := p.calls.WriteInvite(ctx, req)
@@ -418,9 +471,23 @@ func (x *party) inviteReplacing(t *testing.T, user, replaces string) *outboundCa
 			}
 			return nil
 		}})
-	if c.Err == nil {
+	switch {
+	case c.Err != nil:
+	case offer:
 		if err := sess.Ack(ctx); err != nil {
 			t.Errorf("ACK: %v", err)
+		}
+	default:
+		res := sess.InviteResponse
+		ack := sip.NewRequest(sip.ACK, res.Contact().Address)
+		ack.AppendHeader(sip.HeaderClone(sess.InviteRequest.From()))
+		ack.AppendHeader(sip.HeaderClone(res.To()))
+		ack.AppendHeader(sip.HeaderClone(sess.InviteRequest.CallID()))
+		ack.AppendHeader(&sip.CSeqHeader{SeqNo: sess.InviteRequest.CSeq().SeqNo, MethodName: sip.ACK})
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(p.sdpBody(res.Body()))
+		if err := sess.WriteAck(ctx, ack); err != nil {
+			t.Errorf("ACK with the answer: %v", err)
 		}
 	}
 	return c
