@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -252,5 +253,52 @@ func TestPresence(t *testing.T) {
 	}
 	if got := fmt.Sprint(allowEventsOf(options(t, w.phone))); got != "[dialog presence]" {
 		t.Errorf("OPTIONS Allow-Events %s", got)
+	}
+}
+
+var (
+	rangePresenceLinphone = rangeOf(31600)
+	portsPresenceLinphone = phonePorts{27960, 27979}
+)
+
+// TestPresenceLinphone: linphonec (1003) adds 1002 as a friend, which has
+// liblinphone subscribe to 1002's presence at parley. linphonec reports
+// the friend online while 1002's phone is registered and idle, on the
+// phone while it is in a call, and online again after the hangup.
+func TestPresenceLinphone(t *testing.T) {
+	t.Parallel()
+	needParley(t)
+	needPackage(t, "linphonec", "linphone-cli")
+	pl := startParley(t, parleyConfig{Extra: rangePresenceLinphone.yaml(nil, "")})
+	a := newPhone(t, "1001", pl.SIPAddr, "udp")
+	b := newPhone(t, "1002", pl.SIPAddr, "udp")
+	b.mustRegister()
+	watcher := startLinphone(t, pl, "watcher", "1003", portsPresenceLinphone)
+	watcher.send(t, `friend add "bob" sip:1002@parley.lab`)
+	watcher.waitOutput(t, "<sip:1002@parley.lab> is Online", phoneEvent)
+
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	call := a.call(ctx, "1002")
+	call.mustAnswered(t)
+	watcher.waitOutput(t, "<sip:1002@parley.lab> is On the phone", phoneEvent)
+	call.hangup(t)
+	waitOutputAfter(t, watcher, "<sip:1002@parley.lab> is Online", "<sip:1002@parley.lab> is On the phone", phoneEvent)
+}
+
+// waitOutputAfter waits until linphonec has printed want after the last
+// time it printed before.
+func waitOutputAfter(t *testing.T, l *linphone, want, before string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		out := readFileOrErr(l.OutPath)
+		if b := strings.LastIndex(out, before); b >= 0 && strings.LastIndex(out, want) > b {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: linphonec did not print %q after %q within %v:\n%s", l.Name, want, before, d, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
