@@ -51,7 +51,7 @@ func (s *Server) refused(req *sip.Request) bool {
 // stateless sees every UDP request before the transaction layer makes a
 // transaction for it (transaction.WithStateless). It drops what the guard
 // refuses (a banned source, a scanner, a stranger over its rate), and
-// challenges a stranger's INVITE, MESSAGE or REGISTER without a
+// challenges a stranger's INVITE, MESSAGE, SUBSCRIBE or REGISTER without a
 // transaction: the 407 or 401 goes out once and nothing is kept, so a
 // flood of them costs no memory and is not answered with retransmissions
 // (RFC 3261 §8.2.7 lets a UAS answer statelessly). Credentials that cannot be valid are
@@ -64,8 +64,9 @@ func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.Ad
 	}
 	code, credentials := 0, ""
 	switch req.Method {
-	case sip.INVITE, sip.MESSAGE:
-		// A MESSAGE is authenticated as a call is (see onMessage).
+	case sip.INVITE, sip.MESSAGE, sip.SUBSCRIBE:
+		// A MESSAGE and a SUBSCRIBE are authenticated as a call is (see
+		// onMessage, onSubscribe).
 		code, credentials = 407, "Proxy-Authorization"
 	case sip.REGISTER:
 		code, credentials = 401, "Authorization"
@@ -74,6 +75,9 @@ func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.Ad
 	}
 	if s.auth == nil || sipmsg.HasToTag(req) {
 		return false
+	}
+	if pkg, _ := eventOf(req); req.Method == sip.SUBSCRIBE && watchPackages[pkg] == "" {
+		return false // a package parley does not serve gets its 489 first
 	}
 	stranger := sipmsg.HeaderNamed(req, credentials) == nil
 	// What the handlers would refuse first (a malformed request, an

@@ -12,17 +12,16 @@ import (
 )
 
 // allowHeader lists the methods parley accepts (RFC 3261 §20.5): those it
-// serves itself (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, and
-// REFER inside a call: a transfer, see transfer.go), and those it takes
-// inside a call and passes to the other phone, which answers them (UPDATE,
-// INFO and NOTIFY). PRACK is listed only while parley
-// does RFC 3262 (100rel in supported); without it a Require: 100rel gets
-// 420. SUBSCRIBE is not listed: parley serves no event package (see
-// allowEvents), and a SUBSCRIBE inside a call is merely relayed.
+// serves itself (INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER,
+// SUBSCRIBE for the packages in allowEvents, and REFER inside a call: a
+// transfer, see transfer.go), and those it takes inside a call and passes
+// to the other phone, which answers them (UPDATE, INFO and NOTIFY). PRACK
+// is listed only while parley does RFC 3262 (100rel in supported);
+// without it a Require: 100rel gets 420.
 var allowHeader = allowedMethods()
 
 func allowedMethods() string {
-	methods := "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER, REGISTER"
+	methods := "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, MESSAGE, NOTIFY, REFER, SUBSCRIBE, REGISTER"
 	if supported["100rel"] {
 		methods += ", PRACK"
 	}
@@ -30,22 +29,23 @@ func allowedMethods() string {
 }
 
 // allowEvents lists the event packages parley serves as a notifier, for
-// the Allow-Events header of a 489 (RFC 6665 §8.2.2, §8.3.2). It serves
-// none it can be subscribed to: the "refer" subscription a REFER implies
-// (RFC 3515) is parley's, but it exists only with its REFER.
-var allowEvents []string
+// the Allow-Events header of a 489 and of OPTIONS (RFC 6665 §8.2.2,
+// §8.3.2): see presence.go. The "refer" subscription a REFER implies (RFC
+// 3515) is parley's too, but it exists only with its REFER.
+var allowEvents = []string{"dialog", "presence"}
 
 // supported lists the option tags parley implements (RFC 3261 §8.2.2.3).
 var supported = map[string]bool{"timer": true, "100rel": true, "replaces": true, "norefersub": true}
 
 func (s *Server) routeHandlers() {
 	s.handlers = map[sip.RequestMethod]sipgo.RequestHandler{
-		sip.INVITE:  s.onInvite,
-		sip.ACK:     s.onAck,
-		sip.BYE:     s.onBye,
-		sip.CANCEL:  s.onCancel,
-		sip.OPTIONS: s.onOptions,
-		sip.MESSAGE: s.onMessage,
+		sip.INVITE:    s.onInvite,
+		sip.ACK:       s.onAck,
+		sip.BYE:       s.onBye,
+		sip.CANCEL:    s.onCancel,
+		sip.OPTIONS:   s.onOptions,
+		sip.MESSAGE:   s.onMessage,
+		sip.SUBSCRIBE: s.onSubscribe,
 	}
 	for m, h := range s.extra {
 		s.handlers[m] = h
@@ -315,17 +315,6 @@ func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	switch req.Method {
-	case sip.SUBSCRIBE:
-		// RFC 6665: a package the notifier does not serve gets 489, which
-		// names the packages it does serve in Allow-Events. That header
-		// needs at least one package (RFC 6665 §8.4), and parley serves
-		// none, so its 489 carries no Allow-Events: Asterisk answers an
-		// unserved package the same way, and Kamailio lists only the
-		// packages it serves. No Retry-After either: RFC 3261 §20.33 does
-		// not give it a meaning on a 489.
-		res := sipmsg.NewResponse(req, 489, "Bad Event", "")
-		addAllowEvents(res)
-		_ = tx.Respond(res)
 	case sip.PRACK, sip.UPDATE, sip.INFO, sip.NOTIFY, sip.BYE:
 		s.reply(req, tx, ErrNoDialog)
 	default:

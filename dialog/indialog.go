@@ -108,12 +108,17 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // a goroutine the Server owns. The returned channel gets the final
 // response, or is closed without one; nobody need read it.
 func (s *Server) send(c *Call, req *sip.Request) <-chan *sip.Response {
+	return s.sendWith(c.log, req)
+}
+
+// sendWith is send for a request of no call's, logged on log.
+func (s *Server) sendWith(log callLog, req *sip.Request) <-chan *sip.Response {
 	final := make(chan *sip.Response, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	tx, err := s.request(ctx, req)
 	cancel()
 	if err != nil {
-		c.log.Info("request not sent", "method", string(req.Method), "error", err)
+		log.Info("request not sent", "method", string(req.Method), "error", err)
 		close(final)
 		return final
 	}
@@ -134,12 +139,12 @@ func (s *Server) send(c *Call, req *sip.Request) <-chan *sip.Response {
 				return
 			case res := <-tx.Responses():
 				if res.StatusCode >= 200 {
-					c.log.Debug("request answered", "method", string(req.Method), "status", res.StatusCode)
+					log.Debug("request answered", "method", string(req.Method), "status", res.StatusCode)
 					final <- res
 					return
 				}
 			case <-tx.Done():
-				c.log.Debug("request got no answer", "method", string(req.Method), "error", tx.Err())
+				log.Debug("request got no answer", "method", string(req.Method), "error", tx.Err())
 				return
 			}
 		}

@@ -155,6 +155,8 @@ type Server struct {
 	m      *metrics
 	calls  *table
 	routes []route
+	// watch holds the subscriptions to users' state (presence.go).
+	watch *notifier
 
 	listeners []*transport.Listener
 	advertise *transport.Advertiser
@@ -186,6 +188,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		services:    map[string]Service{},
 		ringTimeout: 120 * time.Second,
 		calls:       newTable(),
+		watch:       newNotifier(),
 		work:        newWorkers(workerIdle),
 		ready:       make(chan struct{}),
 		base:        context.Background(),

@@ -103,7 +103,7 @@ func TestServeAnswersAndStops(t *testing.T) {
 		{"line without colon", request("OPTIONS", "not a header\r\n"), "SIP/2.0 400", "not a header"},
 		{"require", request("OPTIONS", "Require: precondition\r\n"), "SIP/2.0 420", "Unsupported: precondition"},
 		{"bye outside dialog", request("BYE", ""), "SIP/2.0 481", ""},
-		{"subscribe", request("SUBSCRIBE", "Event: presence\r\n"), "SIP/2.0 489", ""},
+		{"subscribe to an unserved package", request("SUBSCRIBE", "Event: message-summary\r\n"), "SIP/2.0 489", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestAllowListsWhatParleyDoes(t *testing.T) {
 	for _, m := range strings.Split(allowHeader, ",") {
 		methods[strings.TrimSpace(m)] = true
 	}
-	for _, m := range []string{"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "MESSAGE", "NOTIFY", "REFER", "REGISTER"} {
+	for _, m := range []string{"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "UPDATE", "INFO", "MESSAGE", "NOTIFY", "REFER", "SUBSCRIBE", "REGISTER"} {
 		if !methods[m] {
 			t.Errorf("Allow %q lacks %s", allowHeader, m)
 		}
@@ -141,7 +141,7 @@ func TestAllowListsWhatParleyDoes(t *testing.T) {
 	if methods["PRACK"] != supported["100rel"] {
 		t.Errorf("Allow %q: PRACK listed %v, 100rel supported %v", allowHeader, methods["PRACK"], supported["100rel"])
 	}
-	for _, m := range []string{"SUBSCRIBE", "PUBLISH"} {
+	for _, m := range []string{"PUBLISH"} {
 		if methods[m] {
 			t.Errorf("Allow %q lists %s, which parley does not serve", allowHeader, m)
 		}

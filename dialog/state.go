@@ -97,6 +97,10 @@ func (s *Server) move(c *Call, to State) {
 	}
 	c.state = to
 	s.m.state(from, to)
+	if to == Establishing || to == Terminating || to == Active && from == Establishing {
+		// Busy lamps and presence show ringing, answered and ended calls.
+		s.changed(c.from, c.to)
+	}
 	if s.onState != nil {
 		s.onState(c.ID, from, to)
 	}

@@ -579,6 +579,7 @@ func (s *Server) replaceLeg(c *Call, old, n *leg) error {
 			return
 		}
 		n.call, n.role = c, old.role
+		s.changed(c.from, c.to)
 		if c.caller == old {
 			c.caller = n
 			c.from = n.remote.User
@@ -586,6 +587,7 @@ func (s *Server) replaceLeg(c *Call, old, n *leg) error {
 			c.callee = n
 			c.to = n.remote.User
 		}
+		s.changed(c.from, c.to)
 		// The offer/answer that joins the media is parley's: a phone's
 		// offer meanwhile gets 491.
 		c.negotiating = true

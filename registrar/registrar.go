@@ -29,6 +29,8 @@ type Registrar struct {
 	rtt        prometheus.Histogram
 	// maxContacts bounds one user's bindings (WithMaxContacts).
 	maxContacts int
+	// observe is told of users whose bindings changed (WithBindingObserver).
+	observe func(user string)
 	// byReach holds contacts' children for reachable, unreachable and
 	// unknown, looked up once: setGauges runs on every REGISTER.
 	byReach [3]prometheus.Gauge
@@ -127,7 +129,12 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 	r.loc = newLocation(r.setGauges)
 	r.loc.maxContacts = r.maxContacts
 	r.loc.node, r.loc.nodeAddr = r.node, r.nodeAddr
-	r.loc.onChange = func(user string) { r.markDirty(user) }
+	r.loc.onChange = func(user string) {
+		r.markDirty(user)
+		if r.observe != nil {
+			r.observe(user)
+		}
+	}
 	r.loc.onRestore = func(user, contact string) {
 		r.log.Info("registrar: contact reachable again", "user", user, "contact", contact, "by", "REGISTER")
 	}

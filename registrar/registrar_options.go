@@ -89,6 +89,16 @@ func WithFlushDelay(d time.Duration) Option {
 	}
 }
 
+// WithBindingObserver has f told of each user whose bindings this node
+// changed: a REGISTER, a removal, an expiry. f runs under the bindings'
+// lock, so it must return at once and not call the Registrar.
+func WithBindingObserver(f func(user string)) Option {
+	return func(r *Registrar) error {
+		r.observe = f
+		return nil
+	}
+}
+
 // WithSweepInterval sets how often Run removes expired bindings.
 func WithSweepInterval(d time.Duration) Option {
 	return func(r *Registrar) error {

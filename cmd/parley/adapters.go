@@ -147,6 +147,17 @@ func (p *pinger) Ping(ctx context.Context, b registrar.Binding) (time.Duration, 
 	return s.Ping(ctx, b.Contact, b.Source, b.Transport)
 }
 
+// BindingsChanged tells the SIP server's subscribers that user's
+// registrations changed (registrar.WithBindingObserver).
+func (p *pinger) BindingsChanged(user string) {
+	p.mu.Lock()
+	s := p.s
+	p.mu.Unlock()
+	if s != nil {
+		s.UserChanged(user)
+	}
+}
+
 // locator adapts the registrar to dialog.Locator. In a cluster (cluster
 // set: store.redis) it says which node holds each phone's flow.
 type locator struct {

@@ -126,6 +126,7 @@ func (p *parts) buildRegistrar(cfg *config.Config, log *slog.Logger) error {
 		registrar.WithMetrics(p.metrics),
 		registrar.WithQualify(cfg.Registrar.Qualify, p.ping),
 		registrar.WithMaxContacts(cfg.Registrar.MaxContacts),
+		registrar.WithBindingObserver(p.ping.BindingsChanged),
 	}
 	if p.redis != nil {
 		// In a cluster each binding names the node holding its flow.
