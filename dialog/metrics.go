@@ -15,6 +15,10 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	responses  *prometheus.CounterVec
 	setup      prometheus.Histogram
+	// dtmf counts keys by what they came as and went as (dtmf.go);
+	// dtmfRefused keys parley would convert but refused.
+	dtmf        *prometheus.CounterVec
+	dtmfRefused prometheus.Counter
 
 	// The children counted on every message, looked up once: a
 	// WithLabelValues hashes its labels each time, and the status code
@@ -53,6 +57,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from a call's INVITE to its answer.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
+		dtmf: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_dtmf_total",
+			Help: "DTMF keys passed between the legs of calls that convert them, by what they came as (info, rfc4733) and went as.",
+		}, []string{"from", "to"}),
+		dtmfRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_dtmf_refused_total",
+			Help: "DTMF keys in SIP INFO that parley refused to convert to RFC 4733 events: over the rate limit or not sendable.",
+		}),
 	}
 	for st := Establishing; st < Closed; st++ {
 		m.byState[st] = m.calls.WithLabelValues(st.String())
@@ -66,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.callsTotal.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup)
+		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup, m.dtmf, m.dtmfRefused)
 	}
 	return m
 }
@@ -119,6 +131,12 @@ func methodLabel(m string) string {
 // request counts a request received.
 func (m *metrics) request(method string) {
 	m.byMethod[methodLabel(method)].Inc()
+}
+
+// dtmfKey counts a key that came as from and went as to (info or
+// rfc4733).
+func (m *metrics) dtmfKey(from, to string) {
+	m.dtmf.WithLabelValues(from, to).Inc()
 }
 
 // state moves the calls gauge from state from to state to.
