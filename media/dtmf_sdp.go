@@ -41,8 +41,8 @@ func splitEvents(formats []format) (codecs, events []format) {
 
 // eventsOffered returns the formats parley offers side to, given the
 // offerer's formats: without telephone-event for a side in DTMFInfo, with
-// one added for a side in DTMFEvents whose offerer had none (at the first
-// codec's clock rate, on a free dynamic payload type), as they are for
+// it added for a side in DTMFEvents whose offerer had none (one per codec
+// clock rate, on free dynamic payload types, 101 first), as they are for
 // DTMFAuto. The caller holds s.mu.
 func (s *Session) eventsOffered(to Side, formats []format) []format {
 	codecs, events := splitEvents(formats)
@@ -50,14 +50,25 @@ func (s *Session) eventsOffered(to Side, formats []format) []format {
 	case DTMFInfo:
 		return codecs
 	case DTMFEvents:
-		if len(events) > 0 || !hasPref(s.prefs, TelephoneEvent) || len(codecs) == 0 {
+		if len(events) > 0 || !hasPref(s.prefs, TelephoneEvent) {
 			return formats
 		}
-		pt, ok := freeDynamicPT(formats)
-		if !ok {
-			return formats
+		// One per codec clock rate, as Linphone offers them: the answerer
+		// keeps the one at its codec's rate (RFC 4733 §2.1).
+		out := slices.Clone(formats)
+		var clocks []int
+		for _, f := range codecs {
+			if slices.Contains(clocks, f.clock) {
+				continue
+			}
+			clocks = append(clocks, f.clock)
+			pt, ok := freeDynamicPT(out)
+			if !ok {
+				break
+			}
+			out = append(out, format{pt: pt, name: TelephoneEvent, clock: f.clock, fmtp: "0-16"})
 		}
-		return append(slices.Clone(formats), format{pt: pt, name: TelephoneEvent, clock: codecs[0].clock, fmtp: "0-16"})
+		return out
 	}
 	return formats
 }

@@ -363,3 +363,136 @@ func TestDTMFSameMode(t *testing.T) {
 		t.Errorf("parley_dtmf_total = %v with nothing converted", v)
 	}
 }
+
+// Relay blocks and phone RTP ports of the DTMF tests with real phones.
+var (
+	rangeDTMFLinphoneCalls = rtpRange{30800, 30849}
+	rangeDTMFBaresipCalls  = rtpRange{30850, 30899}
+
+	portsDTMFLinphone   = phonePorts{27740, 27759}
+	portsDTMFBaresip    = phonePorts{27760, 27779}
+	portsDTMFBaresipOut = phonePorts{27780, 27799}
+	portsDTMFLinphoneIn = phonePorts{27800, 27819}
+)
+
+// linphoneInfo makes linphonec send keys as SIP INFO (dtmf-relay), not
+// RFC 4733.
+const linphoneInfo = "use_info=1\nuse_rfc2833=0\n"
+
+// TestDTMFLinphoneInfoToBaresip: linphonec, configured to send keys as SIP
+// INFO (it then offers no telephone-event), calls baresip, whose user is
+// in dtmf_mode rfc4733: parley offers baresip telephone-event all the
+// same, answers each INFO itself and sends the key to baresip as RFC 4733
+// events. Each key typed at linphonec's prompt during the call arrives
+// once at baresip (its CALL_DTMF_START reports).
+func TestDTMFLinphoneInfoToBaresip(t *testing.T) {
+	needParley(t)
+	needBaresip(t)
+	needPackage(t, "linphonec", "linphone-cli")
+	pl := startParley(t, parleyConfig{Extra: rangeDTMFLinphoneCalls.yaml(nil, ""), DTMFModes: map[string]string{"1002": "rfc4733"}})
+	callee := startBaresip(t, pl, baresipConfig{Name: "callee", User: "1002", Source: "ausine,440", RTP: portsDTMFBaresip})
+	caller := startLinphoneWith(t, pl, "caller", "1003", portsDTMFLinphone, linphoneInfo)
+	caller.send(t, "soundcard use files")
+	caller.waitOutput(t, "Using wav files instead of soundcard", phoneEvent)
+
+	from := callee.eventCount()
+	caller.send(t, "call sip:1002@parley.lab")
+	caller.waitOutput(t, "Media streams established", phoneEvent)
+	callee.waitEvent(t, from, "CALL_ESTABLISHED", peerIs("1003"))
+	waitCallState(t, pl, "active", phoneEvent)
+	pl.waitMetric(t, phoneEvent, atLeast(packetsFor(1)), "parley_rtp_packets_total")
+
+	const keys = "147#"
+	at := callee.eventCount()
+	var got strings.Builder
+	for i := range len(keys) {
+		caller.send(t, keys[i:i+1])
+		ev, n := callee.waitEvent(t, at, "CALL_DTMF_START", nil)
+		got.WriteString(ev.Param)
+		at = n + 1
+	}
+	if got.String() != keys {
+		t.Errorf("linphone typed %q; baresip received %q", keys, got.String())
+	}
+	pl.waitMetric(t, phoneEvent, equals(float64(len(keys))), "parley_dtmf_total", "from", "info", "to", "rfc4733")
+	// Exactly once: no key more comes after the last.
+	time.Sleep(time.Second)
+	if n := countEvents(callee, "CALL_DTMF_START"); n != len(keys) {
+		t.Errorf("baresip reported %d keys, linphone typed %d", n, len(keys))
+	}
+	if log := readFileOrErr(caller.LogPath); !strings.Contains(log, "dtmf-relay") {
+		t.Errorf("linphone's log shows no INFO dtmf-relay sent; it was configured to send INFO")
+	}
+
+	caller.send(t, "terminate")
+	callee.waitEvent(t, from, "CALL_CLOSED", nil)
+	pl.waitMetric(t, phoneEvent, equals(0), "parley_calls")
+}
+
+// TestDTMFBaresipToInfoUser: baresip sends keys as RFC 4733 events only;
+// it calls linphonec, whose user is in dtmf_mode info. parley offers
+// linphone no telephone-event, takes baresip's events out of the RTP and
+// sends linphone one INFO per key, which it reports once each.
+func TestDTMFBaresipToInfoUser(t *testing.T) {
+	needParley(t)
+	needBaresip(t)
+	needPackage(t, "linphonec", "linphone-cli")
+	pl := startParley(t, parleyConfig{Extra: rangeDTMFBaresipCalls.yaml(nil, ""), DTMFModes: map[string]string{"1003": "info"}})
+	callee := startLinphoneWith(t, pl, "callee", "1003", portsDTMFLinphoneIn, linphoneInfo)
+	callee.send(t, "soundcard use files")
+	callee.waitOutput(t, "Using wav files instead of soundcard", phoneEvent)
+	caller := startBaresip(t, pl, baresipConfig{Name: "caller", User: "1001", Source: "ausine,440", RTP: portsDTMFBaresipOut})
+
+	from := caller.eventCount()
+	caller.command(t, "dial", "1003")
+	callee.waitOutput(t, "Receiving new incoming call", phoneEvent)
+	callee.send(t, "answer")
+	caller.waitEvent(t, from, "CALL_ESTABLISHED", nil)
+	waitCallState(t, pl, "active", phoneEvent)
+	pl.waitMetric(t, phoneEvent, atLeast(packetsFor(1)), "parley_rtp_packets_total")
+
+	const keys = "2580"
+	caller.command(t, "sndcode", keys)
+	pl.waitMetric(t, phoneEvent, equals(float64(len(keys))), "parley_dtmf_total", "from", "rfc4733", "to", "info")
+	deadline := time.Now().Add(phoneEvent)
+	var got string
+	for {
+		got = receivedTones(readFileOrErr(callee.OutPath))
+		if len(got) >= len(keys) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a key more would show by now
+	if got = receivedTones(readFileOrErr(callee.OutPath)); got != keys {
+		t.Errorf("baresip sent %q; linphone reported receiving %q", keys, got)
+	}
+
+	caller.command(t, "hangup", "")
+	caller.waitEvent(t, from, "CALL_CLOSED", nil)
+	pl.waitMetric(t, phoneEvent, equals(0), "parley_calls")
+}
+
+// receivedTones is the keys linphonec printed as received, in order.
+func receivedTones(out string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(out, "\n") {
+		if _, rest, ok := strings.Cut(line, "Receiving tone "); ok && rest != "" {
+			b.WriteByte(rest[0])
+		}
+	}
+	return b.String()
+}
+
+// countEvents counts the events of type typ baresip reported so far.
+func countEvents(b *baresip, typ string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, e := range b.events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
+}
