@@ -496,3 +496,51 @@ func countEvents(b *baresip, typ string) int {
 	}
 	return n
 }
+
+// TestDTMFAfterRestart: a call between a phone with telephone-event and a
+// user in dtmf_mode info survives parley's kill -9 and restart from its
+// checkpoint, and goes on converting: the caller's RFC 4733 keys reach the
+// callee as INFOs, each once, in the callee's dialog as restored.
+func TestDTMFAfterRestart(t *testing.T) {
+	needParley(t)
+	rng := rtpRange{30950, 30999}
+	p := startParley(t, parleyConfig{
+		StorePath: t.TempDir(),
+		Extra:     rng.yaml(nil, "") + "sessions: {checkpoint: true}\n",
+		DTMFModes: map[string]string{"1002": "info"},
+	})
+	aSock, bSock := rtpSocketAt(t, 27730), rtpSocketAt(t, 27732)
+	caller := dtmfPhone(t, p, "1001", aSock, true)
+	callee := dtmfPhone(t, p, "1002", bSock, false)
+	callee.mustRegister()
+	mc := mustMediaCall(t, caller, callee)
+	if err := sendKeys(aSock, mc.CallerSees.Addr, 0x4004, 101, "1", 2); err != nil {
+		t.Fatal(err)
+	}
+	first := waitInfos(t, callee, 1, 3*time.Second, 300*time.Millisecond)[0]
+	if got := infoSignal(t, first); got != "1" {
+		t.Fatalf("before the restart the callee got key %q, want 1", got)
+	}
+	time.Sleep(500 * time.Millisecond) // the checkpoint after the INFO reaches the store
+
+	p.kill9(t)
+	p.restart(t, 2)
+	if n := len(p.apiCalls(t)); n != 1 {
+		t.Fatalf("restarted parley holds %d calls, want 1", n)
+	}
+	if err := sendKeys(aSock, mc.CallerSees.Addr, 0x4004, 101, "*0", 5); err != nil {
+		t.Fatal(err)
+	}
+	infos := waitInfos(t, callee, 2, 3*time.Second, time.Second)
+	var keys strings.Builder
+	for _, req := range infos {
+		keys.WriteString(infoSignal(t, req))
+	}
+	if keys.String() != "*0" {
+		t.Errorf("after the restart the callee's INFOs carry %q, want \"*0\"", keys.String())
+	}
+	if c0, c1, c2 := first.CSeq().SeqNo, infos[0].CSeq().SeqNo, infos[1].CSeq().SeqNo; c1 != c0+1 || c2 != c1+1 {
+		t.Errorf("INFO CSeqs %d before the restart, %d and %d after; want them to follow each other (the leg's CSeq checkpointed)", c0, c1, c2)
+	}
+	mc.Out.hangup(t)
+}
