@@ -376,7 +376,9 @@ func (b *Bridge) inject(to Side) {
 func (b *Bridge) takeEvent(in Side, pkt []byte, now int64) bool {
 	d := b.dtmf
 	es := &d.sides[in]
-	if !es.detect || int(pkt[1]&0x7f) != es.pt {
+	// Until someone takes the keys (OnEvent, once the call is answered)
+	// events pass as they come: early media's keys are not lost.
+	if !es.detect || d.onEvent == nil || int(pkt[1]&0x7f) != es.pt {
 		return false
 	}
 	payload, ok := rtpPayload(pkt)
@@ -405,7 +407,7 @@ func (b *Bridge) takeEvent(in Side, pkt []byte, now int64) bool {
 // holds the worker's mutex.
 func (b *Bridge) report(from Side, code uint8, dur uint16, clock int, now int64) {
 	d := b.dtmf
-	if d.onEvent == nil || code > MaxEventCode {
+	if code > MaxEventCode {
 		return
 	}
 	if !d.sides[from].detected.allow(now) {

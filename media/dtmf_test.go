@@ -338,3 +338,30 @@ func TestDTMFSurvivesRestore(t *testing.T) {
 		t.Errorf("the callee in dtmf_mode info uses events after a re-offer on the restored call (offer to the caller:\n%s)", off)
 	}
 }
+
+// TestEventsOfferedPerClock: a callee in rfc4733 whose caller offered no
+// telephone-event is offered one per codec clock rate, on free payload
+// types, 101 first, so that it can keep the one at its codec's rate.
+func TestEventsOfferedPerClock(t *testing.T) {
+	s, _ := newTestSession(t, relayAddr, defaultPrefs)
+	s.SetDTMFMode(SideB, DTMFEvents)
+	offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+	out, err := s.Offer(SideA, []byte(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := parseSDP(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]uint8{}
+	for _, f := range offeredFormats(sd.MediaDescriptions[0]) {
+		if f.matches(TelephoneEvent) {
+			got[f.clock] = f.pt
+		}
+	}
+	if len(got) != 2 || got[48000] != 101 || got[8000] != 97 {
+		t.Errorf("telephone-event offered by clock rate %v, want 48000 on 101 and 8000 on 97:\n%s", got, out)
+	}
+}
