@@ -35,6 +35,10 @@ type Bridge struct {
 	// looks at telephone-events and sequence numbers only then.
 	convert bool
 	dtmf    *dtmfState
+	// events is what each side negotiated of telephone-event; onEvent
+	// takes the keys the bridge reports (dtmf.go).
+	events  [2]bridgeEvents
+	onEvent func(from Side, ev Event)
 }
 
 // sideState is what a bridge knows about one side. Guarded by the worker's

@@ -160,9 +160,9 @@ func (w *rateWindow) allow(now int64) bool {
 
 // dtmfState is a bridge's DTMF conversion. Guarded by the worker's mutex.
 type dtmfState struct {
-	sides   [2]eventSide
-	onEvent func(from Side, ev Event)
-	// reports waits for the goroutine that calls onEvent, in order;
+	sides [2]eventSide
+	// reports waits for the goroutine that calls the bridge's onEvent, in
+	// order;
 	// reporting says it runs.
 	reports   []report
 	reporting bool
@@ -178,35 +178,64 @@ type report struct {
 	ev   Event
 }
 
-func newDTMFState() *dtmfState {
-	d := &dtmfState{}
-	for s := range d.sides {
-		d.sides[s].pt = -1
-		d.sides[s].clock = 8000
-	}
-	return d
+// bridgeEvents is what a side negotiated of telephone-event, as the
+// bridge keeps it whether it converts or not: ok, on payload type pt at
+// clock Hz.
+type bridgeEvents struct {
+	ok    bool
+	pt    uint8
+	clock int32
 }
 
-// dtmfOf returns b's dtmf state, made on first use. The caller holds the
+// dtmfOf returns b's dtmf state, made on first use from what the sides
+// negotiated. Only a bridge that converts has one. The caller holds the
 // worker's mutex.
 func (b *Bridge) dtmfOf() *dtmfState {
 	if b.dtmf == nil {
-		b.dtmf = newDTMFState()
+		d := &dtmfState{}
+		for s := range d.sides {
+			d.sides[s].pt, d.sides[s].clock = -1, 8000
+			if e := b.events[s]; e.ok {
+				d.sides[s].pt = int(e.pt)
+			}
+			if c := b.events[s].clock; c > 0 {
+				d.sides[s].clock = int(c)
+			}
+		}
+		b.dtmf = d
 	}
 	return b.dtmf
 }
 
-// SetEvents says which telephone-event payload type side s negotiated, pt
-// (-1 for none), at clock Hz. Where one side uses events and the other
-// does not, the events from the first are taken out of the stream and
-// reported to OnEvent, and SendEvent may send to it.
-func (b *Bridge) SetEvents(s Side, pt, clock int) {
+// SetEvents says which telephone-event payload type each side negotiated,
+// pts[side] (-1 for none), at clocks[side] Hz (0 keeps the last, at first
+// 8000). Where one side uses events and the other does not, the events
+// from the first are taken out of the stream and reported to OnEvent, and
+// SendEvent may send to it. A bridge whose sides agree keeps no state for
+// it.
+func (b *Bridge) SetEvents(pts, clocks [2]int) {
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
+	for s := range b.events {
+		e := &b.events[s]
+		e.ok, e.pt = pts[s] >= 0 && pts[s] <= 127, uint8(max(pts[s], 0))
+		if clocks[s] > 0 {
+			e.clock = int32(clocks[s])
+		}
+	}
+	if b.dtmf == nil && b.events[SideA].ok == b.events[SideB].ok {
+		return // both sides agree: nothing to convert
+	}
 	d := b.dtmfOf()
-	d.sides[s].pt = pt
-	if clock > 0 {
-		d.sides[s].clock = clock
+	for s := range d.sides {
+		e := b.events[s]
+		d.sides[s].pt = -1
+		if e.ok {
+			d.sides[s].pt = int(e.pt)
+		}
+		if e.clock > 0 {
+			d.sides[s].clock = int(e.clock)
+		}
 	}
 	for side := range d.sides {
 		d.sides[side].detect = d.sides[side].pt >= 0 && d.sides[1-side].pt < 0
@@ -219,10 +248,10 @@ func (b *Bridge) SetEvents(s Side, pt, clock int) {
 func (b *Bridge) Events(s Side) int {
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
-	if b.dtmf == nil {
+	if !b.events[s].ok {
 		return -1
 	}
-	return b.dtmf.sides[s].pt
+	return int(b.events[s].pt)
 }
 
 // OnEvent registers f to be told each key that arrives as RFC 4733 events
@@ -232,7 +261,7 @@ func (b *Bridge) Events(s Side) int {
 func (b *Bridge) OnEvent(f func(from Side, ev Event)) {
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
-	b.dtmfOf().onEvent = f
+	b.onEvent = f
 }
 
 // SendEvent sends key ev to side to as RFC 4733 events with the side's
@@ -248,10 +277,10 @@ func (b *Bridge) SendEvent(to Side, ev Event) error {
 	ev.Duration = min(max(ev.Duration, MinEventDuration), MaxEventDuration)
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
-	d := b.dtmfOf()
-	if d.closed {
-		return ErrRelayClosed
+	if b.widx < 0 {
+		return ErrRelayClosed // closed: its sockets are parked for another
 	}
+	d := b.dtmfOf()
 	es := &d.sides[to]
 	if es.pt < 0 {
 		return ErrNoEvents
@@ -378,7 +407,7 @@ func (b *Bridge) takeEvent(in Side, pkt []byte, now int64) bool {
 	es := &d.sides[in]
 	// Until someone takes the keys (OnEvent, once the call is answered)
 	// events pass as they come: early media's keys are not lost.
-	if !es.detect || d.onEvent == nil || int(pkt[1]&0x7f) != es.pt {
+	if !es.detect || b.onEvent == nil || int(pkt[1]&0x7f) != es.pt {
 		return false
 	}
 	payload, ok := rtpPayload(pkt)
@@ -419,7 +448,7 @@ func (b *Bridge) report(from Side, code uint8, dur uint16, clock int, now int64)
 	d.reports = append(d.reports, report{from: from, ev: ev})
 	if !d.reporting {
 		d.reporting = true
-		go b.deliver(d.onEvent)
+		go b.deliver(b.onEvent)
 	}
 }
 

@@ -12,7 +12,7 @@ import "slices"
 // eventBridge is the part of the relay's Bridge that converts DTMF. A
 // bridge without it (a test's fake) relays events as they come.
 type eventBridge interface {
-	SetEvents(s Side, pt, clock int)
+	SetEvents(pts, clocks [2]int)
 	SendEvent(to Side, ev Event) error
 	OnEvent(f func(from Side, ev Event))
 }
@@ -126,9 +126,7 @@ func (s *Session) tellEvents() {
 	if !ok {
 		return
 	}
-	for side, e := range s.events {
-		eb.SetEvents(Side(side), e.pt, e.clock)
-	}
+	eb.SetEvents([2]int{s.events[SideA].pt, s.events[SideB].pt}, [2]int{s.events[SideA].clock, s.events[SideB].clock})
 }
 
 // SetDTMFMode sets how side's phone sends and receives keys (its user's

@@ -55,8 +55,7 @@ func eventBridgeFor(t *testing.T, r *Relay, a, c *net.UDPConn) *Bridge {
 	b := openBridge(t, r)
 	b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
 	b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
-	b.SetEvents(SideA, 101, 8000)
-	b.SetEvents(SideB, -1, 8000)
+	b.SetEvents([2]int{101, -1}, [2]int{8000, 8000})
 	return b
 }
 
@@ -197,8 +196,7 @@ func TestBridgeNoConversion(t *testing.T) {
 	b := openBridge(t, r)
 	b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
 	b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
-	b.SetEvents(SideA, 101, 8000)
-	b.SetEvents(SideB, 101, 8000)
+	b.SetEvents([2]int{101, 101}, [2]int{8000, 8000})
 	b.OnEvent(func(Side, Event) { t.Error("a key reported where both sides use events") })
 	if b.convert {
 		t.Error("the bridge converts where both sides use events")
@@ -363,5 +361,20 @@ func TestEventsOfferedPerClock(t *testing.T) {
 	}
 	if len(got) != 2 || got[48000] != 101 || got[8000] != 97 {
 		t.Errorf("telephone-event offered by clock rate %v, want 48000 on 101 and 8000 on 97:\n%s", got, out)
+	}
+}
+
+// TestBridgeSendEventClosed: a closed bridge sends nothing, and a bridge
+// whose sides agree keeps no conversion state.
+func TestBridgeSendEventClosed(t *testing.T) {
+	r, _ := startRelay(t, dtmfTestPorts, 2)
+	b := openBridge(t, r)
+	b.SetEvents([2]int{101, 101}, [2]int{8000, 8000})
+	if b.dtmf != nil || b.convert {
+		t.Error("a bridge whose sides both use events keeps conversion state")
+	}
+	b.Close()
+	if err := b.SendEvent(SideA, Event{Code: 1}); !errors.Is(err, ErrRelayClosed) {
+		t.Errorf("key to a closed bridge: %v, want ErrRelayClosed", err)
 	}
 }
