@@ -161,9 +161,8 @@ func (w *rateWindow) allow(now int64) bool {
 // dtmfState is a bridge's DTMF conversion. Guarded by the worker's mutex.
 type dtmfState struct {
 	sides [2]eventSide
-	// reports waits for the goroutine that calls the bridge's onEvent, in
-	// order;
-	// reporting says it runs.
+	// reports wait, in order, for the goroutine that calls the bridge's
+	// onEvent; reporting says it runs.
 	reports   []report
 	reporting bool
 	// injecting says keys were sent: forwarded packets are watched from
@@ -280,11 +279,11 @@ func (b *Bridge) SendEvent(to Side, ev Event) error {
 	if b.widx < 0 {
 		return ErrRelayClosed // closed: its sockets are parked for another
 	}
-	d := b.dtmfOf()
-	es := &d.sides[to]
-	if es.pt < 0 {
+	if !b.events[to].ok {
 		return ErrNoEvents
 	}
+	d := b.dtmfOf()
+	es := &d.sides[to]
 	if len(es.queue) >= maxEventsPerSecond || !es.injected.allow(b.r.now()) {
 		d.dropped++
 		return ErrEventRate
