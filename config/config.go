@@ -154,7 +154,24 @@ type User struct {
 	HA1         string `yaml:"ha1"`
 	HA1SHA256   string `yaml:"ha1_sha256"`
 	DisplayName string `yaml:"display_name"`
+	// DTMFMode is how the user's phone sends and receives keys, as
+	// Asterisk's dtmf_mode: DTMFAuto (the default, also for ""), DTMFRFC4733
+	// or DTMFInfo. parley converts between the two legs' modes.
+	DTMFMode string `yaml:"dtmf_mode"`
 }
+
+// The values of users[].dtmf_mode.
+const (
+	// DTMFAuto sends RFC 4733 events to a phone whose SDP has
+	// telephone-event, and SIP INFO to one whose SDP has not.
+	DTMFAuto = "auto"
+	// DTMFRFC4733 always negotiates telephone-event with the phone, even
+	// when the other phone lacks it.
+	DTMFRFC4733 = "rfc4733"
+	// DTMFInfo strips telephone-event from the SDP to and from the phone,
+	// so that it sends and receives keys as SIP INFO.
+	DTMFInfo = "info"
+)
 
 // Route sends calls for non-local users somewhere else.
 type Route struct {

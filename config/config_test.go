@@ -65,6 +65,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"min_se too small", "sessions:\n  min_se: 30\n", "sessions.min_se"},
 		{"expires below min_se", "sessions:\n  expires: 100\n  min_se: 120\n", "sessions.expires"},
 		{"max_expires below min", "registrar:\n  min_expires: 600\n  max_expires: 60\n", "registrar.max_expires"},
+		{"bad dtmf mode", "users:\n  - username: a\n    dtmf_mode: inband\n", "users[0].dtmf_mode"},
 		{"duplicate user", "users:\n  - username: a\n  - username: a\n", "users[1].username"},
 		{"bad route regex", "routes:\n  - match: '(('\n    target: sip:x@h\n", "routes[0].match"},
 		{"bad route target", "routes:\n  - match: x\n    target: http://h\n", "routes[0].target"},

@@ -258,6 +258,11 @@ func (c *Config) Validate() error {
 		if u.Password != "" && (u.HA1 != "" || u.HA1SHA256 != "") {
 			return bad(key+".password", "give a password or ha1/ha1_sha256, not both")
 		}
+		switch u.DTMFMode {
+		case "", DTMFAuto, DTMFRFC4733, DTMFInfo:
+		default:
+			return bad(key+".dtmf_mode", "%q: want auto, rfc4733 or info", u.DTMFMode)
+		}
 	}
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)

@@ -279,6 +279,9 @@ func (s *Server) takeInDialog(l *leg, req *sip.Request, tx sip.ServerTransaction
 		return inDialog{err: sipmsg.Warn(500, "Server Internal Error", "CSeq out of order")}
 	}
 	l.remoteCSeq = seq
+	if d, ok := s.takeDTMF(l, other, req); ok {
+		return d // a key for a leg that uses RFC 4733 (dtmf.go)
+	}
 	refresh := req.IsInvite() || req.Method == sip.UPDATE
 	sdp := isSDP(req)
 	offering := req.IsInvite() || (req.Method == sip.UPDATE && sdp)

@@ -141,6 +141,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// callee's is the first branch's until a branch wins (answer).
 	s.faceMedia(ms, true, sipmsg.LowerTransport(req.Transport()), req.Source())
 	s.faceMedia(ms, false, targets[0].transport, targets[0].dest)
+	s.dtmfModes(ms, c.account, req.Recipient.User)
 	c.do(func() {
 		c.lateOffer = len(req.Body()) == 0
 		c.media = ms

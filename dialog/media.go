@@ -181,6 +181,7 @@ func (s *Server) watchMedia(c *Call, ms MediaSession) {
 	if ms == nil {
 		return
 	}
+	s.watchDTMF(c, ms)
 	ms.OnTimeout(func() {
 		select {
 		case <-c.closed:

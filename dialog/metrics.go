@@ -16,6 +16,10 @@ type metrics struct {
 	responses  *prometheus.CounterVec
 	setup      prometheus.Histogram
 	transfers  *prometheus.CounterVec
+	// dtmf counts keys by what they came as and went as (dtmf.go);
+	// dtmfRefused keys parley would convert but refused.
+	dtmf        *prometheus.CounterVec
+	dtmfRefused prometheus.Counter
 
 	// The children counted on every message, looked up once: a
 	// WithLabelValues hashes its labels each time, and the status code
@@ -58,6 +62,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "parley_transfers_total",
 			Help: "Call transfers parley carried out (REFER, REFER with Replaces, INVITE with Replaces), by result.",
 		}, []string{"result"}),
+		dtmf: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_dtmf_total",
+			Help: "DTMF keys passed between the legs of calls that convert them, by what they came as (info, rfc4733) and went as.",
+		}, []string{"from", "to"}),
+		dtmfRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parley_dtmf_refused_total",
+			Help: "DTMF keys in SIP INFO that parley refused to convert to RFC 4733 events: over the rate limit or not sendable.",
+		}),
 	}
 	for st := Establishing; st < Closed; st++ {
 		m.byState[st] = m.calls.WithLabelValues(st.String())
@@ -73,7 +85,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.transfers.WithLabelValues("done")
 	m.transfers.WithLabelValues("failed")
 	if reg != nil {
-		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup, m.transfers)
+		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup, m.transfers, m.dtmf, m.dtmfRefused)
 	}
 	return m
 }
@@ -138,6 +150,12 @@ func (m *metrics) transfer(ok bool) {
 
 func (m *metrics) request(method string) {
 	m.byMethod[methodLabel(method)].Inc()
+}
+
+// dtmfKey counts a key that came as from and went as to (info or
+// rfc4733).
+func (m *metrics) dtmfKey(from, to string) {
+	m.dtmf.WithLabelValues(from, to).Inc()
 }
 
 // state moves the calls gauge from state from to state to.

@@ -594,6 +594,10 @@ func (s *Server) replaceLeg(c *Call, old, n *leg) error {
 		if pc, ok := c.media.(phoneChanger); ok {
 			pc.PhoneChanged(n.role == roleCaller)
 		}
+		if dm, ok := c.media.(dtmfMedia); ok {
+			// The new phone's user may send keys another way.
+			dm.SetDTMFMode(n.role == roleCaller, s.dtmfMode(n.remote.User))
+		}
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,14 @@ type Bridge struct {
 	idle     bool  // done is closed
 	onIdle   func()
 	widx     int // index in w.bridges, -1 when not registered
+	// convert says DTMF is converted on this bridge (dtmf.go): route
+	// looks at telephone-events and sequence numbers only then.
+	convert bool
+	dtmf    *dtmfState
+	// events is what each side negotiated of telephone-event; onEvent
+	// takes the keys the bridge reports (dtmf.go).
+	events  [2]bridgeEvents
+	onEvent func(from Side, ev Event)
 }
 
 // sideState is what a bridge knows about one side. Guarded by the worker's
@@ -323,10 +331,16 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 	st.last, b.activity = now, now
 	seq, ts, ssrc := rtpHeader(pkt)
 	st.recv.update(ssrc, seq, ts, now/1000)
+	if b.convert && b.takeEvent(in, pkt, now) {
+		return nil, 0, nil, false // a key, reported for SIP INFO
+	}
 
 	if dst = other.rtpDest(); dst == nil {
 		b.drop(in)
 		return nil, 0, nil, false
+	}
+	if b.convert {
+		b.dtmf.forwarded(in.Other(), pkt, now)
 	}
 	return other, rtpSock, dst, true
 }

@@ -69,6 +69,14 @@ type SideState struct {
 	// 6; 0 (a checkpoint written before there were two) is the relay's
 	// own.
 	Family Family `json:"family,omitempty"`
+	// DTMFMode is the side's DTMF mode ("" is auto), and Events says it
+	// negotiated telephone-event, on payload type EventPT at EventClock
+	// Hz: the bridge converts keys between a side with events and one
+	// without (dtmf.go).
+	DTMFMode   DTMFMode `json:"dtmf_mode,omitempty"`
+	Events     bool     `json:"events,omitempty"`
+	EventPT    uint8    `json:"event_pt,omitempty"`
+	EventClock int      `json:"event_clock,omitempty"`
 }
 
 // OriginState is an SDP o= line's username, session id, version and
@@ -114,6 +122,12 @@ func (s *Session) State() (SessionState, error) {
 		}
 		if l.addr.IsValid() {
 			ss.Address = l.addr.String()
+		}
+		if m := s.dtmfMode[side]; m != DTMFAuto {
+			ss.DTMFMode = m
+		}
+		if e := s.events[side]; e.pt >= 0 {
+			ss.Events, ss.EventPT, ss.EventClock = true, uint8(e.pt), e.clock
 		}
 		if l.hasSeen {
 			ss.Seen = OriginState{User: l.seen.user, ID: l.seen.id, Version: l.seen.version, Addr: l.seen.addr}
@@ -380,6 +394,13 @@ func (s *Sessions) rebuild(br bridge, c *checkpoint) *Session {
 		}
 	}
 	sess.codec, sess.clock, sess.hold, sess.mux = c.st.Codec, c.st.Clock, c.st.Hold, c.st.Mux
+	for side, ss := range c.st.Sides {
+		sess.dtmfMode[side] = ParseDTMFMode(string(ss.DTMFMode))
+		if ss.Events {
+			sess.events[side] = sideEvents{pt: int(ss.EventPT), clock: ss.EventClock}
+		}
+	}
+	sess.tellEvents()
 	for side := range sess.legs {
 		p := sess.legs[side].peer
 		br.SetPeer(Side(side), p.rtp, p.rtcp, p.mux)

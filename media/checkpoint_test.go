@@ -259,7 +259,8 @@ func TestCheckpointJSON(t *testing.T) {
 	if err := json.Unmarshal(top["sides"], &sides); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"has_seen", "id", "latched_rtcp", "latched_rtp", "peer_mux", "peer_rtcp", "peer_rtp", "seen", "sent", "version"}
+	// baresip offers telephone-event, which the caller keeps (dtmf_sdp.go).
+	want := []string{"event_clock", "event_pt", "events", "has_seen", "id", "latched_rtcp", "latched_rtp", "peer_mux", "peer_rtcp", "peer_rtp", "seen", "sent", "version"}
 	if got := slices.Sorted(maps.Keys(sides[SideA])); !slices.Equal(got, want) {
 		t.Errorf("caller's keys %q, want %q", got, want)
 	}

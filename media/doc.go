@@ -33,4 +33,11 @@
 //     ([Relay.OpenFor], [Sessions.NewFor]), so an IPv4 phone can call an
 //     IPv6 one through the relay; the relay's IPv6 address comes from
 //     [WithRelayAddress6]. Both families share the port pool.
+//   - DTMF: each side negotiates telephone-event on its own terms, as its
+//     [DTMFMode] says ([Session.SetDTMFMode]); where one side uses RFC 4733
+//     events and the other does not, the bridge takes the first side's
+//     events out of the stream and reports each key once
+//     ([Bridge.OnEvent]), and sends keys given from SIP INFO to it as
+//     events in the stream it forwards there ([Bridge.SendEvent]). The
+//     dialog package turns those keys into INFO and back.
 package media

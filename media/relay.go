@@ -414,6 +414,9 @@ func (r *Relay) closeBridge(b *Bridge) {
 	w := b.w
 	w.mu.Lock()
 	w.remove(b, true)
+	if b.dtmf != nil {
+		b.dtmf.close()
+	}
 	st := BridgeStats{A: b.sides[SideA].stats(r), B: b.sides[SideB].stats(r)}
 	w.mu.Unlock()
 

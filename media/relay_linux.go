@@ -456,6 +456,18 @@ func bindUDP(addr netip.Addr, port int) (int, error) {
 	return fd, nil
 }
 
+// sendPacket sends one datagram out of s to dst, without blocking: one
+// that cannot go at once is dropped, like a forwarded one.
+func sendPacket(s relaySocket, dst *endpoint, pkt []byte) error {
+	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd),
+		uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)), unix.MSG_DONTWAIT,
+		uintptr(unsafe.Pointer(&dst.sa.raw)), uintptr(dst.sa.len))
+	if errno != 0 {
+		return os.NewSyscallError("sendto", errno)
+	}
+	return nil
+}
+
 // drainSocket reads and drops whatever waits on s.
 func drainSocket(s relaySocket) {
 	var buf [2048]byte

@@ -31,4 +31,6 @@ func closeSocket(relaySocket) {}
 
 func drainSocket(relaySocket) {}
 
+func sendPacket(relaySocket, *endpoint, []byte) error { return ErrRelayUnsupported }
+
 func makeSockaddr(netip.AddrPort) sockaddr { return sockaddr{} }

@@ -38,7 +38,10 @@ type relayOffer struct {
 	audio int
 	// formats are the relayed stream's formats parley offered on, in the
 	// offerer's order and with its payload type numbers.
-	formats  []format
+	formats []format
+	// events are the offerer's telephone-event formats, which parley's
+	// answer gives back to it whatever the answerer said (dtmf_sdp.go).
+	events   []format
 	ptime    string
 	maxptime string
 	// dir is the offerer's direction; sent is the one parley offered on,

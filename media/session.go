@@ -98,6 +98,10 @@ type Session struct {
 	codec string
 	hold  bool
 	clock int // the answer's RTP clock rate, as the bridge was told
+	// dtmfMode is each side's DTMF mode; events what each side negotiated
+	// of telephone-event in the last exchange (dtmf_sdp.go).
+	dtmfMode [2]DTMFMode
+	events   [2]sideEvents
 }
 
 // Offer takes an offer that arrived from side from (in an INVITE, re-INVITE,
@@ -128,6 +132,8 @@ func (s *Session) Offer(from Side, body []byte) ([]byte, error) {
 	defer s.mu.Unlock()
 	s.legs[from].seen, s.legs[from].hasSeen = originOf(sd), true
 	to := from.Other()
+	_, ro.events = splitEvents(ro.formats)
+	ro.formats = s.eventsOffered(to, ro.formats)
 	out, err := s.write(to, writeRelayOffer(ro, s.br.Port(to)), sdp.Timing{})
 	if err != nil {
 		return nil, err
@@ -165,10 +171,14 @@ func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	events := s.events
+	ra.formats = s.eventsAnswered(ro, ra)
 	out, err := s.write(ro.from, writeRelayAnswer(ro, ra, s.br.Port(ro.from)), ro.timing)
 	if err != nil {
+		s.events = events
 		return nil, err
 	}
+	s.tellEvents()
 	s.pending = nil
 	s.legs[from].seen, s.legs[from].hasSeen = originOf(sd), true
 

@@ -85,12 +85,19 @@ domain=parley.lab
 // parley holds its binding, and stops its process group when t ends.
 func startLinphone(t *testing.T, pl *parley, name, user string, rtp phonePorts) *linphone {
 	t.Helper()
+	return startLinphoneWith(t, pl, name, user, rtp, "")
+}
+
+// startLinphoneWith is startLinphone with sipExtra added to the [sip]
+// section of its config (lines of key=value).
+func startLinphoneWith(t *testing.T, pl *parley, name, user string, rtp phonePorts, sipExtra string) *linphone {
+	t.Helper()
 	bin := needPackage(t, "linphonec", "linphone-cli")
 	l := &linphone{Name: name, User: user, Dir: t.TempDir(), SIPPort: freeSIPPort(t), exited: make(chan struct{})}
 	l.LogPath = filepath.Join(l.Dir, "linphone.log")
 	l.OutPath = filepath.Join(l.Dir, "linphonec.out")
 	rc := filepath.Join(l.Dir, "linphonerc")
-	writeFile(t, rc, linphoneRC(pl, user, l.SIPPort, rtp))
+	writeFile(t, rc, strings.Replace(linphoneRC(pl, user, l.SIPPort, rtp), "[sip]\n", "[sip]\n"+sipExtra, 1))
 	// liblinphone 5.1 keeps its databases under $HOME/.local/share/linphone
 	// and, when that directory is missing, never finishes starting (no SIP
 	// socket, "No listening point matching").

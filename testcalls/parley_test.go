@@ -120,6 +120,8 @@ type parleyConfig struct {
 	// (e.g. "{min_expires: 60, max_expires: 3600, qualify: 2s}"); YAML
 	// refuses the section twice, so Extra cannot override it.
 	Registrar string
+	// DTMFModes gives test users a users[].dtmf_mode (user to mode).
+	DTMFModes map[string]string
 }
 
 // parley is one running parley process.
@@ -159,7 +161,11 @@ func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 	}
 	b.WriteString("users:\n")
 	for _, u := range []string{"1001", "1002", "1003"} {
-		fmt.Fprintf(&b, "  - {username: %s, password: %s}\n", yamlQuote(u), yamlQuote(testUsers[u]))
+		fmt.Fprintf(&b, "  - {username: %s, password: %s", yamlQuote(u), yamlQuote(testUsers[u]))
+		if m := c.DTMFModes[u]; m != "" {
+			fmt.Fprintf(&b, ", dtmf_mode: %s", yamlQuote(m))
+		}
+		b.WriteString("}\n")
 	}
 	b.WriteString("routes:")
 	if len(c.Routes) == 0 {

@@ -98,6 +98,8 @@ type phone struct {
 	answerWith map[sip.RequestMethod]int
 
 	events chan event
+	// infos holds the in-dialog INFOs the phone received, in order.
+	infos chan *sip.Request
 	// messages holds the MESSAGEs the phone received (each answered 200).
 	messages chan *sip.Request
 }
@@ -118,6 +120,7 @@ func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
 		Transport: transport,
 		Proxy:     proxy,
 		events:    make(chan event, 1024),
+		infos:     make(chan *sip.Request, 64),
 		messages:  make(chan *sip.Request, 64),
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -361,6 +364,12 @@ func (p *phone) onUsage(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Unlock()
 	if code == 0 {
 		code = 200
+	}
+	if req.Method == sip.INFO {
+		select {
+		case p.infos <- req:
+		default:
+		}
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, code, sipReason(code), nil))
 	if req.Method == sip.NOTIFY {

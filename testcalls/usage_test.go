@@ -42,9 +42,11 @@ func TestUsageNotCall(t *testing.T) {
 	}
 	waitMedia(t, calls, time.Now(), 2*time.Second)
 
+	// Not a DTMF key: the callee negotiated telephone-event, so parley
+	// would answer a key itself and send it as RFC 4733 events (dtmf.go).
 	info := sip.NewRequest(sip.INFO, sess.InviteResponse.Contact().Address)
-	info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
-	info.SetBody([]byte("Signal=5\r\nDuration=160\r\n"))
+	info.AppendHeader(sip.NewHeader("Content-Type", "application/x-parley-test"))
+	info.SetBody([]byte("usage\r\n"))
 	res, err = sess.Do(rctx, info)
 	if err != nil || res.StatusCode != 481 {
 		t.Fatalf("in-dialog INFO: %v %v; want the callee's 481 relayed", res, err)

@@ -106,6 +106,19 @@ func (m mediaSession) Close() error { return m.s.Close() }
 // PhoneChanged tells the relay another phone took a leg's place.
 func (m mediaSession) PhoneChanged(toCaller bool) { m.s.PhoneChanged(side(toCaller)) }
 
+// SetDTMFMode, UsesEvents, SendDTMF and OnDTMF convert keys between RFC
+// 4733 events and SIP INFO (media.Session.SendDTMF and friends).
+func (m mediaSession) SetDTMFMode(toCaller bool, mode string) {
+	m.s.SetDTMFMode(side(toCaller), media.ParseDTMFMode(mode))
+}
+func (m mediaSession) UsesEvents(caller bool) bool { return m.s.UsesEvents(side(caller)) }
+func (m mediaSession) SendDTMF(toCaller bool, code uint8, d time.Duration) error {
+	return m.s.SendDTMF(side(toCaller), media.Event{Code: code, Duration: d})
+}
+func (m mediaSession) OnDTMF(f func(fromCaller bool, code uint8, d time.Duration)) {
+	m.s.OnDTMF(func(from media.Side, ev media.Event) { f(from == media.SideA, ev.Code, ev.Duration) })
+}
+
 // SetAddress and Addressed announce, per leg, the local address facing
 // its phone when rtp.address is "" (media.Session.SetAddress).
 func (m mediaSession) SetAddress(toCaller bool, addr netip.Addr) {
