@@ -185,6 +185,9 @@ type Route struct {
 type Services struct {
 	// Echo is the user part that reaches the echo service; empty disables it.
 	Echo string `yaml:"echo"`
+	// Paging maps a number to the users it pages (simplex: the caller is
+	// heard by every member, nothing flows back).
+	Paging map[string][]string `yaml:"paging"`
 }
 
 // Security holds the defences against scanners, password guessing and

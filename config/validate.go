@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,6 +282,9 @@ func (c *Config) Validate() error {
 			return bad("services.echo", "%q is also a user", e)
 		}
 	}
+	if err := c.validatePaging(seen); err != nil {
+		return err
+	}
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -347,6 +351,41 @@ func (c *Config) validateCluster() error {
 	}
 	if h := c.Node.Heartbeat; h < 100*time.Millisecond || h > time.Minute {
 		return bad("node.heartbeat", "%v: want between 100ms and 1m", h)
+	}
+	return nil
+}
+
+// maxPagingMembers bounds one paging group: each member's phones are
+// called at once.
+const maxPagingMembers = 100
+
+// validatePaging checks services.paging: each number a valid user part
+// that is no user and no other service, each member a local user.
+func (c *Config) validatePaging(users map[string]bool) error {
+	numbers := make([]string, 0, len(c.Services.Paging))
+	for n := range c.Services.Paging {
+		numbers = append(numbers, n)
+	}
+	slices.Sort(numbers)
+	for _, n := range numbers {
+		key := "services.paging." + n
+		switch {
+		case !validUser(n):
+			return bad("services.paging", "%q is not a valid user part", n)
+		case users[n]:
+			return bad(key, "%q is also a user", n)
+		case n == c.Services.Echo:
+			return bad(key, "%q is also services.echo", n)
+		}
+		members := c.Services.Paging[n]
+		if len(members) == 0 || len(members) > maxPagingMembers {
+			return bad(key, "a paging group needs 1 to %d members, has %d", maxPagingMembers, len(members))
+		}
+		for i, m := range members {
+			if !users[m] {
+				return bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a user", m)
+			}
+		}
 	}
 	return nil
 }

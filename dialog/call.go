@@ -167,6 +167,8 @@ type Call struct {
 	ckQuality    MediaQuality
 	// xfer is the transfer in progress on the call, if any (see transfer).
 	xfer *transfer
+	// page holds a page's members (paging.go); nil for other calls.
+	page *pageCall
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

@@ -72,9 +72,10 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	var leaves bool
-	l.call.do(func() { leaves = l.leaves() })
+	l.call.do(func() { leaves = l.leaves() || l.call.memberLeaves(l) })
 	_ = tx.Respond(sipmsg.NewResponse(req, 200, "OK", ""))
 	if leaves {
+		s.forgetLater(l)
 		return
 	}
 	s.endCall(l.call, l, resultAnswered, "BYE from "+l.role.String())
@@ -265,6 +266,10 @@ func (s *Server) takeInDialog(l *leg, req *sip.Request, tx sip.ServerTransaction
 	c := l.call
 	if l.gone {
 		return inDialog{err: ErrNoDialog}
+	}
+	if c.page != nil && c.page.members[l] != nil && c.state < Terminating {
+		// A page's member: parley's side never changes.
+		return inDialog{res: s.answerMember(c, l, req, tx)}
 	}
 	if c.svc != nil && c.state < Terminating {
 		res, err := s.answerForService(c, l, req, tx)

@@ -59,6 +59,10 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 		s.failCall(c, req, tx, sipmsg.As(err, 500, "Server Internal Error"))
 		return
 	}
+	if pg, ok := svc.(Pager); ok {
+		s.page(c, req, tx, pg, answer, sess)
+		return
+	}
 	var ok *sip.Response
 	c.do(func() {
 		c.svc, c.svcAnswer = sess, answer

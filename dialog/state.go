@@ -179,7 +179,7 @@ func (s *Server) terminate(c *Call, from *leg, result string) (byes []*sip.Reque
 		result = resultFailed
 	}
 	s.move(c, Terminating)
-	for _, l := range []*leg{c.caller, c.callee} {
+	for _, l := range c.legs() {
 		if l == nil {
 			continue
 		}
@@ -217,7 +217,7 @@ func (s *Server) finish(c *Call, result, reason string) (legs []*leg, svc Servic
 	s.move(c, Closed)
 	c.end = time.Now()
 	c.result, c.reason = result, reason
-	for _, l := range []*leg{c.caller, c.callee} {
+	for _, l := range c.legs() {
 		if l != nil {
 			l.st.stop()
 			l.stopAwaitingAck()

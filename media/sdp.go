@@ -38,7 +38,14 @@ type Negotiated struct {
 type AnswerOption func(*answerConfig)
 
 type answerConfig struct {
-	version uint64
+	version  uint64
+	recvOnly bool
+}
+
+// WithReceiveOnly answers as a party that only receives: recvonly to an
+// offer that sends, inactive to one that does not (a page's pager).
+func WithReceiveOnly() AnswerOption {
+	return func(c *answerConfig) { c.recvOnly = true }
 }
 
 // WithSessionVersion sets the o= line's session version (default 1). A new
@@ -100,6 +107,13 @@ func Answer(offer []byte, prefs []string, addr netip.Addr, port int, sessID uint
 		}
 		n.Remote = remote
 		n.Direction = offerDirection(&off, md).answerTo()
+		if cfg.recvOnly {
+			if n.Direction.Receives() {
+				n.Direction = RecvOnly
+			} else {
+				n.Direction = Inactive
+			}
+		}
 		a = append(a, sdp.NewPropertyAttribute(n.Direction.String()))
 		chosen, neg, attrs = i, n, a
 		break
