@@ -29,6 +29,7 @@ function showToken() {
   const has = token() !== '';
   $('token').value = '';
   $('token').hidden = has;
+  document.querySelector('label[for="token"]').hidden = has;
   $('save-token').hidden = has;
   $('forget-token').hidden = !has;
   $('token-state').textContent = has ? 'token set' : 'read-only without it';
