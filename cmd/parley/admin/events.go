@@ -150,6 +150,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // tell nginx not to buffer the stream
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return // a stream has no length to tell
+	}
+	// The deadlines are the stream's own: clear them for whatever the
+	// connection carries next.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	if !writeEvent(w, rc, fmt.Appendf(nil, "retry: %d\n\n", eventRetry)) {
 		return
 	}

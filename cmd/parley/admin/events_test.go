@@ -305,8 +305,9 @@ func TestEventsStreamsOfHandlerEnd(t *testing.T) {
 	}
 }
 
-// TestEventsMethods: /api/events takes GET only; another method (with the
-// token) is 405 naming what it takes, and without the token 401 first.
+// TestEventsMethods: /api/events takes GET and HEAD (the headers alone, at
+// once); another method (with the token) is 405 naming what it takes, and
+// without the token 401 first. A foreign Host gets 403, as everywhere.
 func TestEventsMethods(t *testing.T) {
 	srv, err := admin.New("", admin.WithToken("tok"))
 	if err != nil {
@@ -324,6 +325,9 @@ func TestEventsMethods(t *testing.T) {
 		if tc.code == http.StatusMethodNotAllowed && rec.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("POST /api/events: Allow %q", rec.Header().Get("Allow"))
 		}
+	}
+	if rec := doWith(t, h, http.MethodHead, "/api/events", "localhost:9060", ""); rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD /api/events: %d %q, want 200 text/event-stream at once", rec.Code, rec.Header().Get("Content-Type"))
 	}
 	if rec := doWith(t, h, http.MethodGet, "/api/events", "evil.example:80", ""); rec.Code != http.StatusForbidden {
 		t.Errorf("GET /api/events with a foreign Host: %d, want 403", rec.Code)
