@@ -138,18 +138,20 @@ func pageText(ctx context.Context) string {
 	return s
 }
 
-// jsString quotes s as a JavaScript string literal (within CSS selectors
-// too, for the values used here: users and call IDs without quotes).
+// jsString quotes s as a JavaScript string literal: Go's quoting is
+// JavaScript's for the ASCII user names and addresses used here.
 func jsString(s string) string { return strconv.Quote(s) }
 
-// TestDashboard: the dashboard at / in headless Chromium shows the phones'
-// registrations, reachable with their round-trip times, and, within a second of its answer, their call with its
-// codec and packets; without the admin token its hang-up button gets 401
-// and the page says so, and the call goes on; with the token typed into
-// the page, hang-up ends the call with BYE to both phones. Through a
-// restart of parley the page shows "reconnecting", then live data again,
-// without a reload. It saves a screenshot to $PARLEY_ARTIFACTS (and to
-// testdata/dashboard.png with PARLEY_UPDATE_SCREENSHOT=1).
+// TestDashboard: the dashboard at / in headless Chromium shows the
+// phones' registrations, reachable with their round-trip times, and,
+// within a second of its answer, their call with its codec and packets.
+// Without the admin token its hang-up button gets 401, the page says so
+// and the call goes on; with the token typed into the page, hang-up ends
+// the call with BYE to both phones. A room in a snapshot shows its
+// members, floor and queue. Through a restart of parley the page shows
+// "reconnecting", then live data again, without a reload. It saves a
+// screenshot to $PARLEY_ARTIFACTS (and to testdata/dashboard.png with
+// PARLEY_UPDATE_SCREENSHOT=1).
 func TestDashboard(t *testing.T) {
 	t.Parallel()
 	store := t.TempDir()
@@ -230,6 +232,18 @@ func TestDashboard(t *testing.T) {
 	echo.hangup(t)
 	waitJS(t, ctx, 2*time.Second, "no calls", `document.querySelectorAll('#calls tbody tr').length === 0 && !document.getElementById('calls-empty').hidden`)
 
+	// Rooms: this parley has none (GET /api/rooms is 404), so the page
+	// is given a snapshot with a room, as a parley with rooms sends it,
+	// to see it rendered; the live snapshots after the restart hide it
+	// again.
+	const withRoom = `render(Object.assign({}, state, {rooms: [{number: "700", mode: "ptt", floor: "1001", queue: ["1003"],
+		members: [{user: "1001", call: "c1", muted: false, talking: true}, {user: "1002", call: "c2", muted: true, talking: false}]}]})); true`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](withRoom)); err != nil {
+		t.Fatalf("render a room: %v", err)
+	}
+	waitJS(t, ctx, time.Second, "the room with its floor holder, queue and muted member",
+		`!document.getElementById('rooms-section').hidden && (r => r && r.cells[0].textContent === '700' && r.cells[1].textContent === 'ptt' && r.cells[3].textContent === '1001' && r.cells[4].textContent === '1003' && r.querySelector('.member.talking').textContent === '1001' && r.querySelector('.member.muted').textContent.startsWith('1002'))(document.querySelector('#rooms tbody tr'))`)
+
 	// Through a restart: "reconnecting" while parley is down, then live
 	// again with the registrations it kept in its store, no reload.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.parleyTestMark = true`)); err != nil {
@@ -241,6 +255,7 @@ func TestDashboard(t *testing.T) {
 	waitJS(t, ctx, 15*time.Second, "live again after the restart", `document.getElementById('status').dataset.state === 'live'`)
 	waitJS(t, ctx, 3*time.Second, "the kept registrations after the restart", `document.querySelectorAll('#registrations tbody tr[data-user="1001"]').length > 0`)
 	waitJS(t, ctx, time.Second, "the same page (no reload)", `window.parleyTestMark === true`)
+	waitJS(t, ctx, time.Second, "no rooms section again", `document.getElementById('rooms-section').hidden`)
 }
 
 // restartParley starts parley again as pl was started, on the same ports
