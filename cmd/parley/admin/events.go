@@ -66,6 +66,8 @@ type feed struct {
 	quit chan struct{}
 	// read builds a snapshot (Time unset).
 	read func() DashboardState
+	// writeTimeout is eventWriteTimeout, apart for tests.
+	writeTimeout time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -76,7 +78,7 @@ type feed struct {
 }
 
 func newFeed(read func() DashboardState) *feed {
-	return &feed{slots: make(chan struct{}, maxEventStreams), quit: make(chan struct{}), read: read}
+	return &feed{slots: make(chan struct{}, maxEventStreams), quit: make(chan struct{}), read: read, writeTimeout: eventWriteTimeout}
 }
 
 // join takes a slot for a new stream. It fails when all are taken or the
@@ -156,7 +158,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	// The deadlines are the stream's own: clear them for whatever the
 	// connection carries next.
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-	if !writeEvent(w, rc, fmt.Appendf(nil, "retry: %d\n\n", eventRetry)) {
+	if !writeEvent(w, rc, s.feed.writeTimeout, fmt.Appendf(nil, "retry: %d\n\n", eventRetry)) {
 		return
 	}
 	tick := time.NewTicker(eventInterval)
@@ -166,7 +168,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	for {
 		state := s.feed.snapshot()
 		if !bytes.Equal(state, sent) || time.Since(sentAt) >= eventKeepalive {
-			if !writeEvent(w, rc, snapshotEvent(time.Now(), state)) {
+			if !writeEvent(w, rc, s.feed.writeTimeout, snapshotEvent(time.Now(), state)) {
 				return
 			}
 			sent, sentAt = state, time.Now()
@@ -195,10 +197,10 @@ func snapshotEvent(now time.Time, state []byte) []byte {
 	return append(b, "\n\n"...)
 }
 
-// writeEvent writes b and flushes it within eventWriteTimeout, reporting
-// whether the stream is still good.
-func writeEvent(w http.ResponseWriter, rc *http.ResponseController, b []byte) bool {
-	if err := rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+// writeEvent writes b and flushes it within timeout, reporting whether the
+// stream is still good.
+func writeEvent(w http.ResponseWriter, rc *http.ResponseController, timeout time.Duration, b []byte) bool {
+	if err := rc.SetWriteDeadline(time.Now().Add(timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return false
 	}
 	if _, err := w.Write(b); err != nil {

@@ -1,10 +1,16 @@
 package admin
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/registrar"
 )
 
 // TestDashboardRooms: a snapshot carries the body of GET /api/rooms when
@@ -66,4 +72,55 @@ func TestSnapshotEvent(t *testing.T) {
 	if got := string(snapshotEvent(now, []byte(`{}`))); got != "event: snapshot\ndata: {\"time\":\"2026-12-06T10:30:00.5Z\"}\n\n" {
 		t.Errorf("snapshotEvent of {}: %q", got)
 	}
+}
+
+// TestEventsStalledClient: a client that stops reading is dropped once a
+// write has waited writeTimeout, and its slot is free again; the server
+// does not wait for it.
+func TestEventsStalledClient(t *testing.T) {
+	s, err := New("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Snapshots of 1 MB that change every time fill the socket buffers
+	// after a few events.
+	var n int
+	big := strings.Repeat("x", 1<<20)
+	s.feed = newFeed(func() DashboardState {
+		n++
+		return DashboardState{Calls: []dialog.Snapshot{{ID: fmt.Sprint(n), From: big}}, Registrations: []registrar.Binding{}}
+	})
+	s.feed.writeTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-served
+	}()
+
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	fmt.Fprintf(conn, "GET /api/events HTTP/1.1\r\nHost: %s\r\n\r\n", s.Addr())
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.feed.slots) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the stream has not started yet
+	}
+	if len(s.feed.slots) != 1 {
+		t.Fatalf("the stream did not start: %d open", len(s.feed.slots))
+	}
+	start := time.Now()
+	for len(s.feed.slots) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(s.feed.slots) != 0 {
+		t.Fatalf("a client that reads nothing still holds its stream after %v", time.Since(start))
+	}
+	t.Logf("the stalled client was dropped %v after its stream started", time.Since(start).Round(10*time.Millisecond))
 }
