@@ -12,6 +12,9 @@
 //	DELETE /api/registrations/{user}  remove a user's bindings (RemovedBody, or 404)
 //	GET    /api/bans                  banned source addresses, oldest expiry first
 //	DELETE /api/bans/{addr}           lift the ban on one address (204; 404 without one; 400 for no IP address)
+//	GET    /                          the live dashboard (ui/, embedded; ui.go)
+//	GET    /ui/...                    the dashboard's script and style sheet
+//	GET    /api/events                the dashboard's feed: server-sent "snapshot" events (DashboardState; events.go)
 //	GET    /debug/pprof/...           Go's profiler, only with WithPProf(true) (admin.pprof); 404 otherwise
 //
 // The API under /api/ answers JSON, errors included (ErrorBody), also for
@@ -30,6 +33,15 @@
 //     with WWW-Authenticate: Bearer realm="parley". KeepToken makes and
 //     keeps the token in the store directory when admin.token is empty,
 //     where the operator commands find it.
+//
+// The dashboard is a page of plain HTML, CSS and JavaScript, embedded in
+// the binary. It reads /api/events, whose streams are bounded (16 at
+// once, each write within 5 s) and owned by the Server: Serve ends them
+// all before it shuts the listener down. Its buttons call the API with
+// the token the user types into the page, which keeps it in the browser's
+// localStorage. The rooms in a snapshot are what GET /api/rooms answers,
+// read through the Server's own routes, so the dashboard shows rooms
+// whenever some other part of parley serves that endpoint.
 //
 // It reads calls through the CallTable interface, registrations through
 // the Registrations interface and bans through the Bans interface, all

@@ -30,6 +30,10 @@ type Server struct {
 	pprof   bool
 	hosts   hostCheck
 	handler http.Handler
+	// api is the mux of the routes, without the access checks: the
+	// dashboard's feed reads GET /api/rooms through it (events.go).
+	api  http.Handler
+	feed *feed
 	// ln and srv are nil when the Server has no address.
 	ln  net.Listener
 	srv *http.Server
@@ -63,7 +67,9 @@ func New(addr string, opts ...Option) (*Server, error) {
 		bound = s.ln.Addr()
 	}
 	s.hosts = newHostCheck(addr, bound)
-	s.handler = s.checkAccess(s.routes())
+	s.feed = newFeed(s.dashboardState)
+	s.api = s.routes()
+	s.handler = s.checkAccess(s.api)
 	if s.ln != nil {
 		s.srv = &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
 	}
@@ -77,6 +83,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
 	registerAPI(mux, s.calls, s.regs, s.bans, s.nodes)
+	s.registerDashboard(mux)
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")
@@ -91,13 +98,15 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
-// Serve answers requests until ctx ends, then lets the requests in flight
-// finish for up to two seconds and returns nil. It returns early with an
-// error if the listener fails. Without an address it waits for ctx and
-// returns nil.
+// Serve answers requests until ctx ends, then ends the dashboard's event
+// streams, lets the requests in flight finish for up to two seconds and
+// returns nil. It returns early with an error if the listener fails.
+// Without an address it waits for ctx, ends the event streams of Handler
+// and returns nil.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.srv == nil {
 		<-ctx.Done()
+		s.feed.close()
 		return nil
 	}
 	served := make(chan error, 1)
@@ -107,6 +116,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-served:
 	}
+	// Shutdown waits for handlers to return, and a stream returns only
+	// when told: end the streams first.
+	s.feed.close()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	_ = s.srv.Shutdown(sctx)
