@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every parley test on a fresh machine: installs the real peers the
-# end-to-end tests drive (SIPp, baresip, linphone's command-line phone, and
-# sox for the audio checks) when they are missing, then checks formatting,
+# end-to-end tests drive (SIPp, baresip, linphone's command-line phone,
+# sox for the audio checks, tshark and sngrep as HEP receivers) when they are missing, then checks formatting,
 # vets, and runs all unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ command -v baresip >/dev/null 2>&1 || missing+=(baresip-core)
 command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v linphonec >/dev/null 2>&1 || missing+=(linphone-cli)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v sngrep >/dev/null 2>&1 || missing+=(sngrep)
 if ((${#missing[@]})); then
 	sudo=""
 	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
