@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every parley test on a fresh machine: installs the real peers the
 # end-to-end tests drive (SIPp, baresip, linphone's command-line phone,
-# sox for the audio checks, tshark and sngrep as HEP receivers) when they are missing, then checks formatting,
-# vets, and runs all unit and end-to-end tests.
+# sox for the audio checks, tshark and sngrep as HEP receivers) when they
+# are missing, then checks formatting, vets, and runs all unit and
+# end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
