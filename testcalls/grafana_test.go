@@ -1,13 +1,20 @@
 package testcalls
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // grafanaDashboard is the dashboard shipped in the repository.
@@ -140,5 +147,116 @@ func TestGrafanaDashboardMetrics(t *testing.T) {
 	slices.Sort(missing)
 	if len(missing) > 0 {
 		t.Errorf("%s queries metrics parley does not serve: %s\nserved: %s", grafanaDashboard, strings.Join(missing, ", "), pl.scrapeMetrics(t).names())
+	}
+}
+
+// prometheusPort is where TestGrafanaDashboardQueries runs Prometheus.
+const prometheusPort = 32220
+
+// TestGrafanaDashboardQueries runs every query of the dashboard in a real
+// Prometheus (Debian's) scraping a running parley after a registration
+// and a call: each must parse and, unless it is about a metric expected
+// later, return a series.
+func TestGrafanaDashboardQueries(t *testing.T) {
+	exprs, _ := dashboardExprs(t)
+	promBin := needPackage(t, "prometheus", "prometheus")
+	pl := startParley(t, parleyConfig{Extra: hepYAML(hepPortUnused)})
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	writeFile(t, cfg, fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"+
+		"scrape_configs:\n  - job_name: parley\n    static_configs: [{targets: ['%s']}]\n", pl.AdminAddr))
+	logPath := filepath.Join(dir, "prometheus.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d", prometheusPort)
+	cmd := exec.Command(promBin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", prometheusPort))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", tail(logPath, 30))
+		}
+	})
+
+	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
+	if _, err := alice.register("wrong", "MD5", 60); err != nil {
+		t.Fatal(err)
+	}
+	alice.mustRegister()
+	bob.mustRegister()
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	c := alice.call(ctx, "1002")
+	c.mustAnswered(t)
+	bob.mustEvent(evInvite)
+	c.hangup(t)
+
+	query := func(q string) (status string, n int, errText string) {
+		res, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err != nil {
+			return "", 0, err.Error()
+		}
+		defer res.Body.Close()
+		var out struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+			Data   struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			return "", 0, err.Error()
+		}
+		return out.Status, len(out.Data.Result), out.Error
+	}
+	// Wait for a few scrapes after the call: rate() needs two samples.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, n, _ := query(`count_over_time(parley_sip_responses_total{code="200",method="BYE"}[1m])`)
+		if n > 0 {
+			if _, n3, _ := query(`count_over_time(parley_sip_responses_total{code="200",method="BYE"}[1m]) >= 3`); n3 > 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Prometheus did not scrape parley's call within 30s")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, e := range exprs {
+		q := strings.NewReplacer("$__rate_interval", "1m", "$instance", ".*").Replace(e)
+		if strings.HasPrefix(q, "label_values(") {
+			// A template query: Grafana asks for the label's values.
+			metric, _, _ := strings.Cut(strings.TrimPrefix(q, "label_values("), ",")
+			q = "count by (instance) (" + strings.TrimSpace(metric) + ")"
+		}
+		status, n, errText := query(q)
+		later := false
+		for _, m := range metricName.FindAllString(q, -1) {
+			later = later || slices.Contains(expectedLater, m)
+		}
+		switch {
+		case status != "success":
+			t.Errorf("Prometheus refused %s: %s", q, errText)
+		case n == 0 && !later:
+			t.Errorf("no series for %s", q)
+		}
 	}
 }
