@@ -2,8 +2,8 @@
 # Runs every parley test on a fresh machine: installs the real peers the
 # end-to-end tests drive (SIPp, baresip, linphone's command-line phone,
 # sox for the audio checks, tshark and sngrep as HEP receivers, Prometheus
-# for the dashboard's queries) when they are missing, then checks formatting, vets, and runs all unit and
-# end-to-end tests.
+# for the dashboard's queries) when they are missing, then checks
+# formatting, vets, and runs all unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
