@@ -95,3 +95,44 @@ func TestUDPPortTap(t *testing.T) {
 		t.Fatalf("tapped %+v\nwant %+v", got, want)
 	}
 }
+
+// TestStreamTap shows the tap each message framed on an accepted
+// connection, however the peer cut the stream, and each write to it.
+func TestStreamTap(t *testing.T) {
+	tap := &recordingTap{}
+	s := serveGuarded(t, TCPLimits{MaxMessageSize: 4096}, WithStreamTap(tap))
+	s.answer = "SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
+	c := s.dial(t, "127.0.0.1")
+	one, two := sipMessage("v=0\r\n"), sipMessage("")
+	stream := one + "\r\n\r\n" + two
+	for i := 0; i < len(stream); i += 50 {
+		if _, err := c.Write([]byte(stream[i:min(i+50, len(stream))])); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	peer, local := c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	var in, out []string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		in, out = nil, nil
+		for _, m := range tap.all() {
+			switch {
+			case m.network == "tcp" && m.src == peer && m.dst == local:
+				in = append(in, m.msg)
+			case m.network == "tcp" && m.src == local && m.dst == peer:
+				out = append(out, m.msg)
+			default:
+				t.Fatalf("tapped %+v: not between %s and %s", m, peer, local)
+			}
+		}
+		if len(in) == 2 && len(out) > 0 {
+			break
+		}
+	}
+	if !slices.Equal(in, []string{one, two}) {
+		t.Errorf("messages in: %q, want %q", in, []string{one, two})
+	}
+	if len(out) == 0 || out[0] != s.answer {
+		t.Errorf("messages out: %q, want the answer", out)
+	}
+}
