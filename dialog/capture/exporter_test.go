@@ -156,3 +156,23 @@ func TestNewHEPNamesKey(t *testing.T) {
 		t.Fatalf("error %v does not name capture.hep", err)
 	}
 }
+
+// TestAddresses makes every pair of addresses fit one HEP family.
+func TestAddresses(t *testing.T) {
+	e := &Exporter{routes: map[netip.Addr]route{}}
+	ap := netip.MustParseAddrPort
+	for _, tt := range []struct{ src, dst, wantSrc, wantDst string }{
+		{"127.0.0.1:5060", "127.0.0.1:40000", "127.0.0.1:5060", "127.0.0.1:40000"},
+		// A dual-stack socket: the peer IPv4-mapped, the listener ::.
+		{"[::ffff:127.0.0.1]:40000", "[::]:5060", "127.0.0.1:40000", "127.0.0.1:5060"},
+		{"0.0.0.0:5060", "127.0.0.1:40000", "127.0.0.1:5060", "127.0.0.1:40000"},
+		{"[::1]:5060", "[::1]:40000", "[::1]:5060", "[::1]:40000"},
+		// Two families left: both as IPv6.
+		{"127.0.0.1:5060", "[::1]:40000", "[::ffff:127.0.0.1]:5060", "[::1]:40000"},
+	} {
+		s, d := e.addresses(ap(tt.src), ap(tt.dst))
+		if s != ap(tt.wantSrc) || d != ap(tt.wantDst) {
+			t.Errorf("%s -> %s: got %s -> %s, want %s -> %s", tt.src, tt.dst, s, d, tt.wantSrc, tt.wantDst)
+		}
+	}
+}
