@@ -35,6 +35,8 @@ type Config struct {
 	Security  Security  `yaml:"security"`
 	Node      Node      `yaml:"node"`
 	Log       Log       `yaml:"log"`
+	// Capture copies SIP messages to a HEP collector (capture.go).
+	Capture Capture `yaml:"capture"`
 }
 
 // SIP holds the signalling settings.

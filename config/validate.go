@@ -190,6 +190,9 @@ func (c *Config) Validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
+	if err := c.validateCapture(); err != nil {
+		return err
+	}
 
 	r := c.Registrar
 	if r.MinExpires < 1 {

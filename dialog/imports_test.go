@@ -23,6 +23,7 @@ func TestImportRules(t *testing.T) {
 		{"dialog/transaction", []string{"dialog/sipmsg"}},
 		{"dialog/guard", []string{"config"}},
 		{"dialog/store", nil},
+		{"dialog/capture", nil},
 		{"registrar", []string{"config", "dialog/sipmsg"}},
 		{"media", []string{"config", "dialog/sipmsg"}},
 		// The B2BUA: its own layers, never a service, the registrar or

@@ -84,6 +84,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.transfers.WithLabelValues("done")
 	m.transfers.WithLabelValues("failed")
+	// Every conversion parley makes is served from the start, so a
+	// dashboard's rate() has a series before the first key.
+	for _, p := range [][2]string{{dtmfInfo, dtmfInfo}, {dtmfInfo, dtmfRFC4733}, {dtmfRFC4733, dtmfInfo}} {
+		m.dtmf.WithLabelValues(p[0], p[1])
+	}
 	if reg != nil {
 		reg.MustRegister(m.calls, m.callsTotal, m.requests, m.responses, m.setup, m.transfers, m.dtmf, m.dtmfRefused)
 	}

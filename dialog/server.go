@@ -141,6 +141,8 @@ type Server struct {
 	ringTimeout time.Duration
 	onState     func(call string, from, to State)
 	guard       Guard
+	// capture sees every SIP message (capture.hep; nil: none), tap.go.
+	capture Capture
 	// ckpt writes the calls' checkpoints (nil: none); node names this
 	// process in them.
 	ckpt      *ckWriter
@@ -317,6 +319,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 
 	var serving sync.WaitGroup
+	stopCapture := s.runCapture(&serving)
 	// failed keeps the first listener that could not go on; Serve then
 	// stops and returns it, so parley exits non-zero.
 	var failMu sync.Mutex
@@ -327,7 +330,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		var guarded *transport.GuardedListener
 		if ln.UDP != nil {
 			port = transport.NewUDPPort(ln.UDP, s.parser, txSink{s.tx}, s.log,
-				transport.WithMaxMessageSize(s.cfg.SIP.MaxMessageSize))
+				append(s.udpTapOptions(), transport.WithMaxMessageSize(s.cfg.SIP.MaxMessageSize))...)
 			ln.Port = port
 			serving.Add(1)
 			go func() {
@@ -335,7 +338,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				port.Serve()
 			}()
 		} else {
-			guarded = ln.Guard(limits, s.log.With("component", "tcp"))
+			guarded = ln.Guard(limits, s.log.With("component", "tcp"), s.tcpTapOptions()...)
 		}
 		serving.Add(1)
 		go func() {
@@ -380,6 +383,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.wg.Wait()
 	close(ckDone)
 	s.closeListeners()
+	stopCapture()
 	serving.Wait()
 	err := s.ua.Close()
 	s.work.Close()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every parley test on a fresh machine: installs the real peers the
 # end-to-end tests drive (SIPp, baresip, linphone's command-line phone,
-# sox for the audio checks, and Chromium for the dashboard) when they are
-# missing, then checks formatting, vets, and runs all unit and end-to-end
-# tests.
+# sox for the audio checks, Chromium for the dashboard, tshark and sngrep
+# as HEP receivers, Prometheus for the Grafana dashboard's queries) when
+# they are missing, then checks formatting, vets, and runs all unit and
+# end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,9 @@ command -v sox >/dev/null 2>&1 || missing+=(sox)
 command -v linphonec >/dev/null 2>&1 || missing+=(linphone-cli)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium) # the dashboard test's browser
+command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+command -v sngrep >/dev/null 2>&1 || missing+=(sngrep)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
 	sudo=""
 	if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -366,6 +366,11 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 	if p.ckpt != nil {
 		opts = append(opts, dialog.WithCheckpoints(p.ckpt))
 	}
+	capOpts, err := p.captureOptions(cfg, log)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, capOpts...)
 	b2b, err := dialog.New(cfg, append(opts,
 		dialog.WithLogger(log.With("component", "dialog")),
 		dialog.WithRegisterer(p.metrics),

@@ -7,7 +7,8 @@
 // towards each destination.
 //
 // It hands what it reads to a Sink (the transaction layer) and never
-// imports dialog. TCP is served by sipgo on a GuardedListener around the
+// imports dialog. A Tap, when given (tap.go), is shown every message read
+// and written, as bytes with its addresses (for HEP capture). TCP is served by sipgo on a GuardedListener around the
 // Listener's socket (tcp.go), which bounds the connections it accepts
 // (TCPLimits: how many in all and per source, idle and first-message
 // timeouts, message size, framed by framer.go) and keeps accepting

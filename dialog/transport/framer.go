@@ -39,6 +39,11 @@ const (
 // the connection ends before sipgo is handed what it cannot parse.
 type framer struct {
 	max int // sip.max_message_size; 0: no limit
+	// tap, when set, is handed each complete message (valid only during
+	// the call); msg gathers the current one, up to framerTapMax bytes.
+	tap func(msg []byte)
+	msg []byte
+	cut bool // the current message outgrew framerTapMax
 
 	state     int
 	size      int    // bytes of the current message so far
@@ -56,12 +61,14 @@ func (f *framer) feed(p []byte) (good, complete int, err error) {
 	for i := 0; i < len(p); i++ {
 		if f.state == frameBody {
 			k := min(f.remaining, len(p)-i)
+			f.keep(p[i : i+k]...)
 			f.remaining -= k
 			i += k - 1
 			if f.remaining == 0 {
 				f.state = frameIdle
 				complete++
 				good = i + 1
+				f.deliver()
 			}
 			continue
 		}
@@ -72,11 +79,13 @@ func (f *framer) feed(p []byte) (good, complete int, err error) {
 				continue
 			}
 			f.state, f.size, f.line, f.cr, f.header, f.length = frameStart, 0, f.line[:0], false, f.header[:0], -1
+			f.msg, f.cut = f.msg[:0], false
 		}
 		f.size++
 		if f.max > 0 && f.size > f.max {
 			return good, complete, errTooLarge
 		}
+		f.keep(b)
 		if b == '\n' && f.cr {
 			line := f.line[:max(len(f.line)-1, 0)] // without its CR
 			done, err := f.endLine(line)
@@ -87,6 +96,7 @@ func (f *framer) feed(p []byte) (good, complete int, err error) {
 				f.state = frameIdle
 				complete++
 				good = i + 1
+				f.deliver()
 			}
 			f.line, f.cr = f.line[:0], false
 			continue
@@ -100,6 +110,41 @@ func (f *framer) feed(p []byte) (good, complete int, err error) {
 		good = len(p)
 	}
 	return good, complete, nil
+}
+
+// framerTapMax bounds the message gathered for the tap (sip.max_message_size
+// cannot be larger); keptTapBuffer is the buffer kept between messages.
+const (
+	framerTapMax  = 1 << 20
+	keptTapBuffer = 16 << 10
+)
+
+// keep gathers bytes of the current message for the tap.
+func (f *framer) keep(b ...byte) {
+	if f.tap == nil || f.cut {
+		return
+	}
+	if len(f.msg)+len(b) > framerTapMax {
+		f.cut = true
+		return
+	}
+	f.msg = append(f.msg, b...)
+}
+
+// deliver hands the message just completed to the tap (a message cut at
+// framerTapMax is not handed on).
+func (f *framer) deliver() {
+	if f.tap == nil {
+		return
+	}
+	if !f.cut {
+		f.tap(f.msg)
+	}
+	if cap(f.msg) > keptTapBuffer {
+		f.msg = nil // one large message does not pin its buffer
+	} else {
+		f.msg = f.msg[:0]
+	}
 }
 
 // endLine takes one complete line; done reports a message without a body

@@ -80,9 +80,9 @@ func (l *Listener) Addr() string { return net.JoinHostPort(l.ip.String(), strcon
 
 // Guard returns the TCP listener wrapped in a GuardedListener with lim:
 // the one to hand sipgo, so every accepted connection is bounded.
-func (l *Listener) Guard(lim TCPLimits, log *slog.Logger) *GuardedListener {
+func (l *Listener) Guard(lim TCPLimits, log *slog.Logger, opts ...GuardOption) *GuardedListener {
 	if l.guard == nil {
-		l.guard = NewGuardedListener(l.TCP, lim, log)
+		l.guard = NewGuardedListener(l.TCP, lim, log, opts...)
 	}
 	return l.guard
 }

@@ -76,6 +76,7 @@ type GuardedListener struct {
 	ln  tcpAcceptor
 	lim TCPLimits
 	log *slog.Logger
+	tap Tap // sees each message in and out (nil: none)
 
 	mu       sync.Mutex
 	open     int
@@ -88,12 +89,16 @@ type GuardedListener struct {
 }
 
 // NewGuardedListener guards ln with lim, logging to log.
-func NewGuardedListener(ln *net.TCPListener, lim TCPLimits, log *slog.Logger) *GuardedListener {
-	return newGuardedListener(ln, lim, log)
+func NewGuardedListener(ln *net.TCPListener, lim TCPLimits, log *slog.Logger, opts ...GuardOption) *GuardedListener {
+	return newGuardedListener(ln, lim, log, opts...)
 }
 
-func newGuardedListener(ln tcpAcceptor, lim TCPLimits, log *slog.Logger) *GuardedListener {
-	return &GuardedListener{ln: ln, lim: lim, log: log, perSrc: map[netip.Addr]int{}, closed: make(chan struct{})}
+func newGuardedListener(ln tcpAcceptor, lim TCPLimits, log *slog.Logger, opts ...GuardOption) *GuardedListener {
+	l := &GuardedListener{ln: ln, lim: lim, log: log, perSrc: map[netip.Addr]int{}, closed: make(chan struct{})}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
 // Accept returns the next connection within the limits. A connection past
@@ -222,6 +227,10 @@ func (l *GuardedListener) refuse(src netip.Addr, limit string) {
 // guard wraps an accepted connection.
 func (l *GuardedListener) guard(c *net.TCPConn, src netip.Addr) *guardedConn {
 	g := &guardedConn{TCPConn: c, l: l, src: src, fr: framer{max: l.lim.MaxMessageSize}}
+	if l.tap != nil {
+		g.local, g.remote = addrPortOf(c.LocalAddr()), addrPortOf(c.RemoteAddr())
+		g.fr.tap = func(msg []byte) { l.tap.Seen(TapTCP, g.remote, g.local, msg) }
+	}
 	if d := l.lim.FirstMessageTimeout; d > 0 {
 		g.firstBy = time.Now().Add(d)
 	}
@@ -235,6 +244,8 @@ type guardedConn struct {
 	*net.TCPConn
 	l   *GuardedListener
 	src netip.Addr
+	// local and remote are the connection's ends, for the tap.
+	local, remote netip.AddrPort
 
 	fr        framer
 	firstBy   time.Time    // zero: no first-message limit, or it was met
@@ -304,6 +315,10 @@ func (c *guardedConn) Write(b []byte) (int, error) {
 	n, err := c.TCPConn.Write(b)
 	if n > 0 {
 		c.lastWrite.Store(time.Now().UnixNano())
+		// sipgo writes each message with one Write.
+		if t := c.l.tap; t != nil {
+			t.Seen(TapTCP, c.local, c.remote, b[:n])
+		}
 	}
 	return n, err
 }

@@ -29,14 +29,14 @@ type served struct {
 	answer string
 }
 
-func serveGuarded(t *testing.T, lim TCPLimits) *served {
+func serveGuarded(t *testing.T, lim TCPLimits, opts ...GuardOption) *served {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &served{
-		l:     NewGuardedListener(ln, lim, slog.New(slog.DiscardHandler)),
+		l:     NewGuardedListener(ln, lim, slog.New(slog.DiscardHandler), opts...),
 		addr:  ln.Addr().(*net.TCPAddr),
 		read:  map[net.Conn][]byte{},
 		ended: make(chan net.Conn, 100),

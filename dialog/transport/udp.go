@@ -35,6 +35,10 @@ type UDPPort struct {
 	parser *sip.Parser
 	sink   Sink
 	log    *slog.Logger
+	// tap sees every datagram read and sent (nil: none); local is the
+	// socket's address, as the tap is told it.
+	tap   Tap
+	local netip.AddrPort
 
 	seed      maphash.Seed
 	maxSize   int // sip.max_message_size; larger datagrams are dropped
@@ -75,6 +79,7 @@ func NewUDPPort(conn *net.UDPConn, parser *sip.Parser, sink Sink, log *slog.Logg
 	for _, o := range opts {
 		o(u)
 	}
+	u.local = addrPortOf(conn.LocalAddr())
 	return u
 }
 
@@ -123,6 +128,9 @@ func (u *UDPPort) Serve() {
 		data := buf[:n]
 		if len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			continue // keepalive
+		}
+		if u.tap != nil {
+			u.tap.Seen(TapUDP, src, u.local, data)
 		}
 		shard := 0
 		if len(shards) > 1 {
@@ -225,6 +233,9 @@ func (u *UDPPort) passResponse(data []byte, src netip.AddrPort) {
 // Send writes one message to dst.
 func (u *UDPPort) Send(b []byte, dst netip.AddrPort) error {
 	_, err := u.conn.WriteToUDPAddrPort(b, dst)
+	if err == nil && u.tap != nil {
+		u.tap.Seen(TapUDP, u.local, dst, b)
+	}
 	return err
 }
 
@@ -240,7 +251,11 @@ func (u *UDPPort) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // WriteTo sends what sipgo writes.
 func (u *UDPPort) WriteTo(p []byte, addr net.Addr) (int, error) {
-	return u.conn.WriteTo(p, addr)
+	n, err := u.conn.WriteTo(p, addr)
+	if err == nil && u.tap != nil {
+		u.tap.Seen(TapUDP, u.local, addrPortOf(addr), p)
+	}
+	return n, err
 }
 
 // Close ends sipgo's reading; the socket itself is closed by its Listener.
