@@ -167,6 +167,10 @@ type Call struct {
 	ckQuality    MediaQuality
 	// xfer is the transfer in progress on the call, if any (see transfer).
 	xfer *transfer
+	// app names the service that answered the call, and code is the
+	// final status of a call that failed, for its record (record.go).
+	app  string
+	code int
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

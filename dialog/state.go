@@ -258,9 +258,13 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	var ok bool
 	var answer, end time.Time
 	var checkpointed bool
+	var rec CallRecord
 	c.do(func() {
 		legs, svc, ms, ok = s.finish(c, result, reason)
 		answer, end, checkpointed = c.answer, c.end, c.checkpointed
+		if ok && s.record != nil {
+			rec = s.callRecord(c)
+		}
 	})
 	if !ok {
 		return
@@ -290,4 +294,8 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 		args = append(args, "codec", quality.Codec, "rtp_packets", quality.Packets, "rtp_lost", quality.Lost, "jitter_ms", float64(quality.Jitter.Microseconds())/1000)
 	}
 	c.log.Info("call ended", args...)
+	if s.record != nil && result != resultDetached {
+		rec.Media = quality
+		s.record(rec)
+	}
 }

@@ -53,3 +53,7 @@ func (s Service) StartAt(offer []byte, local netip.Addr) ([]byte, dialog.Service
 	}
 	return answer, sess, nil
 }
+
+// App names the echo service in call records (lastapp), as Asterisk's
+// Echo application.
+func (Service) App() string { return "Echo" }
