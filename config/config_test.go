@@ -71,6 +71,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"bad route target", "routes:\n  - match: x\n    target: http://h\n", "routes[0].target"},
 		{"echo clashes", "users:\n  - username: '600'\nservices:\n  echo: '600'\n", "services.echo"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"cdr path a directory", "cdr:\n  path: ./data/\n", "cdr.path"},
 		{"bad admin listen", "admin:\n  listen: nowhere\n", "admin.listen"},
 		{"tiny max message", "sip:\n  max_message_size: 100\n", "sip.max_message_size"},
 		{"no tcp connections", "sip:\n  tcp: {max_connections: 0}\n", "sip.tcp.max_connections"},
