@@ -56,6 +56,13 @@ type Application interface {
 	App() string
 }
 
+// QualityReporter is a ServiceSession that tells the codec and quality of
+// its media, for the call's record and log (the relay's sessions tell
+// theirs through MediaSession).
+type QualityReporter interface {
+	Quality() MediaQuality
+}
+
 // WithRecorder makes f hear of every call once it has ended, once per
 // call. f runs on the goroutine that closes the call, outside the call's
 // queue: it must be quick and must never block (queue the record and

@@ -272,10 +272,14 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	if checkpointed && !s.detached.Load() {
 		s.ckpt.del(c.ID)
 	}
+	var quality *MediaQuality
 	if svc != nil {
+		if qr, ok := svc.(QualityReporter); ok {
+			q := qr.Quality()
+			quality = &q
+		}
 		_ = svc.Close()
 	}
-	var quality *MediaQuality
 	if ms != nil {
 		q := ms.Quality()
 		quality = &q

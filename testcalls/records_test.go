@@ -172,7 +172,7 @@ func TestRecordsCSV(t *testing.T) {
 		colSrc: "1001", colDst: "1002", colAnswer: "", colBillSec: "0", colDisposition: "NO ANSWER", colReason: "cancelled by caller",
 	})
 	checkRecord(t, "echo call", recs[3], map[int]string{
-		colSrc: "1001", colDst: "600", colLastApp: "Echo", colDisposition: "ANSWERED", colDstChannel: "",
+		colSrc: "1001", colDst: "600", colLastApp: "Echo", colDisposition: "ANSWERED", colDstChannel: "", colCodec: "PCMU",
 	})
 	// cdr_csv's quoting: text quoted, numbers and an unset time bare.
 	raw, _ := os.ReadFile(path)
