@@ -12,6 +12,8 @@
 //	DELETE /api/registrations/{user}  remove a user's bindings (RemovedBody, or 404)
 //	GET    /api/bans                  banned source addresses, oldest expiry first
 //	DELETE /api/bans/{addr}           lift the ban on one address (204; 404 without one; 400 for no IP address)
+//	GET    /api/cdr?n=N&user=U        the newest call records, newest first (records.go)
+//	POST   /api/users/{user}/kick     remove a user's registrations and hang up their calls (KickBody)
 //	GET    /debug/pprof/...           Go's profiler, only with WithPProf(true) (admin.pprof); 404 otherwise
 //
 // The API under /api/ answers JSON, errors included (ErrorBody), also for
