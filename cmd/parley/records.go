@@ -19,6 +19,7 @@ import (
 // where /api/cdr reads them back. SIGHUP reopens the file, after a log
 // rotation renamed it.
 type records struct {
+	// w is nil when records are off (cdr.path "" and no store.redis).
 	w      *cdr.Writer
 	reader admin.Records
 	hup    chan os.Signal
@@ -28,8 +29,8 @@ type records struct {
 
 // buildRecords opens the call records' sinks and returns the option that
 // makes the B2BUA record its calls, none when records are off (cdr.path
-// "" and no store.redis). The writer is closed, after the B2BUA has ended
-// every call, when serve returns.
+// "" and no store.redis), and takes SIGHUP. The writer is closed, after
+// the B2BUA has ended every call, when serve returns.
 func (p *parts) buildRecords(cfg *config.Config, log *slog.Logger) ([]dialog.Option, error) {
 	var sinks []cdr.Sink
 	var reader admin.Records
@@ -46,21 +47,29 @@ func (p *parts) buildRecords(cfg *config.Config, log *slog.Logger) ([]dialog.Opt
 		sinks = append(sinks, s)
 		reader = s // one history for every node
 	}
-	if len(sinks) == 0 {
-		return nil, nil
+	r := &records{reader: reader, hup: make(chan os.Signal, 1), stop: make(chan struct{})}
+	var opts []dialog.Option
+	if len(sinks) > 0 {
+		w, err := cdr.NewWriter(sinks, cdr.WithLogger(log.With("component", "cdr")), cdr.WithRegisterer(p.metrics))
+		if err != nil {
+			return nil, err
+		}
+		r.w = w
+		opts = append(opts, dialog.WithRecorder(w.Record))
 	}
-	w, err := cdr.NewWriter(sinks, cdr.WithLogger(log.With("component", "cdr")), cdr.WithRegisterer(p.metrics))
-	if err != nil {
-		return nil, err
-	}
-	r := &records{w: w, reader: reader, hup: make(chan os.Signal, 1), stop: make(chan struct{})}
+	// SIGHUP never stops parley, even with nothing to reopen: an operator
+	// or logrotate sending it expects a reload, not an exit.
 	signal.Notify(r.hup, syscall.SIGHUP)
 	r.wg.Go(func() {
 		for {
 			select {
 			case <-r.hup:
+				if r.w == nil || cfg.CDR.Path == "" {
+					log.Info("SIGHUP: no call record file to reopen (cdr.path is empty)")
+					continue
+				}
 				log.Info("SIGHUP: reopening the call record file", "cdr.path", cfg.CDR.Path)
-				w.Reopen()
+				r.w.Reopen()
 			case <-r.stop:
 				return
 			}
@@ -68,7 +77,7 @@ func (p *parts) buildRecords(cfg *config.Config, log *slog.Logger) ([]dialog.Opt
 	})
 	p.records = r
 	p.closer = append(p.closer, r.close)
-	return []dialog.Option{dialog.WithRecorder(w.Record)}, nil
+	return opts, nil
 }
 
 // close stops taking SIGHUP, writes the records still queued and closes
@@ -77,5 +86,8 @@ func (r *records) close() error {
 	signal.Stop(r.hup)
 	close(r.stop)
 	r.wg.Wait()
+	if r.w == nil {
+		return nil
+	}
 	return r.w.Close()
 }
