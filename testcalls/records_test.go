@@ -20,7 +20,8 @@ import (
 var (
 	rangeRecords = rangeOf(32000)
 	rangeKick    = rtpRange{32100, 32149}
-	rangeStream  = rtpRange{32150, 32199}
+	rangeStream  = rtpRange{32150, 32175}
+	rangeFull    = rtpRange{32176, 32199}
 )
 
 // The columns of a call record: Asterisk's cdr_csv, then parley's.
@@ -332,4 +333,28 @@ func TestRecordsRedisStream(t *testing.T) {
 		list[0]["node"] != "stream-node" || list[0]["lastapp"] != "Echo" || list[0]["uniqueid"] != file[0][colUniqueID] {
 		t.Errorf("GET /api/cdr: %d %v %s", code, err, body)
 	}
+}
+
+// TestRecordsFullDisk: with cdr.path on /dev/full, a disk that is always
+// full, calls go on as ever; each lost record is logged and counted in
+// parley_cdr_records_total{sink="file",outcome="failed"}.
+func TestRecordsFullDisk(t *testing.T) {
+	t.Parallel()
+	needParley(t)
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	pl := startParley(t, recordsConfig(t, rangeFull, "/dev/full"))
+	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+	alice.mustRegister()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		echo := alice.call(ctx, "600")
+		echo.mustAnswered(t)
+		echo.hangup(t)
+		cancel()
+	}
+	pl.waitMetric(t, 3*time.Second, equals(3), "parley_cdr_records_total", "sink", "file", "outcome", "failed")
+	pl.waitMetric(t, time.Second, equals(3), "parley_calls_total", "result", "answered")
+	waitLog(t, pl, "call record not written", time.Second)
 }
