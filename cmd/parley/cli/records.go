@@ -80,9 +80,6 @@ func printLast(w io.Writer, list []cdr.Record) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(r.Src), orDash(r.Dst),
 			r.Start.Local().Format(timeLayout), end, talk, r.Disposition, r.LastApp, orDash(r.Codec), loss, orDash(r.Reason))
 	}
-	if len(list) == 0 {
-		fmt.Fprintln(tw, "(no calls recorded)")
-	}
 	return tw.Flush()
 }
 
