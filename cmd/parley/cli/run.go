@@ -7,8 +7,9 @@ import (
 )
 
 // Run runs the operator command name (calls, hangup, registrations, bans,
-// unban, nodes, last, who, kick) with args against a running parley's admin API, writing what it
-// prints to stdout and its complaints to stderr. It returns the exit code:
+// unban, nodes, last, who, kick) with args against a running parley's
+// admin API, writing what it prints to stdout and its complaints to
+// stderr. It returns the exit code:
 // 0 on success, 1 when the API is unreachable or refuses, 2 for a usage
 // error (including an unknown command).
 func Run(name string, args []string, stdout, stderr io.Writer) int {
