@@ -37,6 +37,8 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	// Capture copies SIP messages to a HEP collector (capture.go).
 	Capture Capture `yaml:"capture"`
+	// CDR is where call records go (issue 14).
+	CDR CDR `yaml:"cdr"`
 }
 
 // SIP holds the signalling settings.
@@ -208,6 +210,14 @@ type Security struct {
 	// DropUserAgents lists User-Agent substrings (compared without regard
 	// to case) whose requests are dropped silently: scanners.
 	DropUserAgents []string `yaml:"drop_user_agents"`
+}
+
+// CDR holds the call detail records' settings.
+type CDR struct {
+	// Path is the CSV file records are appended to, in Asterisk's
+	// cdr_csv column order with parley's columns after; "" turns the file
+	// off. It is reopened on SIGHUP, for log rotation.
+	Path string `yaml:"path"`
 }
 
 // Log holds logging settings (added by this build).

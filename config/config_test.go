@@ -74,6 +74,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"paging clashes with echo", "users:\n  - {username: '1001', password: x}\nservices:\n  echo: '700'\n  paging: {'700': ['1001']}\n", "services.paging.700"},
 		{"paging group empty", "users:\n  - {username: '1001', password: x}\nservices:\n  paging: {'700': []}\n", "services.paging.700"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"cdr path a directory", "cdr:\n  path: ./data/\n", "cdr.path"},
 		{"bad admin listen", "admin:\n  listen: nowhere\n", "admin.listen"},
 		{"tiny max message", "sip:\n  max_message_size: 100\n", "sip.max_message_size"},
 		{"no tcp connections", "sip:\n  tcp: {max_connections: 0}\n", "sip.tcp.max_connections"},

@@ -289,6 +289,10 @@ func (c *Config) Validate() error {
 		return err
 	}
 
+	if p := c.CDR.Path; p != "" && (strings.HasSuffix(p, "/") || strings.ContainsRune(p, 0)) {
+		return bad("cdr.path", "%q: want a file name", p)
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

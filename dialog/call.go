@@ -169,6 +169,10 @@ type Call struct {
 	xfer *transfer
 	// page holds a page's members (paging.go); nil for other calls.
 	page *pageCall
+	// app names the service that answered the call, and code is the
+	// final status of a call that failed, for its record (record.go).
+	app  string
+	code int
 }
 
 // do runs f in the call's queue and returns once it has run. It must not

@@ -702,5 +702,6 @@ func (s *Server) failCall(c *Call, req *sip.Request, tx sip.ServerTransaction, e
 	se := sipmsg.ErrorFor(err)
 	_ = tx.Respond(sipmsg.Response(req, err, c.caller.localTag))
 	c.log.Info("call failed", "status", se.Code, "reason", se.Reason, "detail", se.Warning)
+	c.do(func() { c.code = se.Code }) // for the call's record
 	s.closeCall(c, resultFor(se.Code), strconv.Itoa(se.Code)+" "+se.Reason)
 }

@@ -80,6 +80,10 @@ func (s *Server) page(c *Call, req *sip.Request, tx sip.ServerTransaction, pg Pa
 	c.do(func() {
 		c.svc, c.svcAnswer = sess, answer
 		c.page = &pageCall{sess: sess, members: map[*leg]*pageMember{}}
+		c.app = "Page"
+		if a, ok := pg.(Application); ok {
+			c.app = a.App()
+		}
 	})
 	type member struct {
 		user string

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -338,6 +339,7 @@ type rig struct {
 	s      *Server
 	reg    *prometheus.Registry
 	log    *stateLog
+	recs   *recordLog
 	parley *net.UDPAddr
 	caller *peer
 	callee *peer
@@ -345,12 +347,13 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{reg: prometheus.NewRegistry(), log: &stateLog{}}
+	r := &rig{reg: prometheus.NewRegistry(), log: &stateLog{}, recs: &recordLog{}}
 	r.caller = newPeer(t, "caller")
 	r.callee = newPeer(t, "callee")
 	yaml := fmt.Sprintf("sip:\n  listen: [udp://127.0.0.1:0]\nroutes:\n  - {match: '^9(\\d+)$', target: 'sip:$1@127.0.0.1:%d'}\n", r.callee.port())
 	r.s = startServer(t, yaml, WithRegisterer(r.reg), WithLogger(slog.New(&logHandler{})),
-		WithStateObserver(func(call string, from, to State) { r.log.add(call, move{from.String(), to.String()}) }))
+		WithStateObserver(func(call string, from, to State) { r.log.add(call, move{from.String(), to.String()}) }),
+		WithRecorder(r.recs.add))
 	addr, err := net.ResolveUDPAddr("udp", r.s.Addr("udp"))
 	if err != nil {
 		t.Fatal(err)
@@ -515,6 +518,8 @@ func (r *rig) wantClosed(t *testing.T) {
 			t.Errorf("call %s moved %v: want exactly one move to closed, last", id, moves)
 		}
 	}
+	// One record per call, however its end raced (record_test.go).
+	r.recs.wantOnePerCall(t, slices.Collect(maps.Keys(r.log.byCall())))
 }
 
 func eventually(t *testing.T, d time.Duration, f func() error) {

@@ -151,6 +151,9 @@ type Server struct {
 	// detached is set by Detach: the calls are left to the next process.
 	detached atomic.Bool
 
+	// record hears of every ended call (WithRecorder; nil: none).
+	record func(CallRecord)
+
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client

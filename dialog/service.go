@@ -66,6 +66,10 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 	var ok *sip.Response
 	c.do(func() {
 		c.svc, c.svcAnswer = sess, answer
+		c.app = c.to
+		if a, ok := svc.(Application); ok {
+			c.app = a.App()
+		}
 		ok = s.answerOK(c.caller, req, tx, okSpec{body: answer, allow: true})
 		s.activate(c)
 	})

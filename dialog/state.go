@@ -258,9 +258,13 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	var ok bool
 	var answer, end time.Time
 	var checkpointed bool
+	var rec CallRecord
 	c.do(func() {
 		legs, svc, ms, ok = s.finish(c, result, reason)
 		answer, end, checkpointed = c.answer, c.end, c.checkpointed
+		if ok && s.record != nil {
+			rec = s.callRecord(c)
+		}
 	})
 	if !ok {
 		return
@@ -268,10 +272,14 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 	if checkpointed && !s.detached.Load() {
 		s.ckpt.del(c.ID)
 	}
+	var quality *MediaQuality
 	if svc != nil {
+		if qr, ok := svc.(QualityReporter); ok {
+			q := qr.Quality()
+			quality = &q
+		}
 		_ = svc.Close()
 	}
-	var quality *MediaQuality
 	if ms != nil {
 		q := ms.Quality()
 		quality = &q
@@ -290,4 +298,8 @@ func (s *Server) closeCall(c *Call, result, reason string) {
 		args = append(args, "codec", quality.Codec, "rtp_packets", quality.Packets, "rtp_lost", quality.Lost, "jitter_ms", float64(quality.Jitter.Microseconds())/1000)
 	}
 	c.log.Info("call ended", args...)
+	if s.record != nil && result != resultDetached {
+		rec.Media = quality
+		s.record(rec)
+	}
 }

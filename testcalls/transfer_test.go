@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -383,6 +384,13 @@ func TestTransferAttended(t *testing.T) {
 	c.want(t, evBye, callTimeout)
 	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 	pl.waitMetric(t, time.Second, equals(1), "parley_transfers_total", "result", "done")
+	// Both calls leave a record (cdr.path's default, in parley's working
+	// directory): the one joined into the other says so.
+	recs := readRecords(t, filepath.Join(filepath.Dir(pl.ConfigPath), "data", "cdr.csv"), 2, 3*time.Second)
+	if !strings.HasPrefix(recs[0][colReason], "joined to call "+recs[1][colUniqueID]) || recs[0][colDisposition] != "ANSWERED" ||
+		recs[1][colReason] != "BYE from callee" {
+		t.Errorf("records after the attended transfer: %q", recs)
+	}
 }
 
 // TestInviteReplaces: a second phone of user 1001 takes over 1001's call

@@ -30,6 +30,8 @@ admin:
   listen: 127.0.0.1:0
 store:
   path: ""
+cdr:
+  path: ""
 `), "test")
 			if err != nil {
 				t.Fatal(err)

@@ -46,6 +46,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	recordOpts, err := p.buildRecords(cfg, log) // records.go
+	if err != nil {
+		return err
+	}
+	mediaOpts = append(mediaOpts, recordOpts...)
 	if err := p.buildSIP(cfg, log, mediaOpts); err != nil {
 		return err
 	}
@@ -93,6 +98,8 @@ type parts struct {
 	cluster *clusterNode
 	// ready are what /readyz checks beyond the listeners.
 	ready []readyCheck
+	// records are the call records (records.go), nil when off.
+	records *records
 }
 
 // close closes what the parts opened, last first.
@@ -189,6 +196,9 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 	}
 	if p.cluster != nil {
 		opts = append(opts, admin.WithNodes(p.cluster))
+	}
+	if p.records != nil && p.records.reader != nil {
+		opts = append(opts, admin.WithRecords(p.records.reader))
 	}
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)

@@ -9,6 +9,11 @@
 // that plug in every service the config turns on. The B2BUA (package
 // dialog) knows only its small Service interface and never imports a
 // service.
+//
+// A service's calls are recorded (dialog/cdr) under the application its
+// Service names with dialog.Application (lastapp: Echo, Page, PTT,
+// Conference, Playback), with the codec and quality its sessions tell
+// through dialog.QualityReporter; the echo service implements both.
 package service
 
 import (

@@ -25,6 +25,7 @@ type Server struct {
 	regs    Registrations
 	bans    Bans
 	nodes   Nodes
+	records Records
 	state   *readiness
 	token   bearer
 	pprof   bool
@@ -84,6 +85,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
 	registerAPI(mux, s.calls, s.regs, s.bans, s.nodes)
 	s.registerDashboard(mux)
+	registerRecords(mux, s) // records.go: /api/cdr, /api/users/{user}/kick
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")

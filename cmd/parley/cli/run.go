@@ -7,8 +7,9 @@ import (
 )
 
 // Run runs the operator command name (calls, hangup, registrations, bans,
-// unban, nodes) with args against a running parley's admin API, writing what it
-// prints to stdout and its complaints to stderr. It returns the exit code:
+// unban, nodes, last, who, kick) with args against a running parley's
+// admin API, writing what it prints to stdout and its complaints to
+// stderr. It returns the exit code:
 // 0 on success, 1 when the API is unreachable or refuses, 2 for a usage
 // error (including an unknown command).
 func Run(name string, args []string, stdout, stderr io.Writer) int {
@@ -26,8 +27,14 @@ func Run(name string, args []string, stdout, stderr io.Writer) int {
 		err = cmdUnban(args, stdout, stderr)
 	case "nodes":
 		err = cmdNodes(args, stdout, stderr)
+	case "last": // records.go
+		err = cmdLast(args, stdout, stderr)
+	case "who":
+		err = cmdWho(args, stdout, stderr)
+	case "kick":
+		err = cmdKick(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup, registrations, bans, unban and nodes\n", name)
+		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup, registrations, bans, unban, nodes, last, who and kick\n", name)
 		return 2
 	}
 	var u usageError

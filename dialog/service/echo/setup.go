@@ -41,7 +41,7 @@ func (s Service) Start(offer []byte) ([]byte, dialog.ServiceSession, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return answer, sess, nil
+	return answer, session{sess}, nil
 }
 
 // StartAt is Start for a caller facing local address local, which the
@@ -51,5 +51,18 @@ func (s Service) StartAt(offer []byte, local netip.Addr) ([]byte, dialog.Service
 	if err != nil {
 		return nil, nil, err
 	}
-	return answer, sess, nil
+	return answer, session{sess}, nil
+}
+
+// App names the echo service in call records (lastapp), as Asterisk's
+// Echo application.
+func (Service) App() string { return "Echo" }
+
+// session is one echo call: media.EchoSession, telling the call's record
+// its codec and the packets it echoed.
+type session struct{ *media.EchoSession }
+
+// Quality returns the codec and the RTP packets echoed so far.
+func (s session) Quality() dialog.MediaQuality {
+	return dialog.MediaQuality{Codec: s.Negotiated().Codec, Packets: s.Stats().Packets}
 }
