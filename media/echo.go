@@ -97,31 +97,5 @@ func (e *Echo) StartAt(offer []byte, local netip.Addr) (answer []byte, sess *Ech
 
 // bind acquires a port and binds RTP on it and RTCP on the next one.
 func (e *Echo) bind() (int, *net.UDPConn, *net.UDPConn, error) {
-	var failed []int
-	defer func() {
-		for _, p := range failed {
-			e.pool.Release(p)
-		}
-	}()
-	var lastErr error
-	for range bindAttempts(e.pool) {
-		port, err := e.pool.Acquire()
-		if err != nil {
-			// Returned as is so its SIPStatus (503) stays visible.
-			return 0, nil, nil, err
-		}
-		rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.addr, uint16(port))))
-		if err != nil {
-			failed, lastErr = append(failed, port), err
-			continue
-		}
-		rtcpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.addr, uint16(port+1))))
-		if err != nil {
-			rtpConn.Close()
-			failed, lastErr = append(failed, port), err
-			continue
-		}
-		return port, rtpConn, rtcpConn, nil
-	}
-	return 0, nil, nil, fmt.Errorf("media: binding RTP on %v: %w", e.addr, lastErr)
+	return BindPair(e.pool, e.addr)
 }
