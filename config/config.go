@@ -185,6 +185,12 @@ type Route struct {
 type Services struct {
 	// Echo is the user part that reaches the echo service; empty disables it.
 	Echo string `yaml:"echo"`
+
+	// Rooms maps numbers to conference and push-to-talk rooms
+	// (rooms.go).
+	Rooms map[string]Room `yaml:"rooms"`
+	// Playback maps numbers to a WAV file or tone:HZ to play.
+	Playback map[string]string `yaml:"playback"`
 }
 
 // Security holds the defences against scanners, password guessing and
@@ -318,6 +324,12 @@ func zeroDurations(n *yaml.Node, t reflect.Type) bool {
 				changed = true
 			}
 		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if zeroDurations(n.Content[i], t.Elem()) {
+				changed = true
+			}
+		}
 	}
 	return changed
 }
@@ -352,6 +364,16 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			}
 			if err := checkKeys(n.Content[i+1], ft, join(path, k)); err != nil {
 				return err
+			}
+		}
+	case reflect.Map:
+		// A map keyed by number (services.rooms): its values are named
+		// services.rooms.800.mode.
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+					return err
+				}
 			}
 		}
 	case reflect.Slice:

@@ -281,6 +281,9 @@ func (c *Config) Validate() error {
 			return bad("services.echo", "%q is also a user", e)
 		}
 	}
+	if err := c.validateRooms(seen); err != nil {
+		return err
+	}
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

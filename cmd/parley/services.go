@@ -6,4 +6,5 @@ package main
 // import here, and nothing in dialog changes.
 import (
 	_ "github.com/parley-sip/parley/dialog/service/echo"
+	_ "github.com/parley-sip/parley/dialog/service/rooms"
 )

@@ -93,6 +93,8 @@ type parts struct {
 	cluster *clusterNode
 	// ready are what /readyz checks beyond the listeners.
 	ready []readyCheck
+	// published is what services offer the admin API (publishedOptions).
+	published []any
 }
 
 // close closes what the parts opened, last first.
@@ -190,6 +192,7 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 	if p.cluster != nil {
 		opts = append(opts, admin.WithNodes(p.cluster))
 	}
+	opts = append(opts, publishedOptions(p.published)...)
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
@@ -352,7 +355,8 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	opts := []dialog.Option{dialog.WithMedia(relayMedia{sessions})}
-	svcs, err := service.Options(service.Env{Config: cfg, Log: log, Ports: pool, RTPAddress: rtpAddr})
+	svcs, err := service.Options(service.Env{Config: cfg, Log: log, Ports: pool, RTPAddress: rtpAddr,
+		Registerer: p.metrics, Publish: func(v any) { p.published = append(p.published, v) }})
 	if err != nil {
 		return nil, err
 	}

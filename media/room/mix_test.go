@@ -61,7 +61,7 @@ func (tm *testMember) speak() {
 }
 
 func testRoom(t testing.TB, opts ...Option) *Room {
-	pool, err := media.NewPortPool(40000, 40100)
+	pool, err := media.NewPortPool(32700, 32766)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type Server struct {
 	regs    Registrations
 	bans    Bans
 	nodes   Nodes
+	rooms   Rooms
 	state   *readiness
 	token   bearer
 	pprof   bool
@@ -77,6 +78,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", serveHealthz)
 	mux.HandleFunc("GET /readyz", s.state.serveReadyz)
 	registerAPI(mux, s.calls, s.regs, s.bans, s.nodes)
+	registerRooms(mux, s.rooms)
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")
