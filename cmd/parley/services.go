@@ -6,5 +6,6 @@ package main
 // import here, and nothing in dialog changes.
 import (
 	_ "github.com/parley-sip/parley/dialog/service/echo"
+	_ "github.com/parley-sip/parley/dialog/service/playback"
 	_ "github.com/parley-sip/parley/dialog/service/rooms"
 )
