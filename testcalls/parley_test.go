@@ -122,6 +122,9 @@ type parleyConfig struct {
 	Registrar string
 	// DTMFModes gives test users a users[].dtmf_mode (user to mode).
 	DTMFModes map[string]string
+	// Services, when set, replaces the services section's flow mapping
+	// (default {echo: "600"}), e.g. to add rooms and playback numbers.
+	Services string
 }
 
 // parley is one running parley process.
@@ -176,7 +179,11 @@ func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 			fmt.Fprintf(&b, "  - {match: %s, target: %s}\n", yamlQuote(r[0]), yamlQuote(r[1]))
 		}
 	}
-	b.WriteString("services: {echo: \"600\"}\n")
+	services := `{echo: "600"}`
+	if c.Services != "" {
+		services = c.Services
+	}
+	fmt.Fprintf(&b, "services: %s\n", services)
 	registrar := "{min_expires: 60, max_expires: 3600, qualify: 0s}"
 	if c.Registrar != "" {
 		registrar = c.Registrar
