@@ -3,6 +3,8 @@ package room
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -188,17 +190,42 @@ func TestCue(t *testing.T) {
 	}
 }
 
+// sendSocket returns a socket to send from and the address of one that
+// takes the packets (and drops them unread once its buffer is full).
+func sendSocket(b *testing.B) (*net.UDPConn, netip.AddrPort) {
+	from, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { from.Close(); to.Close() })
+	return from, to.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // BenchmarkRoom mixes one 20 ms tick of a conference of N members who all
 // talk, a third of them in G.722 (so the room mixes at 16 kHz), the rest
 // in PCMU and PCMA. A tick must take well under 20 ms for the room's
 // mixing to stay under one core: ns/op divided by 20e6 is the share of a
-// core the room takes.
+// core the room takes. The +send variants also send each member's
+// packet on a real UDP socket over loopback, as a room does.
 func BenchmarkRoom(b *testing.B) {
 	for _, n := range []int{3, 10, 30, 64, 250, 1000} {
-		for _, mixCodecs := range []bool{false, true} {
+		for _, v := range []struct {
+			mixCodecs, udp bool
+		}{{false, false}, {true, false}, {true, true}} {
+			mixCodecs := v.mixCodecs
 			name := fmt.Sprintf("members=%d/g711", n)
 			if mixCodecs {
 				name = fmt.Sprintf("members=%d/g711+g722", n)
+			}
+			if v.udp {
+				if n > 250 {
+					continue
+				}
+				name += "+send"
 			}
 			b.Run(name, func(b *testing.B) {
 				r := testRoom(b)
@@ -214,6 +241,10 @@ func BenchmarkRoom(b *testing.B) {
 					}
 					ms[i] = newTestMember(b, r, fmt.Sprint(i), codec, pt, float64(300+50*i))
 					ms[i].Member.sink = func([]byte) {}
+					if v.udp {
+						ms[i].Member.sink = nil
+						ms[i].Member.rtp, ms[i].Member.remote = sendSocket(b)
+					}
 					members[i] = ms[i].Member
 				}
 				rate := rateOf(members)
