@@ -121,12 +121,15 @@ func (m *Member) Done() <-chan struct{} { return m.done }
 // call more than once.
 func (m *Member) Close() error {
 	m.closing.Do(func() {
-		m.room.remove(m)
+		// Stop reading first: a key that arrives while the member leaves
+		// must not reach the service after its leave (a floor granted to
+		// a member already gone would never be released).
 		m.rtp.Close()
 		m.rtcp.Close()
 		if m.started {
 			<-m.stopped
 		}
+		m.room.remove(m)
 		m.room.pool.Release(m.port)
 	})
 	return nil

@@ -272,3 +272,45 @@ func BenchmarkRoom(b *testing.B) {
 		}
 	}
 }
+
+// Joining queues the join cue for everyone, leaving the leave cue for
+// those who stay; a quiet room (a page) plays neither. The ticker runs
+// while the room has members and stops with the last.
+func TestJoinLeaveCues(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		var opts []Option
+		if quiet {
+			opts = append(opts, WithQuiet())
+		}
+		r := testRoom(t, opts...)
+		a := newTestMember(t, r, "a", "PCMU", 0, 0)
+		b := newTestMember(t, r, "b", "PCMU", 0, 0)
+		a.sink, b.sink = func([]byte) {}, func([]byte) {}
+		cues := func(m *testMember) int {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return len(m.cue.segs)
+		}
+		if err := r.add(a.Member); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.add(b.Member); err != nil {
+			t.Fatal(err)
+		}
+		if got := cues(b); (got > 0) == quiet {
+			t.Errorf("quiet %v: b has %d cue segments after joining", quiet, got)
+		}
+		time.Sleep(300 * time.Millisecond) // the ticker plays the join cues out
+		r.remove(b.Member)
+		if got := cues(a); (got > 0) == quiet {
+			t.Errorf("quiet %v: a has %d cue segments after b left", quiet, got)
+		}
+		r.remove(a.Member)
+		r.mu.Lock()
+		running := r.stop != nil
+		r.mu.Unlock()
+		if running {
+			t.Error("the ticker still runs in an empty room")
+		}
+	}
+}

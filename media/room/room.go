@@ -40,6 +40,7 @@ type Room struct {
 	timeout time.Duration
 	log     *slog.Logger
 	gated   bool
+	quiet   bool
 
 	onKey   func(m *Member, code uint8)
 	onTick  func(now time.Time)
@@ -90,6 +91,12 @@ func WithLogger(l *slog.Logger) Option {
 // push-to-talk, and paging with a fixed talker.
 func WithGate() Option {
 	return func(r *Room) error { r.gated = true; return nil }
+}
+
+// WithQuiet plays no cue when members join or leave: a page, whose
+// listeners should hear the pager and nothing else.
+func WithQuiet() Option {
+	return func(r *Room) error { r.quiet = true; return nil }
 }
 
 // WithKeys calls f with each RFC 4733 key a member presses (event code: 0-9,
@@ -199,7 +206,9 @@ func (r *Room) add(m *Member) error {
 	}
 	r.members = append(r.members, m)
 	for _, o := range r.members {
-		o.cue.queue(CueJoin)
+		if !r.quiet {
+			o.cue.queue(CueJoin)
+		}
 	}
 	if r.stop == nil {
 		r.stop, r.stopped = make(chan struct{}), make(chan struct{})
@@ -224,7 +233,9 @@ func (r *Room) remove(m *Member) {
 		r.talker = nil
 	}
 	for _, o := range r.members {
-		o.cue.queue(CueLeave)
+		if !r.quiet {
+			o.cue.queue(CueLeave)
+		}
 	}
 	n := len(r.members)
 	var stop, stopped chan struct{}
