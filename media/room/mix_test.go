@@ -1,6 +1,7 @@
 package room
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -312,5 +313,32 @@ func TestJoinLeaveCues(t *testing.T) {
 		if running {
 			t.Error("the ticker still runs in an empty room")
 		}
+	}
+}
+
+// The member past MaxMembers is refused with 486 Busy Here.
+func TestRoomFull(t *testing.T) {
+	r := testRoom(t)
+	var ms []*Member
+	for i := range MaxMembers {
+		m := newTestMember(t, r, fmt.Sprint(i), "PCMU", 0, 0)
+		m.sink = func([]byte) {}
+		if err := r.add(m.Member); err != nil {
+			t.Fatalf("member %d: %v", i, err)
+		}
+		ms = append(ms, m.Member)
+	}
+	defer func() {
+		for _, m := range ms {
+			r.remove(m)
+		}
+	}()
+	err := r.add(newTestMember(t, r, "late", "PCMU", 0, 0).Member)
+	var st interface{ SIPStatus() (int, string) }
+	if !errors.As(err, &st) {
+		t.Fatalf("the member past the bound: %v", err)
+	}
+	if code, _ := st.SIPStatus(); code != 486 {
+		t.Errorf("status %d, want 486", code)
 	}
 }
