@@ -49,4 +49,10 @@ func TestJitterBuffer(t *testing.T) {
 	if m.fifo[len(m.fifo)-1] != 8 {
 		t.Error("the packet after the wrap was dropped")
 	}
+	// A stream that restarts far behind (a new SSRC, a rebooted phone) is
+	// taken up again at once.
+	m.push(30000, frame(11))
+	if m.fifo[len(m.fifo)-1] != 11 {
+		t.Error("a restarted sequence was dropped")
+	}
 }

@@ -246,12 +246,19 @@ func (m *Member) key(pkt *rtp.Packet) {
 	}
 }
 
-// push adds a packet's samples to the jitter buffer. A packet older than
-// the last one (reordered or duplicated) is dropped: it is too late.
+// maxBehind is how far behind the last sequence number a packet may be
+// and still count as late; further back, the phone restarted its
+// sequence (a new SSRC after a re-INVITE, a restart) and the stream
+// resynchronises on it rather than being dropped until it wraps.
+const maxBehind = 100
+
+// push adds a packet's samples to the jitter buffer. A packet a little
+// older than the last one (reordered or duplicated) is dropped: it is too
+// late.
 func (m *Member) push(seq uint16, pcm []int16) {
 	m.jmu.Lock()
 	defer m.jmu.Unlock()
-	if m.haveSeq && int16(seq-m.lastSeq) <= 0 {
+	if d := int16(seq - m.lastSeq); m.haveSeq && d <= 0 && d > -maxBehind {
 		return
 	}
 	m.lastSeq, m.haveSeq = seq, true
