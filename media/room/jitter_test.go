@@ -1,6 +1,10 @@
 package room
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pion/rtp"
+)
 
 // The jitter buffer starts playing once jitterStart frames wait, drops
 // late and duplicated packets, and bounds itself at jitterMax frames.
@@ -54,5 +58,18 @@ func TestJitterBuffer(t *testing.T) {
 	m.push(30000, frame(11))
 	if m.fifo[len(m.fifo)-1] != 11 {
 		t.Error("a restarted sequence was dropped")
+	}
+}
+
+// A flood of keys reaches the service at most maxKeysPerSecond a second.
+func TestKeyFlood(t *testing.T) {
+	n := 0
+	r := testRoom(t, WithKeys(func(*Member, uint8) { n++ }))
+	m := newTestMember(t, r, "a", "PCMU", 0, 0).Member
+	for i := range 50 {
+		m.key(&rtp.Packet{Header: rtp.Header{Timestamp: uint32(i) * 800}, Payload: []byte{10, 0x80, 0, 160}})
+	}
+	if n != maxKeysPerSecond {
+		t.Errorf("%d keys reported, want %d", n, maxKeysPerSecond)
 	}
 }

@@ -25,6 +25,9 @@ const (
 	jitterMax   = 8
 )
 
+// maxKeysPerSecond bounds the RFC 4733 keys of one member a room reports.
+const maxKeysPerSecond = 10
+
 // Member is one phone in a room: its RTP port pair, its codec state and
 // the goroutine that reads its RTP.
 type Member struct {
@@ -49,14 +52,17 @@ type Member struct {
 
 	// The jitter buffer: decoded samples at rate, filled by the reader,
 	// drained by the ticker.
-	jmu      sync.Mutex
-	fifo     []int16
-	playing  bool
-	lastSeq  uint16
-	haveSeq  bool
-	lastKey  uint32 // RTP timestamp of the last key reported
-	haveKey  bool
-	received atomic.Uint64
+	jmu     sync.Mutex
+	fifo    []int16
+	playing bool
+	lastSeq uint16
+	haveSeq bool
+	lastKey uint32 // RTP timestamp of the last key reported
+	haveKey bool
+	// keyWindow starts the second in which keysInWindow keys came.
+	keyWindow    time.Time
+	keysInWindow int
+	received     atomic.Uint64
 
 	// Owned by the ticker (cue under the room's lock).
 	cue    cuePlayer
@@ -240,6 +246,16 @@ func (m *Member) key(pkt *rtp.Packet) {
 	m.jmu.Lock()
 	fresh := !m.haveKey || pkt.Timestamp != m.lastKey
 	m.lastKey, m.haveKey = pkt.Timestamp, true
+	if fresh {
+		// At most maxKeysPerSecond keys a second reach the service: a
+		// phone that floods events cannot flood the floor's log.
+		now := time.Now()
+		if now.Sub(m.keyWindow) >= time.Second {
+			m.keyWindow, m.keysInWindow = now, 0
+		}
+		m.keysInWindow++
+		fresh = m.keysInWindow <= maxKeysPerSecond
+	}
 	m.jmu.Unlock()
 	if fresh && m.room.onKey != nil {
 		m.room.onKey(m, pkt.Payload[0])
