@@ -192,6 +192,12 @@ type Services struct {
 	// Paging maps a number to the users it pages (simplex: the caller is
 	// heard by every member, nothing flows back).
 	Paging map[string][]string `yaml:"paging"`
+
+	// Rooms maps numbers to conference and push-to-talk rooms
+	// (rooms.go).
+	Rooms map[string]Room `yaml:"rooms"`
+	// Playback maps numbers to a WAV file or tone:HZ to play.
+	Playback map[string]string `yaml:"playback"`
 }
 
 // Security holds the defences against scanners, password guessing and
@@ -333,6 +339,12 @@ func zeroDurations(n *yaml.Node, t reflect.Type) bool {
 				changed = true
 			}
 		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if zeroDurations(n.Content[i], t.Elem()) {
+				changed = true
+			}
+		}
 	}
 	return changed
 }
@@ -367,6 +379,16 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string) error {
 			}
 			if err := checkKeys(n.Content[i+1], ft, join(path, k)); err != nil {
 				return err
+			}
+		}
+	case reflect.Map:
+		// A map keyed by number (services.rooms): its values are named
+		// services.rooms.800.mode.
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if err := checkKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+					return err
+				}
 			}
 		}
 	case reflect.Slice:

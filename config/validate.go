@@ -292,6 +292,9 @@ func (c *Config) Validate() error {
 	if p := c.CDR.Path; p != "" && (strings.HasSuffix(p, "/") || strings.ContainsRune(p, 0)) {
 		return bad("cdr.path", "%q: want a file name", p)
 	}
+	if err := c.validateRooms(seen); err != nil {
+		return err
+	}
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -26,6 +26,11 @@ func TestImportRules(t *testing.T) {
 		{"dialog/capture", nil},
 		{"registrar", []string{"config", "dialog/sipmsg"}},
 		{"media", []string{"config", "dialog/sipmsg"}},
+		// Audio work beneath media: codecs are a leaf; the rooms' engine
+		// and playback sit on media and the codecs, never on dialog.
+		{"media/audio", nil},
+		{"media/room", []string{"config", "dialog/sipmsg", "media", "media/audio"}},
+		{"media/play", []string{"config", "dialog/sipmsg", "media", "media/audio"}},
 		// The B2BUA: its own layers, never a service, the registrar or
 		// media (it reaches them through its interfaces).
 		{"dialog", []string{"config", "dialog/sipmsg", "dialog/transport", "dialog/transaction"}},

@@ -50,7 +50,9 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 	var answer []byte
 	var sess ServiceSession
 	var err error
-	if as, ok := svc.(addressedService); ok {
+	if cs, ok := svc.(callerService); ok {
+		answer, sess, err = cs.StartCall(ServiceCall{Offer: offer, Local: s.facing(sipmsg.LowerTransport(req.Transport()), req.Source()), From: c.from, CallID: c.ID})
+	} else if as, ok := svc.(addressedService); ok {
 		answer, sess, err = as.StartAt(offer, s.facing(sipmsg.LowerTransport(req.Transport()), req.Source()))
 	} else {
 		answer, sess, err = svc.Start(offer)

@@ -77,7 +77,7 @@ func (e *Echo) StartAt(offer []byte, local netip.Addr) (answer []byte, sess *Ech
 			return nil, nil, errors.New("media: echo bound to every address needs the caller's local address")
 		}
 	}
-	port, rtpConn, rtcpConn, err := bindPair(e.pool, e.addr)
+	port, rtpConn, rtcpConn, err := BindPair(e.pool, e.addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,34 +95,7 @@ func (e *Echo) StartAt(offer []byte, local netip.Addr) (answer []byte, sess *Ech
 	return answer, s, nil
 }
 
-// bindPair acquires a port of pool and binds RTP on it and RTCP on the
-// next one, on addr.
-func bindPair(pool *PortPool, addr netip.Addr) (int, *net.UDPConn, *net.UDPConn, error) {
-	var failed []int
-	defer func() {
-		for _, p := range failed {
-			pool.Release(p)
-		}
-	}()
-	var lastErr error
-	for range bindAttempts(pool) {
-		port, err := pool.Acquire()
-		if err != nil {
-			// Returned as is so its SIPStatus (503) stays visible.
-			return 0, nil, nil, err
-		}
-		rtpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
-		if err != nil {
-			failed, lastErr = append(failed, port), err
-			continue
-		}
-		rtcpConn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port+1))))
-		if err != nil {
-			rtpConn.Close()
-			failed, lastErr = append(failed, port), err
-			continue
-		}
-		return port, rtpConn, rtcpConn, nil
-	}
-	return 0, nil, nil, fmt.Errorf("media: binding RTP on %v: %w", addr, lastErr)
+// bind acquires a port and binds RTP on it and RTCP on the next one.
+func (e *Echo) bind() (int, *net.UDPConn, *net.UDPConn, error) {
+	return BindPair(e.pool, e.addr)
 }

@@ -65,7 +65,7 @@ func (p *Pages) Start(offer []byte, local netip.Addr) ([]byte, *PageSession, err
 	if err != nil {
 		return nil, nil, err
 	}
-	port, rtpConn, rtcpConn, err := bindPair(p.pool, p.addr)
+	port, rtpConn, rtcpConn, err := BindPair(p.pool, p.addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,7 +170,7 @@ func (s *PageSession) Offer(local netip.Addr) ([]byte, *PageMember, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	port, rtpConn, rtcpConn, err := bindPair(s.pages.pool, s.pages.addr)
+	port, rtpConn, rtcpConn, err := BindPair(s.pages.pool, s.pages.addr)
 	if err != nil {
 		return nil, nil, err
 	}

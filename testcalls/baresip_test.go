@@ -153,6 +153,9 @@ type baresipConfig struct {
 	// SIPTrace makes baresip print every SIP message it sends and
 	// receives to its log (baresip -s).
 	SIPTrace bool
+	// Codec is the codec module the phone loads instead of G.711's, e.g.
+	// "g722": its offer then carries that codec only.
+	Codec string
 }
 
 // baresipEvent is one event baresip's ctrl_tcp module reports, for example
@@ -222,7 +225,11 @@ func baresipConfigText(c baresipConfig, sipPort, ctrlPort int, recDir string) st
 		b.WriteString("ausrc_srate 8000\nausrc_channels 1\n")
 	}
 	b.WriteString("module_path /usr/lib/baresip/modules\n")
-	b.WriteString("module g711.so\nmodule ausine.so\nmodule aufile.so\n")
+	codec := "g711"
+	if c.Codec != "" {
+		codec = c.Codec
+	}
+	fmt.Fprintf(&b, "module %s.so\nmodule ausine.so\nmodule aufile.so\n", codec)
 	if recDir != "" {
 		fmt.Fprintf(&b, "module sndfile.so\nsnd_path %s\n", recDir)
 	}

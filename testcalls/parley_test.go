@@ -122,8 +122,8 @@ type parleyConfig struct {
 	Registrar string
 	// DTMFModes gives test users a users[].dtmf_mode (user to mode).
 	DTMFModes map[string]string
-	// Services, when set, is the services section's flow mapping in
-	// place of {echo: "600"} (e.g. "{paging: {'700': ['1002']}}").
+	// Services, when set, replaces the services section's flow mapping
+	// (default {echo: "600"}), e.g. to add rooms and playback numbers.
 	Services string
 }
 

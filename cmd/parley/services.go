@@ -7,4 +7,6 @@ package main
 import (
 	_ "github.com/parley-sip/parley/dialog/service/echo"
 	_ "github.com/parley-sip/parley/dialog/service/paging"
+	_ "github.com/parley-sip/parley/dialog/service/playback"
+	_ "github.com/parley-sip/parley/dialog/service/rooms"
 )

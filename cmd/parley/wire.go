@@ -100,6 +100,8 @@ type parts struct {
 	ready []readyCheck
 	// records are the call records (records.go), nil when off.
 	records *records
+	// published is what services offer the admin API (publishedOptions).
+	published []any
 }
 
 // close closes what the parts opened, last first.
@@ -200,6 +202,7 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 	if p.records != nil && p.records.reader != nil {
 		opts = append(opts, admin.WithRecords(p.records.reader))
 	}
+	opts = append(opts, publishedOptions(p.published)...)
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
@@ -362,7 +365,8 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
 	opts := []dialog.Option{dialog.WithMedia(relayMedia{sessions})}
-	svcs, err := service.Options(service.Env{Config: cfg, Log: log, Ports: pool, RTPAddress: rtpAddr})
+	svcs, err := service.Options(service.Env{Config: cfg, Log: log, Ports: pool, RTPAddress: rtpAddr,
+		Registerer: p.metrics, Publish: func(v any) { p.published = append(p.published, v) }})
 	if err != nil {
 		return nil, err
 	}

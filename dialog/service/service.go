@@ -23,6 +23,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/media"
@@ -41,6 +43,11 @@ type Env struct {
 	// facing the caller (dialog's addressedService).
 	Ports      *media.PortPool
 	RTPAddress netip.Addr
+	// Registerer takes a service's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Publish hands cmd what a service offers other parts of parley (the
+	// rooms' Directory, for the admin API); nil drops it.
+	Publish func(v any)
 }
 
 // Binding is one number a service answers.

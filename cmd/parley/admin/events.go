@@ -234,13 +234,13 @@ func (s *Server) dashboardState() DashboardState {
 	if st.Registrations == nil {
 		st.Registrations = []registrar.Binding{}
 	}
-	st.Rooms = s.rooms()
+	st.Rooms = s.roomsBody()
 	return st
 }
 
-// rooms returns the body of GET /api/rooms if the API answers it with 200
+// roomsBody returns the body of GET /api/rooms if the API answers it with 200
 // and valid JSON of at most maxRoomsBody bytes, and nil otherwise.
-func (s *Server) rooms() json.RawMessage {
+func (s *Server) roomsBody() json.RawMessage {
 	if s.api == nil {
 		return nil
 	}

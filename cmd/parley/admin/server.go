@@ -26,6 +26,7 @@ type Server struct {
 	bans    Bans
 	nodes   Nodes
 	records Records
+	rooms   Rooms
 	state   *readiness
 	token   bearer
 	pprof   bool
@@ -86,6 +87,7 @@ func (s *Server) routes() http.Handler {
 	registerAPI(mux, s.calls, s.regs, s.bans, s.nodes)
 	s.registerDashboard(mux)
 	registerRecords(mux, s) // records.go: /api/cdr, /api/users/{user}/kick
+	registerRooms(mux, s.rooms)
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")

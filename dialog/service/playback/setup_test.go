@@ -1,0 +1,42 @@
+package playback
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/parley-sip/parley/config"
+	"github.com/parley-sip/parley/dialog/service"
+	"github.com/parley-sip/parley/media"
+)
+
+func env(t *testing.T, yaml string) service.Env {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := media.NewPortPool(32660, 32679)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return service.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), Ports: pool, RTPAddress: netip.MustParseAddr("127.0.0.1")}
+}
+
+func TestSetup(t *testing.T) {
+	b, err := setup(env(t, "services:\n  playback:\n    '601': tone:440\n    '603': tone:1000\n"))
+	if err != nil || len(b) != 2 || b[0].Number != "601" {
+		t.Fatalf("bindings %+v, %v", b, err)
+	}
+	if app := b[0].Service.(Service).App(); app != "Playback" {
+		t.Errorf("App() = %q", app)
+	}
+	_, err = setup(env(t, "services:\n  playback:\n    '602': /nonexistent/hello.wav\n"))
+	if err == nil || !strings.Contains(err.Error(), "services.playback.602") {
+		t.Errorf("a missing WAV: %v", err)
+	}
+	if b, err := setup(env(t, "services: {}\n")); err != nil || len(b) != 0 {
+		t.Errorf("off: %v %v", b, err)
+	}
+}
