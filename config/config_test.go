@@ -72,6 +72,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"echo clashes", "users:\n  - username: '600'\nservices:\n  echo: '600'\n", "services.echo"},
 		{"paging member unknown", "users:\n  - {username: '1001', password: x}\nservices:\n  paging: {'700': ['1001', '1009']}\n", "services.paging.700[1]"},
 		{"paging clashes with echo", "users:\n  - {username: '1001', password: x}\nservices:\n  echo: '700'\n  paging: {'700': ['1001']}\n", "services.paging.700"},
+		{"paging clashes with a room", "users:\n  - {username: '1001', password: x}\nservices:\n  rooms: {'700': {mode: conference}}\n  paging: {'700': ['1001']}\n", "services.paging.700"},
 		{"paging group empty", "users:\n  - {username: '1001', password: x}\nservices:\n  paging: {'700': []}\n", "services.paging.700"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"cdr path a directory", "cdr:\n  path: ./data/\n", "cdr.path"},

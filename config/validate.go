@@ -387,6 +387,12 @@ func (c *Config) validatePaging(users map[string]bool) error {
 		case n == c.Services.Echo:
 			return bad(key, "%q is also services.echo", n)
 		}
+		if _, ok := c.Services.Rooms[n]; ok {
+			return bad(key, "%q is also a room (services.rooms)", n)
+		}
+		if _, ok := c.Services.Playback[n]; ok {
+			return bad(key, "%q is also services.playback", n)
+		}
 		members := c.Services.Paging[n]
 		if len(members) == 0 || len(members) > maxPagingMembers {
 			return bad(key, "a paging group needs 1 to %d members, has %d", maxPagingMembers, len(members))
