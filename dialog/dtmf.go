@@ -48,6 +48,8 @@ const (
 const (
 	dtmfInfo    = "info"
 	dtmfRFC4733 = "rfc4733"
+	// dtmfService is a key a built-in service took (to="service").
+	dtmfService = "service"
 )
 
 // Content types of a key in SIP INFO.

@@ -473,11 +473,30 @@ func (s *Server) Hangup(id string) bool {
 	return true
 }
 
+// keyTaker is a service session that takes the keys its caller presses
+// (a push-to-talk room's member).
+type keyTaker interface {
+	Key(code uint8)
+}
+
 // answerForService answers an in-dialog request on a call a built-in
 // service answered: a re-INVITE gets the session's unchanged answer (same
 // o= version, RFC 3264 §8), anything else a plain 200. Run it in the
 // call's queue.
 func (s *Server) answerForService(c *Call, l *leg, req *sip.Request, tx sip.ServerTransaction) (*sip.Response, error) {
+	if kt, ok := c.svc.(keyTaker); ok && req.Method == sip.INFO {
+		if ct := dtmfContentType(req); ct != "" {
+			// A key in SIP INFO reaches the service as one in RFC 4733
+			// events would (a push-to-talk room's floor keys).
+			key, err := parseDTMFInfo(ct, req.Body())
+			if err != nil {
+				return nil, sipmsg.Warn(400, "Bad Request", err.Error())
+			}
+			kt.Key(key.code)
+			s.m.dtmfKey(dtmfInfo, dtmfService)
+			return sipmsg.NewResponse(req, 200, "OK", l.localTag), nil
+		}
+	}
 	if !req.IsInvite() && req.Method != sip.UPDATE {
 		return sipmsg.NewResponse(req, 200, "OK", l.localTag), nil
 	}

@@ -1,6 +1,7 @@
 package testcalls
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/parley-sip/parley/media/audio"
 )
 
@@ -265,4 +267,45 @@ func TestPlayback(t *testing.T) {
 	ph.waitEvent(t, at, "CALL_CLOSED", nil)
 	checkTone(t, "1002's recording of the WAV", readPCM(t, ph.recording(t, "dec")).measure(t, recordingStart), 900, 1.2)
 	pl.waitMetric(t, phoneEvent, equals(0), "parley_calls")
+}
+
+var rangePTTInfo = rtpRange{32700, 32767}
+
+// TestRoomPTTInfoKeys: a phone that sends its keys in SIP INFO (dtmf-relay
+// or dtmf) takes and gives back a push-to-talk room's floor as one sending
+// RFC 4733 events does; a malformed key gets 400.
+func TestRoomPTTInfoKeys(t *testing.T) {
+	t.Parallel()
+	pl := startParley(t, parleyConfig{Extra: rangePTTInfo.yaml(nil, ""),
+		Services: `{rooms: {"801": {mode: ptt, floor_timeout: 30s, max_talk: 60s}}}`})
+	p := newPhone(t, "1001", pl.SIPAddr, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	call := p.call(ctx, "801")
+	call.mustAnswered(t)
+	pl.waitRoom(t, "801", "its member", func(r apiRoom) bool { return len(r.Members) == 1 })
+
+	info := func(ctype, body string) int {
+		req := sip.NewRequest(sip.INFO, call.Session.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", ctype))
+		req.SetBody([]byte(body))
+		res, err := call.Session.Do(ctx, req)
+		if err != nil {
+			t.Fatalf("INFO: %v", err)
+		}
+		return res.StatusCode
+	}
+	if code := info("application/dtmf-relay", "Signal=*\r\nDuration=160\r\n"); code != 200 {
+		t.Fatalf("INFO with * answered %d", code)
+	}
+	pl.waitRoom(t, "801", "1001 holding the floor", func(r apiRoom) bool { return r.Floor == "1001" })
+	if code := info("application/dtmf", "#"); code != 200 {
+		t.Fatalf("INFO with # answered %d", code)
+	}
+	pl.waitRoom(t, "801", "the floor free", func(r apiRoom) bool { return r.Floor == "" })
+	if code := info("application/dtmf-relay", "Signal=Z\r\n"); code != 400 {
+		t.Errorf("INFO with a bad key answered %d, want 400", code)
+	}
+	call.hangup(t)
+	pl.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }

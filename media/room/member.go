@@ -246,19 +246,36 @@ func (m *Member) key(pkt *rtp.Packet) {
 	m.jmu.Lock()
 	fresh := !m.haveKey || pkt.Timestamp != m.lastKey
 	m.lastKey, m.haveKey = pkt.Timestamp, true
-	if fresh {
-		// At most maxKeysPerSecond keys a second reach the service: a
-		// phone that floods events cannot flood the floor's log.
-		now := time.Now()
-		if now.Sub(m.keyWindow) >= time.Second {
-			m.keyWindow, m.keysInWindow = now, 0
-		}
-		m.keysInWindow++
-		fresh = m.keysInWindow <= maxKeysPerSecond
-	}
+	fresh = fresh && m.allowKey(time.Now())
 	m.jmu.Unlock()
 	if fresh && m.room.onKey != nil {
 		m.room.onKey(m, pkt.Payload[0])
+	}
+}
+
+// allowKey counts a key against the member's bound: at most
+// maxKeysPerSecond keys a second reach the service, so a phone that floods
+// them cannot flood the floor's log. The caller holds m.jmu.
+func (m *Member) allowKey(now time.Time) bool {
+	if now.Sub(m.keyWindow) >= time.Second {
+		m.keyWindow, m.keysInWindow = now, 0
+	}
+	m.keysInWindow++
+	return m.keysInWindow <= maxKeysPerSecond
+}
+
+// Key takes a key the member pressed that came another way than RFC 4733
+// events in its RTP: in a SIP INFO, which the B2BUA hands on (DTMF
+// interworking). The same bound applies as to events.
+func (m *Member) Key(code uint8) {
+	if code > media.MaxEventCode {
+		return
+	}
+	m.jmu.Lock()
+	ok := m.allowKey(time.Now())
+	m.jmu.Unlock()
+	if ok && m.room.onKey != nil {
+		m.room.onKey(m, code)
 	}
 }
 
