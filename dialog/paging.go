@@ -148,13 +148,7 @@ func (s *Server) page(c *Call, req *sip.Request, tx sip.ServerTransaction, pg Pa
 	})
 	c.log.Info("page answered", "group", c.to)
 	_ = tx.Respond(ok200)
-	s.goOwned(func() {
-		select {
-		case <-sess.Done():
-			s.endCall(c, nil, resultAnswered, "the pager's media stopped")
-		case <-c.closed:
-		}
-	})
+	s.endWhenDone(c, sess, "the pager's media stopped")
 }
 
 // callMember sends one member's phone (at t) parley's INVITE for page c,

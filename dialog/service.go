@@ -78,10 +78,16 @@ func (s *Server) serve(c *Call, req *sip.Request, tx sip.ServerTransaction, svc 
 	c.log.Info("call answered by service", "service", c.to)
 	_ = tx.Respond(ok)
 
+	s.endWhenDone(c, sess, "media timeout")
+}
+
+// endWhenDone hangs call c up with reason once its service session sess
+// ends on its own (its media stopped).
+func (s *Server) endWhenDone(c *Call, sess ServiceSession, reason string) {
 	s.goOwned(func() {
 		select {
 		case <-sess.Done():
-			s.endCall(c, nil, resultAnswered, "media timeout")
+			s.endCall(c, nil, resultAnswered, reason)
 		case <-c.closed:
 		}
 	})

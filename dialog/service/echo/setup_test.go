@@ -1,9 +1,7 @@
 package echo
 
 import (
-	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,22 +9,13 @@ import (
 
 	"github.com/pion/rtp"
 
-	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog/service"
-	"github.com/parley-sip/parley/media"
+	"github.com/parley-sip/parley/dialog/service/servicetest"
 )
 
 func env(t *testing.T, yaml string) service.Env {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := media.NewPortPool(24100, 24119)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return service.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), Ports: pool, RTPAddress: netip.MustParseAddr("127.0.0.1")}
+	return servicetest.Env(t, yaml, 24100, 24119)
 }
 
 const offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +

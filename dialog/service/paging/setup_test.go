@@ -1,28 +1,18 @@
 package paging
 
 import (
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/service"
-	"github.com/parley-sip/parley/media"
+	"github.com/parley-sip/parley/dialog/service/servicetest"
 )
 
 func env(t *testing.T, yaml string) service.Env {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := media.NewPortPool(31980, 31999)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return service.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), Ports: pool, RTPAddress: netip.MustParseAddr("127.0.0.1")}
+	return servicetest.Env(t, yaml, 31980, 31999)
 }
 
 // TestSetup: services.paging gives one group per number, each a

@@ -1,27 +1,16 @@
 package playback
 
 import (
-	"log/slog"
-	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog/service"
-	"github.com/parley-sip/parley/media"
+	"github.com/parley-sip/parley/dialog/service/servicetest"
 )
 
 func env(t *testing.T, yaml string) service.Env {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := media.NewPortPool(32660, 32679)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return service.Env{Config: cfg, Log: slog.New(slog.DiscardHandler), Ports: pool, RTPAddress: netip.MustParseAddr("127.0.0.1")}
+	return servicetest.Env(t, yaml, 32660, 32679)
 }
 
 func TestSetup(t *testing.T) {
