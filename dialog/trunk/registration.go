@@ -119,7 +119,9 @@ func (r *registration) attempt(ctx context.Context, c dialog.TrunkClient) time.T
 		}
 		next := r.mac.failed(now, why, r.jitter())
 		r.m.failure(r.cfg.Name)
-		r.m.set(r.cfg.Name, r.mac.registeredAt(now))
+		// Shown as failed from now on, though the provider may still
+		// hold the last registration until it expires.
+		r.m.set(r.cfg.Name, false)
 		level := slog.LevelWarn
 		if was == StateFailed {
 			level = slog.LevelDebug // said already

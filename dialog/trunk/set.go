@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,9 @@ import (
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 )
+
+// lookupTimeout bounds finding a registrar's address for a call.
+const lookupTimeout = 2 * time.Second
 
 // Set is the configured trunks. It is the B2BUA's dialog.Trunks and the
 // admin API's list of trunks; it is safe for concurrent use.
@@ -84,8 +88,11 @@ func (s *Set) Outbound(name string) (string, sip.Uri, error) {
 	dst := r.dest
 	r.mu.Unlock()
 	if !dst.IsValid() {
+		// Not registered yet: the registrar's address now, bounded.
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		defer cancel()
 		var err error
-		if dst, err = destination(context.Background(), r.cfg.Registrar); err != nil {
+		if dst, err = destination(ctx, r.cfg.Registrar); err != nil {
 			return "", sip.Uri{}, err
 		}
 	}
