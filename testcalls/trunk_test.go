@@ -152,6 +152,10 @@ func TestTrunkRegisterCallBothWays(t *testing.T) {
 		t.Fatalf("provider's /api/registrations has no trunkuser:\n%s", registeredUsers(t, prov))
 	}
 	a.waitMetric(t, 3*time.Second, equals(1), "parley_trunk_registered", "trunk", "prov")
+	out, err := exec.Command(parleyBin, "trunks", "-admin", a.AdminAddr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "prov") || !strings.Contains(string(out), "registered") {
+		t.Errorf("parley trunks: %v\n%s", err, out)
+	}
 
 	alice := newPhoneAt(t, "1001", a.SIPAddr, "udp", trunkLocalIP)
 	alice.mustRegister()
