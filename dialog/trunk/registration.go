@@ -104,13 +104,16 @@ func (r *registration) run(ctx context.Context, c dialog.TrunkClient) {
 const maxErrorText = 200
 
 // attempt registers once and returns when the next attempt is due.
-func (r *registration) attempt(ctx context.Context, c dialog.TrunkClient) time.Time {
-	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+func (r *registration) attempt(stopping context.Context, c dialog.TrunkClient) time.Time {
+	ctx, cancel := context.WithTimeout(stopping, attemptTimeout)
 	defer cancel()
 	granted, err := r.register(ctx, c, false)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
+	if err != nil && stopping.Err() != nil {
+		return now // shutting down: no failure to show, run unregisters
+	}
 	if err != nil {
 		was := r.mac.state
 		why := err.Error()
