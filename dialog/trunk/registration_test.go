@@ -316,6 +316,18 @@ func TestInbound(t *testing.T) {
 			t.Errorf("%s from %s: (%q, %q, %v), want user %q, %v", tc.req.Recipient.String(), tc.req.Source(), name, user, ok, tc.user, tc.ok)
 		}
 	}
+	// Two trunks with one provider: the Contact tells them apart.
+	other := cfg
+	other.Name, other.Username, other.Inbound = "prov2", "seconduser", "1002"
+	two, _ := New([]config.Trunk{cfg, other})
+	for i, user := range []string{"trunkuser", "seconduser"} {
+		two.list[i].dest = r.dest
+		two.list[i].contact = sip.Uri{Scheme: "sip", User: user, Host: "192.0.2.10", Port: 5060}
+	}
+	if name, user, ok := two.Inbound(invite("sip:seconduser@192.0.2.10:5060", "sip:x@provider", "192.0.2.1:5060")); !ok || name != "prov2" || user != "1002" {
+		t.Errorf("the second trunk's Contact: (%q, %q, %v), want prov2's 1002", name, user, ok)
+	}
+
 	cfg.Inbound = "1003"
 	s2, _ := New([]config.Trunk{cfg})
 	s2.list[0].dest = r.dest

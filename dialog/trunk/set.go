@@ -99,38 +99,50 @@ func (s *Set) Outbound(name string) (string, sip.Uri, error) {
 	return dst.String(), r.aor(), nil
 }
 
-// Inbound reports whether req, a new INVITE, comes from a trunk: from its
-// registrar's IP address, or to the Contact parley registered there. The
-// call is for the trunk's inbound user when one is set; else for the
-// Request-URI's user, or To's when the Request-URI is parley's Contact.
+// Inbound reports whether req, a new INVITE, comes from a trunk: to the
+// Contact parley registered there, or else from its registrar's IP
+// address (the Contact first, so that two trunks with one provider each
+// get their own calls). The call is for the trunk's inbound user when one
+// is set; else for the Request-URI's user, or To's when the Request-URI
+// is parley's Contact.
 func (s *Set) Inbound(req *sip.Request) (string, string, bool) {
-	src, err := netip.ParseAddrPort(req.Source())
 	var ip netip.Addr
-	if err == nil {
+	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
 		ip = src.Addr().Unmap()
 	}
 	ruri := req.Recipient
+	var bySource *registration
 	for _, r := range s.list {
 		r.mu.Lock()
 		dst, contact := r.dest, r.contact
 		r.mu.Unlock()
-		bySource := dst.IsValid() && ip.IsValid() && dst.Addr() == ip
-		toContact := contact.Host != "" && ruri.User == contact.User &&
-			strings.EqualFold(ruri.Host, contact.Host) && (ruri.Port == contact.Port || (ruri.Port == 0 && contact.Port == 5060))
-		if !bySource && !toContact {
-			continue
+		if contact.Host != "" && ruri.User == contact.User && strings.EqualFold(ruri.Host, contact.Host) &&
+			(ruri.Port == contact.Port || (ruri.Port == 0 && contact.Port == 5060)) {
+			return r.cfg.Name, r.inboundUser(req, true), true
 		}
-		user := r.cfg.Inbound
-		switch {
-		case user != "":
-		case ruri.User == contact.User && req.To() != nil:
-			user = req.To().Address.User
-		default:
-			user = ruri.User
+		if bySource == nil && dst.IsValid() && ip.IsValid() && dst.Addr() == ip {
+			bySource = r
 		}
-		return r.cfg.Name, user, true
+	}
+	if bySource != nil {
+		bySource.mu.Lock()
+		toContact := ruri.User == bySource.contact.User
+		bySource.mu.Unlock()
+		return bySource.cfg.Name, bySource.inboundUser(req, toContact), true
 	}
 	return "", "", false
+}
+
+// inboundUser is the local user a call from the trunk is for; toContact
+// says the Request-URI's user is the Contact's.
+func (r *registration) inboundUser(req *sip.Request, toContact bool) string {
+	switch {
+	case r.cfg.Inbound != "":
+		return r.cfg.Inbound
+	case toContact && req.To() != nil:
+		return req.To().Address.User
+	}
+	return req.Recipient.User
 }
 
 // Authorize answers res, a provider's 401 or 407 to req sent through
