@@ -39,6 +39,8 @@ type Config struct {
 	Capture Capture `yaml:"capture"`
 	// CDR is where call records go (issue 14).
 	CDR CDR `yaml:"cdr"`
+	// Trunks are the upstream providers parley registers with (trunks.go).
+	Trunks []Trunk `yaml:"trunks"`
 }
 
 // SIP holds the signalling settings.
@@ -183,6 +185,9 @@ type Route struct {
 	Match string `yaml:"match"`
 	// Target is a SIP URI; $1.. expand to the match's groups.
 	Target string `yaml:"target"`
+	// Trunk sends matching calls through that trunk (trunks[].name): to
+	// its registrar, from its user, answering its challenges.
+	Trunk string `yaml:"trunk"`
 }
 
 // Services names the numbers of built-in services.

@@ -288,6 +288,9 @@ func (c *Config) Validate() error {
 	if err := c.validatePaging(seen); err != nil {
 		return err
 	}
+	if err := c.validateTrunks(seen); err != nil {
+		return err
+	}
 
 	if p := c.CDR.Path; p != "" && (strings.HasSuffix(p, "/") || strings.ContainsRune(p, 0)) {
 		return bad("cdr.path", "%q: want a file name", p)

@@ -73,7 +73,7 @@ func (s *Server) stateless(port transaction.Port, req *sip.Request, src netip.Ad
 	default:
 		return false
 	}
-	if s.auth == nil || sipmsg.HasToTag(req) {
+	if s.auth == nil || sipmsg.HasToTag(req) || s.trunkCall(req) {
 		return false
 	}
 	if pkg, _ := eventOf(req); req.Method == sip.SUBSCRIBE && watchPackages[pkg] == "" {

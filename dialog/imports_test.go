@@ -34,6 +34,8 @@ func TestImportRules(t *testing.T) {
 		// The B2BUA: its own layers, never a service, the registrar or
 		// media (it reaches them through its interfaces).
 		{"dialog", []string{"config", "dialog/sipmsg", "dialog/transport", "dialog/transaction"}},
+		// The trunks sit on the B2BUA, whose transactions send for them.
+		{"dialog/trunk", []string{"config", "dialog", "dialog/sipmsg", "dialog/transport", "dialog/transaction"}},
 	}
 	out, err := exec.Command("go", "list", "-json=ImportPath,Deps", "github.com/parley-sip/parley/...").Output()
 	if err != nil {

@@ -20,6 +20,10 @@ type target struct {
 	to        sip.Uri // To address
 	dest      string  // next hop ip:port
 	transport string  // udp or tcp
+	// trunk names the trunk a route sends the call through (trunk.go),
+	// and from is then the From address, the trunk's user.
+	trunk string
+	from  sip.Uri
 }
 
 // fork is one branch of a call's second leg.
@@ -36,6 +40,10 @@ type fork struct {
 	// rackSeq is the RSeq of the last reliable provisional response PRACKed
 	// on this branch (RFC 3262).
 	rackSeq uint32
+	// trunk is the trunk the branch goes through; authed is set once its
+	// challenge was answered (retryTrunkAuth, trunk.go).
+	trunk  string
+	authed bool
 }
 
 type forkEvent struct {
@@ -55,7 +63,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	user := req.From().Address.User
-	if s.auth != nil {
+	// A call from a trunk is not challenged and goes to a local user
+	// only (trunk.go).
+	dialled := req.Recipient
+	var fromTrunk bool
+	if s.trunks != nil {
+		var trunkUser string
+		if _, trunkUser, fromTrunk = s.trunks.Inbound(req); fromTrunk {
+			dialled.User = trunkUser
+		}
+	}
+	if s.auth != nil && !fromTrunk {
 		u, res, ok := s.auth.Authenticate(req, 407)
 		if !ok {
 			_ = tx.Respond(res)
@@ -81,7 +99,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		ID:        sipmsg.NewID(),
 		work:      s.work,
 		from:      user,
-		to:        req.Recipient.User,
+		to:        dialled.User,
 		start:     time.Now(),
 		cancelled: make(chan struct{}),
 		aborted:   make(chan struct{}),
@@ -121,11 +139,16 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.failCall(c, req, tx, err)
 		return
 	}
-	if svc, ok := s.services[req.Recipient.User]; ok {
+	if svc, ok := s.services[dialled.User]; ok {
 		s.serve(c, req, tx, svc)
 		return
 	}
-	targets, err := s.resolve(req.Recipient)
+	var targets []target
+	if fromTrunk {
+		targets, err = s.resolveInbound(dialled)
+	} else {
+		targets, err = s.resolve(req.Recipient)
+	}
 	if err != nil {
 		s.failCall(c, req, tx, err)
 		return
@@ -252,6 +275,11 @@ func (s *Server) resolve(ruri sip.Uri) ([]target, error) {
 			return nil, &sipmsg.Error{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
 		}
 		t := target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
+		if r.trunk != "" && s.trunks != nil {
+			if err := s.throughTrunk(&t, r.trunk); err != nil {
+				return nil, err
+			}
+		}
 		if s.listenerFor(t.transport, t.dest) == nil {
 			return nil, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
 		}
@@ -310,6 +338,9 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		}
 		l := base
 		l.target, l.remote, l.dest, l.transport = t.uri, t.to, t.dest, t.transport
+		if t.trunk != "" {
+			l.local = t.from // the provider knows the call by its trunk's user
+		}
 		out := s.newRequest(&l, sip.INVITE, 1)
 		oneHopFewer(out, req)
 		sipmsg.CopyHeaders(out, req, "Subject", "Priority", "Alert-Info", "Call-Info")
@@ -329,7 +360,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		// Over TCP a new connection to the phone's Contact may have taken
 		// the place of its flow: the leg goes on over it.
 		l.dest = out.Destination()
-		f := &fork{leg: &l, req: out, tx: ctx2tx}
+		f := &fork{leg: &l, req: out, tx: ctx2tx, trunk: t.trunk}
 		forks = append(forks, f)
 		s.goOwned(func() { s.watchFork(c, f, f.tx, events, c.decided, func() bool { return c.callee == f.leg }) })
 	}
@@ -365,6 +396,9 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 				return
 			default:
 				if code == 422 && s.retry422(c, e.f, e.res, events) {
+					continue
+				}
+				if (code == 401 || code == 407) && s.retryTrunkAuth(c, e.f, e.res, events) {
 					continue
 				}
 				pending--

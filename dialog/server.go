@@ -125,6 +125,7 @@ func WithRingTimeout(d time.Duration) Option {
 type route struct {
 	re     *regexp.Regexp
 	target string
+	trunk  string // routes[].trunk (trunk.go)
 }
 
 // Server is parley's SIP front: listeners, request handlers and the B2BUA.
@@ -153,6 +154,8 @@ type Server struct {
 
 	// record hears of every ended call (WithRecorder; nil: none).
 	record func(CallRecord)
+	// trunks are the upstream providers (WithTrunks; nil: none), trunk.go.
+	trunks Trunks
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -208,7 +211,7 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d].match: %w", i, err)
 		}
-		s.routes = append(s.routes, route{re: re, target: r.Target})
+		s.routes = append(s.routes, route{re: re, target: r.Target, trunk: r.Trunk})
 	}
 	s.m = newMetrics(s.reg)
 	s.recovered = newRecoverMetrics(s.reg)
@@ -374,6 +377,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}()
 	}
 	close(s.ready)
+	stopTrunks := s.runTrunks() // trunk.go
 	go s.work.janitor(ctx.Done())
 	serving.Add(1)
 	go func() {
@@ -382,6 +386,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 
 	<-ctx.Done()
+	stopTrunks() // unregisters while the listeners are still open
 	s.HangupAll("shutdown")
 	s.wg.Wait()
 	close(ckDone)

@@ -32,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("parley", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: parley [flags]\n       parley calls|hangup|registrations|bans|unban|nodes|last|who|kick [-h]\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: parley [flags]\n       parley calls|hangup|registrations|bans|unban|nodes|last|who|kick|trunks [-h]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "configuration file (YAML); empty uses the embedded default")

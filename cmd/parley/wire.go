@@ -26,6 +26,7 @@ import (
 	"github.com/parley-sip/parley/dialog/guard"
 	"github.com/parley-sip/parley/dialog/service"
 	"github.com/parley-sip/parley/dialog/store"
+	"github.com/parley-sip/parley/dialog/trunk"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
 )
@@ -102,6 +103,8 @@ type parts struct {
 	records *records
 	// published is what services offer the admin API (publishedOptions).
 	published []any
+	// trunks are the upstream providers (trunks.go).
+	trunks *trunk.Set
 }
 
 // close closes what the parts opened, last first.
@@ -203,6 +206,7 @@ func (p *parts) buildAdmin(cfg *config.Config) error {
 		opts = append(opts, admin.WithRecords(p.records.reader))
 	}
 	opts = append(opts, publishedOptions(p.published)...)
+	opts = append(opts, p.trunkOptions()...) // trunks.go
 	if cfg.Admin.Listen != "" {
 		tok, err := loadAdminToken(cfg)
 		if err != nil {
@@ -385,6 +389,11 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 		return err
 	}
 	opts = append(opts, capOpts...)
+	trunkOpts, err := p.buildTrunks(cfg, log) // trunks.go
+	if err != nil {
+		return err
+	}
+	opts = append(opts, trunkOpts...)
 	b2b, err := dialog.New(cfg, append(opts,
 		dialog.WithLogger(log.With("component", "dialog")),
 		dialog.WithRegisterer(p.metrics),

@@ -17,6 +17,7 @@
 //	GET    /api/events                the dashboard's feed: server-sent "snapshot" events (DashboardState; events.go)
 //	GET    /api/cdr?n=N&user=U        the newest call records, newest first (records.go)
 //	POST   /api/users/{user}/kick     remove a user's registrations and hang up their calls (KickBody)
+//	GET    /api/trunks                the upstream providers' registrations (trunk.Status; trunks.go)
 //	GET    /debug/pprof/...           Go's profiler, only with WithPProf(true) (admin.pprof); 404 otherwise
 //
 // The API under /api/ answers JSON, errors included (ErrorBody), also for

@@ -27,6 +27,7 @@ type Server struct {
 	nodes   Nodes
 	records Records
 	rooms   Rooms
+	trunks  Trunks // trunks.go
 	state   *readiness
 	token   bearer
 	pprof   bool
@@ -88,6 +89,7 @@ func (s *Server) routes() http.Handler {
 	s.registerDashboard(mux)
 	registerRecords(mux, s) // records.go: /api/cdr, /api/users/{user}/kick
 	registerRooms(mux, s.rooms)
+	registerTrunks(mux, s) // trunks.go: /api/trunks
 	if !s.pprof {
 		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusNotFound, "profiling is off (admin.pprof: false)")

@@ -7,7 +7,7 @@ import (
 )
 
 // Run runs the operator command name (calls, hangup, registrations, bans,
-// unban, nodes, last, who, kick) with args against a running parley's
+// unban, nodes, last, who, kick, trunks) with args against a running parley's
 // admin API, writing what it prints to stdout and its complaints to
 // stderr. It returns the exit code:
 // 0 on success, 1 when the API is unreachable or refuses, 2 for a usage
@@ -33,8 +33,10 @@ func Run(name string, args []string, stdout, stderr io.Writer) int {
 		err = cmdWho(args, stdout, stderr)
 	case "kick":
 		err = cmdKick(args, stdout, stderr)
+	case "trunks": // trunks.go
+		err = cmdTrunks(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup, registrations, bans, unban, nodes, last, who and kick\n", name)
+		fmt.Fprintf(stderr, "parley: unknown command %q; the commands are calls, hangup, registrations, bans, unban, nodes, last, who, kick and trunks\n", name)
 		return 2
 	}
 	var u usageError
