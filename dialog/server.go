@@ -154,6 +154,9 @@ type Server struct {
 	// record hears of every ended call (WithRecorder; nil: none).
 	record func(CallRecord)
 
+	// dns resolves route targets' host names (dns.go).
+	dns Resolver
+
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
@@ -201,6 +204,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
+		}
+	}
+	if s.dns == nil {
+		if err := s.defaultResolver(); err != nil {
+			return nil, fmt.Errorf("sip.dns: %w", err)
 		}
 	}
 	for i, r := range cfg.Routes {
