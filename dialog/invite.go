@@ -365,6 +365,7 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 			if len(t.alts) == 0 {
 				return false
 			}
+			c.log.Info("target failed; trying the next", "dest", t.dest, "why", errText(err))
 			t = nextTarget(t)
 		}
 	}
