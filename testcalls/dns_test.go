@@ -327,3 +327,20 @@ func TestDNSRouteAAAA(t *testing.T) {
 	}
 	c.hangup(t)
 }
+
+// TestDNSRouteReachesSippUAS: NAPTR → SRV → A leads to SIPp's built-in
+// callee, which answers a phone's call.
+func TestDNSRouteReachesSippUAS(t *testing.T) {
+	needSipp(t)
+	uas := startSippUAS(t)
+	z := startDNSZone(t,
+		`pbx.test. 60 IN NAPTR 10 50 "s" "SIP+D2U" "" _sip._udp.pbx.test.`,
+		fmt.Sprintf(`_sip._udp.pbx.test. 60 IN SRV 10 0 %d sipp.pbx.test.`, uas.Port),
+		`sipp.pbx.test. 60 IN A 127.0.0.1`,
+	)
+	p := startDNSParley(t, "sip:$1@pbx.test", z.Addr, rtpRange{6760, 6779}, false)
+	c := callRoute(t, p, "1234")
+	c.mustAnswered(t)
+	c.hangup(t)
+	p.waitMetric(t, 3*time.Second, atLeast(1), "parley_calls_total", "result", "answered")
+}
