@@ -399,7 +399,13 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		select {
 		case e := <-events:
 			if e.f.gaveUp {
-				continue // its transaction, ended by failover
+				// A target given up for silence that answers after all
+				// is hung up: the call has moved on.
+				if e.res != nil && e.res.StatusCode >= 200 && e.res.StatusCode < 300 {
+					f, res := e.f, e.res
+					s.goOwned(func() { s.ackAndBye(c, f, res) })
+				}
+				continue
 			}
 			if e.f == waiting && e.res != nil {
 				waiting = nil
