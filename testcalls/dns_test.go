@@ -129,6 +129,13 @@ func startDNSParley(t *testing.T, target, dnsAddr string, rng rtpRange, v6 bool)
 	b.WriteString("registrar: {qualify: 0s}\nlog: {level: debug}\n")
 	b.WriteString(rng.yaml(nil, ""))
 	writeFile(t, p.ConfigPath, b.String())
+	// Registered before run's, so it reads the log once parley stopped: a
+	// parley built with -race reports there.
+	t.Cleanup(func() {
+		if strings.Contains(readFileOrErr(p.LogPath), "DATA RACE") {
+			t.Errorf("parley reported a data race:\n%s", tail(p.LogPath, 80))
+		}
+	})
 	p.run(t, exec.Command(parleyBin, "-config", p.ConfigPath))
 	return p
 }
