@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,6 +147,40 @@ func TestResolveTimesOut(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v with a total timeout of 400ms", d)
+	}
+}
+
+// A server that did not answer is not asked again for a few seconds:
+// calls behind a dead DNS server fail at once instead of each waiting.
+func TestResolveCachesFailure(t *testing.T) {
+	r, _ := resolve.New(resolve.WithServers(silentServer(t)), resolve.WithTimeout(100*time.Millisecond, time.Second))
+	if _, err := r.Resolve(context.Background(), uri(t, "sip:1@plain.test:5060")); !resolve.Temporary(err) {
+		t.Fatalf("error %v: want a temporary failure", err)
+	}
+	start := time.Now()
+	if _, err := r.Resolve(context.Background(), uri(t, "sip:1@plain.test:5060")); !resolve.Temporary(err) {
+		t.Fatalf("error %v: want a temporary failure", err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("the second resolution took %v; want the failure from the cache", d)
+	}
+}
+
+// Concurrent resolutions of one name share their queries.
+func TestResolveSharesQueries(t *testing.T) {
+	z := startZone(t, zone...)
+	r, _ := resolve.New(resolve.WithServers(z.addr))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := r.Resolve(context.Background(), uri(t, "sip:1@pbx.test")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := z.asked("pbx.test.", "NAPTR"); n > 2 {
+		t.Errorf("20 concurrent resolutions asked NAPTR %d times", n)
 	}
 }
 

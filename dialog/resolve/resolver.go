@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
 )
 
 // Bounds on what one answer, and one resolution, may make parley do. An
@@ -22,6 +23,7 @@ const (
 	maxTTL        = time.Hour
 	minTTL        = time.Second
 	negativeTTL   = 30 * time.Second // NXDOMAIN or no data, without an SOA
+	failTTL       = 5 * time.Second  // no server answered
 	maxNegTTL     = 5 * time.Minute
 	udpSize       = 4096 // EDNS0 buffer size asked for
 )
@@ -36,6 +38,7 @@ type Resolver struct {
 	log     *slog.Logger
 	cache   *cache
 	now     func() time.Time
+	flight  singleflight.Group
 }
 
 // Option sets up a Resolver.
@@ -146,14 +149,35 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 
 // lookupOne asks for name once. When the answer ends in a CNAME whose
 // target it does not hold, next is that target, to be asked in turn.
+// Concurrent askers of one question share one query; each waits for it
+// no longer than its own ctx.
 func (r *Resolver) lookupOne(ctx context.Context, name string, qtype uint16) (rrs []dns.RR, next string, err error) {
 	key := cacheKey{name: name, qtype: qtype}
 	if e, ok := r.cache.get(key, r.now()); ok {
 		return e.rrs, e.next, e.err
 	}
+	// The shared query is bounded by the query timeout per server, not
+	// by the first asker's ctx, so that asker leaving ends it for no one.
+	ch := r.flight.DoChan(name+"/"+dns.TypeToString[qtype], func() (any, error) {
+		return r.query(context.WithoutCancel(ctx), key), nil
+	})
+	select {
+	case res := <-ch:
+		e := res.Val.(entry)
+		return e.rrs, e.next, e.err
+	case <-ctx.Done():
+		return nil, "", &Error{Name: strings.TrimSuffix(name, "."), Err: fmt.Errorf("%w: %v", ErrServerFailure, ctx.Err())}
+	}
+}
+
+// query asks the servers for key in turn until one answers, and caches
+// what it learnt: an answer for its TTL, a negative one for the SOA's
+// minimum, no answer at all for failTTL.
+func (r *Resolver) query(ctx context.Context, key cacheKey) entry {
+	name, qtype := key.name, key.qtype
 	servers, err := r.serverList()
 	if err != nil {
-		return nil, "", &Error{Name: name, Err: err}
+		return entry{err: &Error{Name: strings.TrimSuffix(name, "."), Err: err}}
 	}
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
@@ -161,10 +185,6 @@ func (r *Resolver) lookupOne(ctx context.Context, name string, qtype uint16) (rr
 	q.SetEdns0(udpSize, false)
 	var last error
 	for _, srv := range servers {
-		if ctx.Err() != nil {
-			last = ctx.Err()
-			break
-		}
 		res, err := r.exchange(ctx, q, srv)
 		if err != nil {
 			last = err
@@ -176,7 +196,7 @@ func (r *Resolver) lookupOne(ctx context.Context, name string, qtype uint16) (rr
 		case dns.RcodeNameError:
 			e := entry{err: &Error{Name: strings.TrimSuffix(name, "."), Err: ErrNoSuchName}, ttl: negTTL(res)}
 			r.cache.put(key, e, r.now())
-			return nil, "", e.err
+			return e
 		default:
 			last = fmt.Errorf("%s from %s", dns.RcodeToString[res.Rcode], srv)
 			continue
@@ -187,9 +207,13 @@ func (r *Resolver) lookupOne(ctx context.Context, name string, qtype uint16) (rr
 			e.ttl = negTTL(res)
 		}
 		r.cache.put(key, e, r.now())
-		return e.rrs, e.next, e.err
+		return e
 	}
-	return nil, "", &Error{Name: strings.TrimSuffix(name, "."), Err: fmt.Errorf("%w: %v", ErrServerFailure, last)}
+	// RFC 2308 §7.1: a server failure may be cached, for at most 5
+	// minutes; a few seconds keep a dead server from holding every call.
+	e := entry{err: &Error{Name: strings.TrimSuffix(name, "."), Err: fmt.Errorf("%w: %v", ErrServerFailure, last)}, ttl: failTTL}
+	r.cache.put(key, e, r.now())
+	return e
 }
 
 // exchange sends q to srv over UDP, and over TCP when the answer was
