@@ -62,6 +62,11 @@ type SIP struct {
 	MaxMessageSize int `yaml:"max_message_size"`
 	// TCP bounds the TCP connections parley accepts.
 	TCP TCP `yaml:"tcp"`
+
+	// DNS lists the DNS servers (IP, or IP:port) that host names in route
+	// targets are resolved with (RFC 3263, dns.go); empty: those of
+	// /etc/resolv.conf.
+	DNS []string `yaml:"dns"`
 }
 
 // TCP holds the limits on SIP over TCP: reaching one refuses or closes the

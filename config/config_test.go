@@ -77,6 +77,8 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"cdr path a directory", "cdr:\n  path: ./data/\n", "cdr.path"},
 		{"bad admin listen", "admin:\n  listen: nowhere\n", "admin.listen"},
+		{"dns server a name", "sip:\n  dns: [ns.example]\n", "sip.dns[0]"},
+		{"dns server bad port", "sip:\n  dns: ['127.0.0.53:53', '127.0.0.1:99999']\n", "sip.dns[1]"},
 		{"tiny max message", "sip:\n  max_message_size: 100\n", "sip.max_message_size"},
 		{"no tcp connections", "sip:\n  tcp: {max_connections: 0}\n", "sip.tcp.max_connections"},
 		{"per source above total", "sip:\n  tcp: {max_connections: 10, max_per_source: 20}\n", "sip.tcp.max_per_source"},

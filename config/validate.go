@@ -114,6 +114,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if err := c.validateDNS(); err != nil {
+		return err
+	}
+
 	if len(c.SIP.AuthAlgorithms) == 0 {
 		return bad("sip.auth_algorithms", "at least one of MD5, SHA-256 is needed")
 	}

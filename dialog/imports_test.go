@@ -33,9 +33,10 @@ func TestImportRules(t *testing.T) {
 		{"media/play", []string{"config", "dialog/sipmsg", "media", "media/audio"}},
 		// The B2BUA: its own layers, never a service, the registrar or
 		// media (it reaches them through its interfaces).
-		{"dialog", []string{"config", "dialog/sipmsg", "dialog/transport", "dialog/transaction"}},
+		{"dialog/resolve", nil},
+		{"dialog", []string{"config", "dialog/sipmsg", "dialog/transport", "dialog/transaction", "dialog/resolve"}},
 		// The trunks sit on the B2BUA, whose transactions send for them.
-		{"dialog/trunk", []string{"config", "dialog", "dialog/sipmsg", "dialog/transport", "dialog/transaction"}},
+		{"dialog/trunk", []string{"config", "dialog", "dialog/sipmsg", "dialog/transport", "dialog/transaction", "dialog/resolve"}},
 	}
 	out, err := exec.Command("go", "list", "-json=ImportPath,Deps", "github.com/parley-sip/parley/...").Output()
 	if err != nil {

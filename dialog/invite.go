@@ -3,6 +3,7 @@ package dialog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -24,6 +25,9 @@ type target struct {
 	// and from is then the From address, the trunk's user.
 	trunk string
 	from  sip.Uri
+	// alts are the targets to try in turn when this one fails (RFC 3263
+	// §4.3): the other addresses DNS gave for a route's host name.
+	alts []target
 }
 
 // fork is one branch of a call's second leg.
@@ -44,6 +48,12 @@ type fork struct {
 	// challenge was answered (retryTrunkAuth, trunk.go).
 	trunk  string
 	authed bool
+
+	// alts are the targets behind this branch's (target.alts); gaveUp
+	// marks a branch placeCall left for the next of them. placeCall's
+	// own: no other code reads them.
+	alts   []target
+	gaveUp bool
 }
 
 type forkEvent struct {
@@ -274,14 +284,22 @@ func (s *Server) resolve(ruri sip.Uri) ([]target, error) {
 		if err := sip.ParseUri(raw, &u); err != nil {
 			return nil, &sipmsg.Error{Code: 500, Reason: "Server Internal Error", Warning: "route target " + raw + " is not a SIP URI"}
 		}
-		t := target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
+		var t target
 		if r.trunk != "" && s.trunks != nil {
+			// A trunk's call goes to the trunk's registrar, which the
+			// trunk resolves: the target's host is the provider's domain.
+			t = target{uri: u, to: u, dest: uriDest(u), transport: uriTransport(u)}
 			if err := s.throughTrunk(&t, r.trunk); err != nil {
 				return nil, err
 			}
-		}
-		if s.listenerFor(t.transport, t.dest) == nil {
-			return nil, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
+			if s.listenerFor(t.transport, t.dest) == nil {
+				return nil, &sipmsg.Error{Code: 503, Reason: "Service Unavailable", Warning: "no " + t.transport + " listener for route"}
+			}
+		} else {
+			var err error
+			if t, err = s.routeTarget(u); err != nil {
+				return nil, err
+			}
 		}
 		return []target{t}, nil
 	}
@@ -328,8 +346,8 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 	var forks []*fork
 	var lastErr error
 	ma, _ := ms.(mediaAddresser)
-	readdress := ma != nil && len(targets) > 1 && isSDP(req)
-	for _, t := range targets {
+	readdress := ma != nil && (len(targets) > 1 || len(targets[0].alts) > 0) && isSDP(req)
+	branch := func(t target) (*fork, error) {
 		body := offer
 		if readdress {
 			if a := s.facing(t.transport, t.dest); a.IsValid() {
@@ -354,15 +372,54 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 		cancel()
 		if err != nil {
 			c.log.Info("second leg not sent", "dest", t.dest, "error", err)
-			lastErr = err
-			continue
+			return nil, err
 		}
 		// Over TCP a new connection to the phone's Contact may have taken
 		// the place of its flow: the leg goes on over it.
 		l.dest = out.Destination()
-		f := &fork{leg: &l, req: out, tx: ctx2tx, trunk: t.trunk}
-		forks = append(forks, f)
+		f := &fork{leg: &l, req: out, tx: ctx2tx, trunk: t.trunk, alts: t.alts}
 		s.goOwned(func() { s.watchFork(c, f, f.tx, events, c.decided, func() bool { return c.callee == f.leg }) })
+		return f, nil
+	}
+	// A branch with alternatives behind it that stays silent is given up
+	// after failoverAfter (waiting is that branch).
+	noReply := time.NewTimer(failoverAfter)
+	noReply.Stop()
+	defer noReply.Stop()
+	var waiting *fork
+	// send starts a branch to t or, failing that, to each of its
+	// alternatives in turn (RFC 3263 §4.3); it reports whether one went.
+	send := func(t target) bool {
+		for {
+			f, err := branch(t)
+			if err == nil {
+				forks = append(forks, f)
+				if len(f.alts) > 0 {
+					waiting = f
+					noReply.Reset(failoverAfter)
+				}
+				return true
+			}
+			lastErr = err
+			if len(t.alts) == 0 {
+				return false
+			}
+			c.log.Info("target failed; trying the next", "dest", t.dest, "why", errText(err))
+			t = nextTarget(t)
+		}
+	}
+	// failover gives branch f up for its next alternative.
+	failover := func(f *fork, why string) bool {
+		f.gaveUp = true
+		if waiting == f {
+			waiting = nil
+			noReply.Stop()
+		}
+		c.log.Info("target failed; trying the next", "dest", f.leg.dest, "why", why)
+		return send(nextTarget(target{alts: f.alts}))
+	}
+	for _, t := range targets {
+		send(t)
 	}
 	if len(forks) == 0 {
 		var se *sipmsg.Error
@@ -380,9 +437,24 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 	for pending > 0 {
 		select {
 		case e := <-events:
+			if e.f.gaveUp {
+				// A target given up for silence that answers after all
+				// is hung up: the call has moved on.
+				if e.res != nil && e.res.StatusCode >= 200 && e.res.StatusCode < 300 {
+					f, res := e.f, e.res
+					s.goOwned(func() { s.ackAndBye(c, f, res) })
+				}
+				continue
+			}
+			if e.f == waiting && e.res != nil {
+				waiting = nil
+				noReply.Stop()
+			}
 			if e.res == nil {
-				pending--
 				lastErr = e.err
+				if len(e.f.alts) == 0 || !failover(e.f, errText(e.err)) {
+					pending--
+				}
 				continue
 			}
 			code := e.res.StatusCode
@@ -401,8 +473,20 @@ func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, 
 				if (code == 401 || code == 407) && s.retryTrunkAuth(c, e.f, e.res, events) {
 					continue
 				}
-				pending--
 				best = betterFinal(best, e.res)
+				// RFC 3263 §4.3: a 503 sends the request to the next target.
+				if code == 503 && len(e.f.alts) > 0 && failover(e.f, "503 "+e.res.Reason) {
+					continue
+				}
+				pending--
+			}
+		case <-noReply.C:
+			if f := waiting; f != nil && !f.gaveUp {
+				f.tx.Terminate()
+				lastErr = fmt.Errorf("no response from %s within %v", f.leg.dest, failoverAfter)
+				if !failover(f, "no response") {
+					pending--
+				}
 			}
 		case <-c.cancelled:
 			s.decide(c, forks, nil)

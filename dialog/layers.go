@@ -83,7 +83,9 @@ func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTrans
 		return nil, unreachable("the phone's outbound flow is gone (RFC 5626): " + errText(err))
 	}
 	alt := uriDest(req.Recipient)
-	if alt == req.Destination() {
+	// A Request-URI naming a host (a route resolved by DNS) is no phone's
+	// Contact to fall back on: its targets are tried by placeCall.
+	if _, perr := netip.ParseAddrPort(alt); perr != nil || alt == req.Destination() {
 		return nil, unreachable(errText(err))
 	}
 	flowErr := err

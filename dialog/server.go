@@ -157,6 +157,9 @@ type Server struct {
 	// trunks are the upstream providers (WithTrunks; nil: none), trunk.go.
 	trunks Trunks
 
+	// dns resolves route targets' host names (dns.go).
+	dns Resolver
+
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
@@ -204,6 +207,11 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
+		}
+	}
+	if s.dns == nil {
+		if err := s.defaultResolver(); err != nil {
+			return nil, fmt.Errorf("sip.dns: %w", err)
 		}
 	}
 	for i, r := range cfg.Routes {

@@ -24,6 +24,7 @@ import (
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
 	"github.com/parley-sip/parley/dialog/guard"
+	"github.com/parley-sip/parley/dialog/resolve"
 	"github.com/parley-sip/parley/dialog/service"
 	"github.com/parley-sip/parley/dialog/store"
 	"github.com/parley-sip/parley/dialog/trunk"
@@ -73,6 +74,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 
 // parts are what serve builds, in the order it builds them.
 type parts struct {
+	// dns resolves host names (sip.dns): route targets, and whatever else
+	// needs a name looked up the RFC 3263 way.
+	dns *resolve.Resolver
+
 	metrics *prometheus.Registry
 	// cred are the users' passwords and the admin token, for the digest,
 	// the admin server and printWelcome.
@@ -389,6 +394,11 @@ func (p *parts) buildSIP(cfg *config.Config, log *slog.Logger, opts []dialog.Opt
 		return err
 	}
 	opts = append(opts, capOpts...)
+	p.dns, err = resolve.New(resolve.WithServers(cfg.SIP.DNS...), resolve.WithLogger(log.With("component", "dns")))
+	if err != nil {
+		return fmt.Errorf("sip.dns: %w", err)
+	}
+	opts = append(opts, dialog.WithResolver(p.dns))
 	trunkOpts, err := p.buildTrunks(cfg, log) // trunks.go
 	if err != nil {
 		return err
