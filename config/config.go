@@ -58,8 +58,10 @@ type SIP struct {
 	// MaxMessageSize is the largest SIP message taken over UDP or TCP, in
 	// bytes; a larger one is refused (TCP: the connection is closed).
 	MaxMessageSize int `yaml:"max_message_size"`
-	// TCP bounds the TCP connections parley accepts.
+	// TCP bounds the TCP connections parley accepts (TLS ones too).
 	TCP TCP `yaml:"tcp"`
+	// TLS is the certificate of the tls:// listeners (part 10, tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // TCP holds the limits on SIP over TCP: reaching one refuses or closes the
