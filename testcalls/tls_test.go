@@ -1,0 +1,270 @@
+package testcalls
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parley-sip/parley/dialog/transport/tlstest"
+)
+
+// tlsParley is a parley with a tls:// listener on a free port, its
+// certificate (serial 10) issued by a test CA.
+type tlsParley struct {
+	*parley
+	CA *tlstest.CA
+	// TLSAddr is the TLS listener's host:port; Cert and Key its files.
+	TLSAddr   string
+	Cert, Key string
+}
+
+func startTLSParley(t *testing.T, cfg parleyConfig) *tlsParley {
+	t.Helper()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir)
+	tp := &tlsParley{CA: ca, Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	ca.Issue(t, 10, tp.Cert, tp.Key)
+	tp.TLSAddr = fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	cfg.Listen = append(cfg.Listen, "tls://"+tp.TLSAddr)
+	cfg.SIP += fmt.Sprintf("  tls: {cert: %s, key: %s}\n", yamlQuote(tp.Cert), yamlQuote(tp.Key))
+	tp.parley = startParley(t, cfg)
+	return tp
+}
+
+// serial connects to the TLS listener trusting only the test CA and
+// returns the serial of the certificate parley presents.
+func (tp *tlsParley) serial(t *testing.T) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", tp.TLSAddr, tp.CA.ClientConfig())
+	if err != nil {
+		t.Fatalf("TLS dial %s: %v", tp.TLSAddr, err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// registeredTransport returns the transport /api/registrations shows for
+// user's bindings.
+func (p *parley) registeredTransport(t *testing.T, user string) []string {
+	t.Helper()
+	code, body := p.httpGet(t, "/api/registrations")
+	if code != 200 {
+		t.Fatalf("GET /api/registrations: %d %s", code, body)
+	}
+	var regs []struct {
+		User      string `json:"user"`
+		Transport string `json:"transport"`
+	}
+	if err := json.Unmarshal([]byte(body), &regs); err != nil {
+		t.Fatalf("/api/registrations: %v\n%s", err, body)
+	}
+	var out []string
+	for _, r := range regs {
+		if r.User == user {
+			out = append(out, r.Transport)
+		}
+	}
+	return out
+}
+
+// TestTLSPhoneCallsUDPPhone: a phone registered over TLS calls a UDP phone
+// and is called by it; each leg keeps its own transport, parley's Via and
+// Contact towards the TLS phone say TLS, its requests to that phone go
+// over the phone's own connection, and either side may hang up.
+func TestTLSPhoneCallsUDPPhone(t *testing.T) {
+	tp := startTLSParley(t, parleyConfig{})
+	alice := newPhoneCA(t, "1001", tp.TLSAddr, "tls", "127.0.0.1", tp.CA)
+	bob := newPhone(t, "1002", tp.SIPAddr, "udp")
+	alice.mustRegister()
+	bob.mustRegister()
+	if got := tp.registeredTransport(t, "1001"); len(got) != 1 || got[0] != "tls" {
+		t.Fatalf("1001's registrations show transports %v, want [tls]", got)
+	}
+	if got := tp.registeredTransport(t, "1002"); len(got) != 1 || got[0] != "udp" {
+		t.Fatalf("1002's registrations show transports %v, want [udp]", got)
+	}
+
+	t.Run("TLS caller hangs up", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		c := alice.call(ctx, "1002")
+		c.mustAnswered(t)
+		checkTLSContact(t, "the 200 to the TLS caller", c.Final)
+		in := bob.mustEvent(evInvite)
+		if v := in.Req.Via(); v == nil || v.Transport != "UDP" {
+			t.Fatalf("the UDP callee's INVITE has Via %v, want SIP/2.0/UDP", v)
+		}
+		if ct := in.Req.Contact(); ct == nil || ct.Address.UriParams.Has("transport") {
+			t.Fatalf("the UDP callee's INVITE has Contact %v, want no transport parameter", ct)
+		}
+		bob.mustEvent(evAck)
+		c.hangup(t)
+		bob.mustEvent(evBye)
+	})
+
+	t.Run("UDP callee hangs up", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		c := alice.call(ctx, "1002")
+		c.mustAnswered(t)
+		in := bob.mustEvent(evInvite)
+		bob.mustEvent(evAck)
+		time.Sleep(100 * time.Millisecond)
+		in.Call.hangup(t)
+		bye := alice.mustEvent(evBye)
+		if v := bye.Req.Via(); v == nil || v.Transport != "TLS" {
+			t.Fatalf("the BYE to the TLS phone has Via %v, want SIP/2.0/TLS", v)
+		}
+	})
+
+	t.Run("UDP phone calls the TLS phone, caller hangs up", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		c := bob.call(ctx, "1001")
+		c.mustAnswered(t)
+		in := alice.mustEvent(evInvite)
+		if v := in.Req.Via(); v == nil || v.Transport != "TLS" {
+			t.Fatalf("the TLS callee's INVITE has Via %v, want SIP/2.0/TLS", v)
+		}
+		checkTLSContact(t, "the INVITE to the TLS callee", in.Req)
+		alice.mustEvent(evAck)
+		c.hangup(t)
+		alice.mustEvent(evBye)
+	})
+
+	t.Run("TLS callee hangs up", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		c := bob.call(ctx, "1001")
+		c.mustAnswered(t)
+		in := alice.mustEvent(evInvite)
+		alice.mustEvent(evAck)
+		time.Sleep(100 * time.Millisecond)
+		in.Call.hangup(t)
+		bob.mustEvent(evBye)
+	})
+
+	tp.waitMetric(t, 3*time.Second, equals(4), "parley_calls_total", "result", "answered")
+	tp.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
+}
+
+// checkTLSContact asserts m's Contact is parley's, over TLS.
+func checkTLSContact(t *testing.T, what string, m sip.Message) {
+	t.Helper()
+	var ct *sip.ContactHeader
+	switch m := m.(type) {
+	case *sip.Request:
+		ct = m.Contact()
+	case *sip.Response:
+		ct = m.Contact()
+	}
+	if ct == nil {
+		t.Fatalf("%s has no Contact", what)
+	}
+	if v, _ := ct.Address.UriParams.Get("transport"); v != "tls" {
+		t.Fatalf("%s has Contact %s, want ;transport=tls", what, ct.Address.String())
+	}
+}
+
+// TestTLSReloadOnSIGHUP: after SIGHUP, new connections get the new
+// certificate (its serial), parley goes on serving, and a certificate
+// file that went bad is refused with its key and path while the one in
+// use stays.
+func TestTLSReloadOnSIGHUP(t *testing.T) {
+	tp := startTLSParley(t, parleyConfig{})
+	if got := tp.serial(t); got != "10" {
+		t.Fatalf("serial %s, want 10", got)
+	}
+	old, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", tp.TLSAddr, tp.CA.ClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+
+	tp.CA.Issue(t, 11, tp.Cert, tp.Key)
+	if err := tp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for tp.serial(t) != "11" {
+		if time.Now().After(deadline) {
+			t.Fatal("new connections still get serial 10 five seconds after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A phone still registers and calls over TLS with the new certificate.
+	alice := newPhoneCA(t, "1001", tp.TLSAddr, "tls", "127.0.0.1", tp.CA)
+	alice.mustRegister()
+
+	if err := os.WriteFile(tp.Cert, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(readFileOrErr(tp.LogPath), "TLS certificate not reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line about the bad certificate after SIGHUP")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if log := readFileOrErr(tp.LogPath); !strings.Contains(log, "sip.tls.cert") || !strings.Contains(log, tp.Cert) {
+		t.Fatalf("the refusal does not name sip.tls.cert and %s:\n%s", tp.Cert, tail(tp.LogPath, 20))
+	}
+	if got := tp.serial(t); got != "11" {
+		t.Fatalf("after a failed reload serial %s, want 11 still", got)
+	}
+	if code, _ := tp.httpGet(t, "/readyz"); code != 200 {
+		t.Fatalf("/readyz %d after SIGHUPs", code)
+	}
+}
+
+// TestTLSHandshakeGarbage: bytes that are no TLS handshake close only
+// that connection, with one debug line that does not show them; the next
+// TLS phone registers.
+func TestTLSHandshakeGarbage(t *testing.T) {
+	tp := startTLSParley(t, parleyConfig{})
+	c, err := net.DialTimeout("tcp", tp.TLSAddr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("REGISTER sip:parley.lab SIP/2.0\r\nX-Canary: zzcanaryzz\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("parley kept a connection that sent garbage instead of a TLS handshake")
+			}
+			break
+		}
+	}
+	alice := newPhoneCA(t, "1001", tp.TLSAddr, "tls", "127.0.0.1", tp.CA)
+	alice.mustRegister()
+	log := readFileOrErr(tp.LogPath)
+	if n := strings.Count(log, "SIP TLS handshake failed"); n != 1 {
+		t.Fatalf("%d handshake failure lines, want 1:\n%s", n, tail(tp.LogPath, 30))
+	}
+	if strings.Contains(log, "zzcanaryzz") {
+		t.Fatalf("the log shows the bytes received:\n%s", tail(tp.LogPath, 30))
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "handshake") && !strings.Contains(line, "level=DEBUG") {
+			t.Fatalf("a handshake failure logged above debug: %s", line)
+		}
+	}
+}
