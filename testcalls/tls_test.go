@@ -268,3 +268,51 @@ func TestTLSHandshakeGarbage(t *testing.T) {
 		}
 	}
 }
+
+// baresipTLS registers a baresip account over TLS (baresipConfig.TLS).
+type baresipTLS struct {
+	// Addr is parley's TLS listener, CAFile the CA baresip trusts.
+	Addr, CAFile string
+}
+
+// config is what baresip 1.0's config needs for it: sip_cafile (1.0 has
+// no sip_verify_server; the CA is what it checks against).
+func (b *baresipTLS) config() string { return fmt.Sprintf("sip_cafile %s\n", b.CAFile) }
+
+// Relay ports and phone RTP ports of the TLS tests (see rtpRange and
+// phonePorts).
+var (
+	rangeTLSBaresip  = rtpRange{6000, 6099}
+	rangeTLSSipp     = rtpRange{6100, 6199}
+	portsTLSCaller   = phonePorts{7200, 7219}
+	portsTLSCallee   = phonePorts{7220, 7239}
+	portsTLSSippSide = phonePorts{7240, 7259}
+)
+
+// TestBaresipTLSCallsUDPPhone: baresip registered over TLS (its account
+// <sip:1001@parley;transport=tls>, trusting the test CA) calls a baresip
+// on UDP; each hears the other's tone through parley's relay, and the
+// callee's BYE reaches the TLS phone over its connection.
+func TestBaresipTLSCallsUDPPhone(t *testing.T) {
+	needParley(t)
+	needSox(t)
+	needBaresip(t)
+	tp := startTLSParley(t, parleyConfig{Extra: rangeTLSBaresip.yaml(nil, "")})
+	wav := filepath.Join(t.TempDir(), "tone.wav")
+	writeTone(t, wav, fileTone, toneLength)
+	caller := startBaresip(t, tp.parley, baresipConfig{Name: "caller", User: "1001", Source: "aufile," + wav, RTP: portsTLSCaller,
+		Record: true, TLS: &baresipTLS{Addr: tp.TLSAddr, CAFile: tp.CA.CertFile}})
+	callee := startBaresip(t, tp.parley, baresipConfig{Name: "callee", User: "1002", Source: "ausine," + fmt.Sprint(sineTone), RTP: portsTLSCallee, Record: true})
+	if got := tp.registeredTransport(t, "1001"); len(got) != 1 || got[0] != "tls" {
+		t.Fatalf("baresip 1001's registrations show transports %v, want [tls]", got)
+	}
+
+	baresipCall(t, tp.parley, caller, callee)
+	tp.waitMetric(t, phoneEvent, atLeast(packetsFor(4)), "parley_rtp_packets_total")
+	callee.command(t, "hangup", "")
+	waitHungUp(t, tp.parley, caller, callee)
+	wantCallEnded(t, tp.parley, "BYE from callee")
+
+	checkTone(t, "1002's recording of 1001 (over TLS signalling)", readPCM(t, callee.recording(t, "dec")).measure(t, recordingStart), fileTone, 3)
+	checkTone(t, "1001's recording of 1002", readPCM(t, caller.recording(t, "dec")).measure(t, recordingStart), sineTone, 3)
+}
