@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -315,4 +317,98 @@ func TestBaresipTLSCallsUDPPhone(t *testing.T) {
 
 	checkTone(t, "1002's recording of 1001 (over TLS signalling)", readPCM(t, callee.recording(t, "dec")).measure(t, recordingStart), fileTone, 3)
 	checkTone(t, "1001's recording of 1002", readPCM(t, caller.recording(t, "dec")).measure(t, recordingStart), sineTone, 3)
+}
+
+// startTLSTunnel carries each TCP connection accepted on a loopback port
+// over a TLS connection of its own to addr, trusting conf's roots (as
+// stunnel's client mode does), and returns the port's address. SIPp 3.6.1
+// as Debian builds it has no TLS ("-t l1": "To use a TLS transport you
+// must compile SIPp with OpenSSL"), so SIPp speaks TCP to the tunnel and
+// parley sees TLS. The tunnel's goroutines end when t does.
+func startTLSTunnel(t *testing.T, addr string, conf *tls.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		open = append(open, c)
+		mu.Unlock()
+	}
+	wg.Go(func() {
+		for {
+			plain, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			track(plain)
+			sec, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, conf)
+			if err != nil {
+				t.Errorf("tunnel: TLS dial %s: %v", addr, err)
+				plain.Close()
+				continue
+			}
+			track(sec)
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			wg.Go(func() { pipe(sec, plain) })
+			wg.Go(func() { pipe(plain, sec) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// TestSippOverTLS: SIPp's built-in caller places short calls from the
+// trusted loopback network over a TLS connection (through startTLSTunnel)
+// to a phone registered over UDP; every call completes, and parley
+// counted the callers' requests as TLS.
+func TestSippOverTLS(t *testing.T) {
+	needSipp(t)
+	tp := startTLSParley(t, parleyConfig{Trusted: []string{"127.0.0.1/32"}, Extra: rangeTLSSipp.yaml(nil, "")})
+	bob := newPhone(t, "1002", tp.SIPAddr, "udp")
+	if r, err := bob.register(bob.Password, "", 3600); err != nil || r.Challenge.StatusCode != 200 {
+		t.Fatalf("trusted REGISTER: %v %v, want 200 without a challenge", err, r.Challenge)
+	}
+	tunnel := startTLSTunnel(t, tp.TLSAddr, tp.CA.ClientConfig())
+
+	const calls = 3
+	args := []string{tunnel, "-t", "t1", "-sn", "uac", "-s", "1002", "-m", fmt.Sprint(calls), "-r", "2", "-d", "200",
+		"-mp", fmt.Sprint(portsTLSSippSide.Min),
+		"-trace_stat", "-stf", "uac.csv", "-trace_err", "-timeout", "30s", "-timeout_error"}
+	uac := startSipp(t, "sipp-uac-tls", append(args, sippReorderFlags...)...)
+	if code := uac.wait(t, 40*time.Second); code != 0 {
+		t.Errorf("sipp uac over TLS exit code %d, want 0 (all %d calls successful)", code, calls)
+	}
+	if v, ok := uac.stat("SuccessfulCall(C)"); ok && v != fmt.Sprint(calls) {
+		t.Errorf("sipp uac SuccessfulCall(C) = %s, want %d", v, calls)
+	}
+	for range calls {
+		bob.mustEvent(evInvite)
+		bob.mustEvent(evBye)
+	}
+	tp.waitMetric(t, 3*time.Second, equals(calls), "parley_calls_total", "result", "answered")
+	tp.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
+	log := readFileOrErr(tp.LogPath)
+	if n := strings.Count(log, `msg="call started"`); n != calls || strings.Count(log, "transport=tls") < calls {
+		t.Errorf("parley logged %d calls started, want %d each with transport=tls:\n%s", n, calls, tail(tp.LogPath, 30))
+	}
+	if strings.Contains(log, "SIP TLS handshake failed") {
+		t.Errorf("a handshake failed:\n%s", tail(tp.LogPath, 30))
+	}
 }
