@@ -19,7 +19,7 @@ type target struct {
 	uri       sip.Uri // Request-URI
 	to        sip.Uri // To address
 	dest      string  // next hop ip:port
-	transport string  // udp or tcp
+	transport string  // udp, tcp or tls
 }
 
 // fork is one branch of a call's second leg.
