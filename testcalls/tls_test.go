@@ -84,7 +84,7 @@ func (p *parley) registeredTransport(t *testing.T, user string) []string {
 // Contact towards the TLS phone say TLS, its requests to that phone go
 // over the phone's own connection, and either side may hang up.
 func TestTLSPhoneCallsUDPPhone(t *testing.T) {
-	tp := startTLSParley(t, parleyConfig{})
+	tp := startTLSParley(t, parleyConfig{Registrar: "{min_expires: 60, max_expires: 3600, qualify: 1s}"})
 	alice := newPhoneCA(t, "1001", tp.TLSAddr, "tls", "127.0.0.1", tp.CA)
 	bob := newPhone(t, "1002", tp.SIPAddr, "udp")
 	alice.mustRegister()
@@ -95,6 +95,11 @@ func TestTLSPhoneCallsUDPPhone(t *testing.T) {
 	if got := tp.registeredTransport(t, "1002"); len(got) != 1 || got[0] != "udp" {
 		t.Fatalf("1002's registrations show transports %v, want [udp]", got)
 	}
+	tp.waitMetric(t, 3*time.Second, equals(1), "parley_contacts_by_transport", "transport", "tls")
+	tp.waitMetric(t, 3*time.Second, equals(1), "parley_contacts_by_transport", "transport", "udp")
+	tp.waitMetric(t, 3*time.Second, equals(0), "parley_contacts_by_transport", "transport", "tcp")
+	// Qualify pings reach the TLS phone over its connection.
+	tp.waitMetric(t, 5*time.Second, equals(2), "parley_contacts", "state", "reachable")
 
 	t.Run("TLS caller hangs up", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
