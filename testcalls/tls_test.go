@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -415,5 +416,34 @@ func TestSippOverTLS(t *testing.T) {
 	}
 	if strings.Contains(log, "SIP TLS handshake failed") {
 		t.Errorf("a handshake failed:\n%s", tail(tp.LogPath, 30))
+	}
+}
+
+// TestTLSBadCertificateNamesKeyAndFile: parley refuses to start with a
+// certificate file that does not load, naming the key and the file, both
+// with -check-config and when started.
+func TestTLSBadCertificateNamesKeyAndFile(t *testing.T) {
+	needParley(t)
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir)
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, cert, key)
+	bad := filepath.Join(dir, "broken.pem")
+	writeFile(t, bad, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n")
+	cfg := filepath.Join(dir, "parley.yaml")
+	writeFile(t, cfg, renderConfig(parleyConfig{
+		Listen: []string{fmt.Sprintf("tls://127.0.0.1:%d", freeTCPPort(t))},
+		SIP:    fmt.Sprintf("  tls: {cert: %s, key: %s}\n", yamlQuote(bad), yamlQuote(key)),
+	}, freeSIPPort(t), freeTCPPort(t)))
+	for _, args := range [][]string{{"-check-config", "-config", cfg}, {"-config", cfg}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, parleyBin, args...).CombinedOutput()
+		cancel()
+		if err == nil {
+			t.Fatalf("parley %v accepted a broken certificate:\n%s", args, out)
+		}
+		if !strings.Contains(string(out), "sip.tls.cert") || !strings.Contains(string(out), bad) {
+			t.Fatalf("parley %v does not name sip.tls.cert and %s:\n%s", args, bad, out)
+		}
 	}
 }
