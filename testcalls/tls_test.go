@@ -213,6 +213,19 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 	// A phone still registers and calls over TLS with the new certificate.
 	alice := newPhoneCA(t, "1001", tp.TLSAddr, "tls", "127.0.0.1", tp.CA)
 	alice.mustRegister()
+	// The connection made before the reload is still served: an RFC 5626
+	// ping over it gets its pong.
+	if _, err := old.Write([]byte("\r\n\r\n")); err != nil {
+		t.Fatalf("ping over the connection made before SIGHUP: %v", err)
+	}
+	_ = old.SetReadDeadline(time.Now().Add(3 * time.Second))
+	pong := make([]byte, 8)
+	if n, err := old.Read(pong); err != nil || string(pong[:n]) != "\r\n" {
+		t.Fatalf("no pong over the connection made before SIGHUP: %q %v", pong[:n], err)
+	}
+	if got := old.ConnectionState().PeerCertificates[0].SerialNumber.String(); got != "10" {
+		t.Fatalf("the old connection's certificate has serial %s, want 10", got)
+	}
 
 	if err := os.WriteFile(tp.Cert, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
