@@ -164,3 +164,22 @@ func TestCertificatesReload(t *testing.T) {
 		t.Fatalf("after a failed reload serial %s, want 101 still", got)
 	}
 }
+
+// TestBindTLS: a tls:// entry binds a TCP socket in its address's family
+// and says tls.
+func TestBindTLS(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := Bind(config.Listener{Network: "tls", Addr: addr})
+		if err != nil {
+			if addr == "[::1]:0" {
+				t.Logf("no IPv6 loopback here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		if ln.Network != "tls" || ln.TCP == nil || ln.UDP != nil || ln.PortNumber() == 0 {
+			t.Errorf("Bind(tls://%s) = %+v", addr, ln)
+		}
+		ln.Close()
+	}
+}
