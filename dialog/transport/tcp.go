@@ -262,6 +262,8 @@ type guardedConn struct {
 	rw    io.ReadWriter
 	tls   *tls.Conn
 	shook bool
+	// readAny is set once the connection has sent a first byte.
+	readAny bool
 
 	fr        framer
 	firstBy   time.Time    // zero: no first-message limit, or it was met
@@ -320,6 +322,14 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		}
 		return n, err
 	}
+	if c.tls == nil && !c.readAny && n > 0 && b[0] == tlsHandshakeRecord {
+		// A TLS client on a plain TCP listener: closed with one debug
+		// line, before sipgo's parser could log its bytes as an error.
+		c.l.log.Debug("SIP TCP connection closed", "source", c.RemoteAddr().String(), "reason", "a TLS handshake on a TCP listener (TLS needs a tls:// listener)")
+		c.closeNow()
+		return 0, io.EOF
+	}
+	c.readAny = true
 	good, complete, ferr := c.fr.feed(b[:n])
 	if complete > 0 {
 		c.lastMsg.Store(time.Now().UnixNano())

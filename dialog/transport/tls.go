@@ -16,6 +16,10 @@ import (
 // client that connects and stalls holds its slot no longer than this.
 const tlsHandshakeTimeout = 10 * time.Second
 
+// tlsHandshakeRecord is the first byte of a TLS handshake record (RFC 8446
+// §5.1, content type 22). No SIP message or keepalive starts with it.
+const tlsHandshakeRecord = 0x16
+
 // Certificates is the certificate parley presents on its TLS listeners
 // (sip.tls.cert and sip.tls.key). Reload reads the files again and swaps
 // the certificate atomically: connections made afterwards get the new

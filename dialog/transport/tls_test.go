@@ -183,3 +183,39 @@ func TestBindTLS(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestTLSClientOnTCPListener: a TLS client on a plain TCP listener is
+// closed with one debug line that shows none of its bytes, and nothing of
+// it reaches the reader (sipgo, which would log it as a parse error).
+func TestTLSClientOnTCPListener(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := serveGuarded(t, TCPLimits{MaxConnections: 10, MaxPerSource: 10}, withLog(log))
+	c, err := net.DialTimeout("tcp", s.addr.String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: "parley.test", MinVersion: tls.VersionTLS12})
+	_ = tc.SetDeadline(time.Now().Add(3 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("a TLS handshake succeeded on a TCP listener")
+	}
+	tc.Close()
+	ended := <-s.ended
+	s.mu.Lock()
+	got := len(s.read[ended])
+	s.mu.Unlock()
+	if got != 0 {
+		t.Fatalf("%d bytes of the handshake reached the reader", got)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "a TLS handshake on a TCP listener") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("log:\n%s", out)
+	}
+	// A SIP client is still served.
+	sc := s.dial(t, "127.0.0.1")
+	if _, err := sc.Write([]byte(sipMessage("x"))); err != nil {
+		t.Fatal(err)
+	}
+	waitOpen(t, s.l, 1)
+}
