@@ -60,13 +60,15 @@ type SIP struct {
 	// MaxMessageSize is the largest SIP message taken over UDP or TCP, in
 	// bytes; a larger one is refused (TCP: the connection is closed).
 	MaxMessageSize int `yaml:"max_message_size"`
-	// TCP bounds the TCP connections parley accepts.
+	// TCP bounds the TCP connections parley accepts (TLS ones too).
 	TCP TCP `yaml:"tcp"`
 
 	// DNS lists the DNS servers (IP, or IP:port) that host names in route
 	// targets are resolved with (RFC 3263, dns.go); empty: those of
 	// /etc/resolv.conf.
 	DNS []string `yaml:"dns"`
+	// TLS is the certificate of the tls:// listeners (part 10, tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // TCP holds the limits on SIP over TCP: reaching one refuses or closes the

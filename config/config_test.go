@@ -53,7 +53,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"unknown top key", "sipp: {}\n", "sipp"},
 		{"unknown nested key", "sip:\n  listne: []\n", "sip.listne"},
 		{"unknown user key", "users:\n  - username: a\n    pasword: x\n", "users[0].pasword"},
-		{"bad listen scheme", "sip:\n  listen: [tls://0.0.0.0:5061]\n", "sip.listen[0]"},
+		{"bad listen scheme", "sip:\n  listen: [ws://0.0.0.0:5061]\n", "sip.listen[0]"},
 		{"bad algorithm", "sip:\n  auth_algorithms: [SHA-512]\n", "sip.auth_algorithms[0]"},
 		{"no algorithm", "sip:\n  auth_algorithms: []\n", "sip.auth_algorithms"},
 		{"bad trusted", "sip:\n  trusted: [10.0.0.0/33]\n", "sip.trusted[0]"},

@@ -14,7 +14,7 @@ import (
 
 // Listener is one parsed entry of sip.listen.
 type Listener struct {
-	// Network is udp or tcp.
+	// Network is udp, tcp or tls.
 	Network string
 	// Addr is host:port.
 	Addr string
@@ -61,8 +61,11 @@ func parseListen(s string) (Listener, error) {
 		return Listener{}, err
 	}
 	network := strings.ToLower(u.Scheme)
-	if network != "udp" && network != "tcp" {
-		return Listener{}, fmt.Errorf("scheme %q: want udp:// or tcp://", u.Scheme)
+	if network != "udp" && network != "tcp" && network != "tls" {
+		return Listener{}, fmt.Errorf("scheme %q: want udp://, tcp:// or tls://", u.Scheme)
+	}
+	if network == "tls" && u.Port() == "" && u.Host != "" && !strings.HasSuffix(u.Host, ":") {
+		u.Host = net.JoinHostPort(strings.Trim(u.Host, "[]"), DefaultTLSPort) // RFC 3261 §19.1.2
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil {
@@ -101,6 +104,9 @@ func (c *Config) Validate() error {
 		if _, err := parseListen(l); err != nil {
 			return bad(fmt.Sprintf("sip.listen[%d]", i), "%q: %v", l, err)
 		}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.SIP.Realm == "" || strings.ContainsAny(c.SIP.Realm, "\" \t\r\n") {
 		return bad("sip.realm", "must be a non-empty domain without spaces or quotes")

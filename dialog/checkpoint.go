@@ -190,7 +190,7 @@ func restoreLeg(c *Call, r role, ls legState) (*leg, error) {
 	if l.callID == "" || l.localTag == "" || l.remoteTag == "" {
 		return nil, fmt.Errorf("%v leg: no dialog identifiers", r)
 	}
-	if l.transport != "udp" && l.transport != "tcp" {
+	if l.transport != "udp" && l.transport != "tcp" && l.transport != "tls" {
 		return nil, fmt.Errorf("%v leg: transport %q", r, l.transport)
 	}
 	for _, u := range []struct {

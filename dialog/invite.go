@@ -20,7 +20,7 @@ type target struct {
 	uri       sip.Uri // Request-URI
 	to        sip.Uri // To address
 	dest      string  // next hop ip:port
-	transport string  // udp or tcp
+	transport string  // udp, tcp or tls
 	// trunk names the trunk a route sends the call through (trunk.go),
 	// and from is then the From address, the trunk's user.
 	trunk string

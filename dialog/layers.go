@@ -58,7 +58,7 @@ func (s *Server) udpTarget(req *sip.Request) (*transport.UDPPort, netip.AddrPort
 
 // request sends req, which newRequest built, in a client transaction.
 //
-// Over TCP, parley first sends on the phone's flow: the connection its
+// Over TCP and TLS, parley first sends on the phone's flow: the connection its
 // REGISTER or INVITE came over, at its source address. When that flow is
 // gone (parley restarted, the phone's NAT or its connection closed),
 // parley opens a new connection to the phone's Contact, the Request-URI,
@@ -73,7 +73,7 @@ func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTrans
 		return s.tx.Request(ctx, port, dst, req)
 	}
 	tx, err := s.client.TransactionRequest(ctx, req, prebuilt)
-	if err == nil || req.Transport() != "TCP" {
+	if err == nil || (req.Transport() != "TCP" && req.Transport() != "TLS") {
 		return tx, err
 	}
 	unreachable := func(why string) error {

@@ -79,9 +79,9 @@ func oneHopFewer(out, in *sip.Request) {
 // contact is parley's Contact for messages sent over ln.
 func (s *Server) contact(ln *transport.Listener, host string) *sip.ContactHeader {
 	u := sip.Uri{Scheme: "sip", User: "parley", Host: host, Port: ln.PortNumber()}
-	if ln.Network == "tcp" {
+	if ln.Network == "tcp" || ln.Network == "tls" {
 		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
+		u.UriParams.Add("transport", ln.Network)
 	}
 	return &sip.ContactHeader{Address: u}
 }

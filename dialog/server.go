@@ -45,7 +45,7 @@ type Contact struct {
 	// Dest is the "ip:port" the phone registered from (RFC 3581), where
 	// requests are sent so they reach it behind NAT.
 	Dest string
-	// Transport is "udp" or "tcp".
+	// Transport is "udp", "tcp" or "tls".
 	Transport string
 	// Node is the cluster node that holds the phone's flow (the one its
 	// REGISTER came through), and NodeAddr that node's SIP address; empty
@@ -160,6 +160,9 @@ type Server struct {
 	// dns resolves route targets' host names (dns.go).
 	dns Resolver
 
+	// certs is what the tls:// listeners present (tls.go; nil: none).
+	certs *transport.Certificates
+
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
@@ -220,6 +223,9 @@ func New(cfg *config.Config, opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("routes[%d].match: %w", i, err)
 		}
 		s.routes = append(s.routes, route{re: re, target: r.Target, trunk: r.Trunk})
+	}
+	if err := s.loadCertificates(); err != nil {
+		return nil, err
 	}
 	s.m = newMetrics(s.reg)
 	s.recovered = newRecoverMetrics(s.reg)
@@ -300,8 +306,8 @@ func (s *Server) Calls() []Snapshot {
 	return out
 }
 
-// Addr returns the bound address of the first listener of network ("udp"
-// or "tcp"), or "" if there is none. Useful when a port was given as 0.
+// Addr returns the bound address of the first listener of network ("udp",
+// "tcp" or "tls"), or "" if there is none. Useful when a port was given as 0.
 func (s *Server) Addr(network string) string {
 	for _, l := range s.listeners {
 		if l.Network == network {
@@ -352,7 +358,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				port.Serve()
 			}()
 		} else {
-			guarded = ln.Guard(limits, s.log.With("component", "tcp"), s.tcpTapOptions()...)
+			guarded = ln.Guard(limits, s.log.With("component", ln.Network), append(s.tcpTapOptions(), s.tlsOptions(ln)...)...)
 		}
 		serving.Add(1)
 		go func() {
@@ -361,7 +367,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			if port != nil {
 				err = s.srv.ServeUDP(port)
 			} else {
-				err = s.srv.ServeTCP(guarded)
+				err = s.serveStream(ln, guarded) // TCP or TLS
 			}
 			if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("SIP listener stopped", "network", ln.Network, "addr", ln.Addr(), "error", err)
@@ -411,7 +417,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // tcpLimits are the bounds of sip.tcp and sip.max_message_size on every
-// connection the TCP listeners accept.
+// connection the TCP and TLS listeners accept.
 func (s *Server) tcpLimits() transport.TCPLimits {
 	t := s.cfg.SIP.TCP
 	return transport.TCPLimits{

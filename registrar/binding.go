@@ -19,7 +19,7 @@ type Binding struct {
 	// Source is the "ip:port" the REGISTER came from (RFC 3581): send
 	// requests there, not to the Contact host, to cross the phone's NAT.
 	Source string `json:"source"`
-	// Transport is "udp" or "tcp" (lowercase), the transport the REGISTER
+	// Transport is "udp", "tcp" or "tls" (lowercase), the transport the REGISTER
 	// used.
 	Transport string `json:"transport"`
 	// Expires is when the binding lapses.

@@ -35,11 +35,20 @@ type location struct {
 	node, nodeAddr string
 }
 
-// tally counts bindings by reachability.
-type tally struct{ reachable, unreachable, unknown int }
+// tally counts bindings by reachability, and by transport (udp, tcp, tls,
+// in the order of Transports).
+type tally struct {
+	reachable, unreachable, unknown int
+	transport                       [len(Transports)]int
+}
 
 // add counts b n times (n is 1 or -1).
 func (t *tally) add(b *Binding, n int) {
+	for i, tr := range Transports {
+		if b.Transport == tr {
+			t.transport[i] += n
+		}
+	}
 	switch b.Reachable {
 	case ReachableYes:
 		t.reachable += n

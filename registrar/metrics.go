@@ -10,6 +10,7 @@ const (
 	metricRegistrations = "parley_registrations"
 	metricAuthFailures  = "parley_auth_failures_total"
 	metricContacts      = "parley_contacts"
+	metricTransports    = "parley_contacts_by_transport"
 	metricContactRTT    = "parley_contact_rtt_seconds"
 	metricStoreErrors   = "parley_store_errors_total"
 )
@@ -52,6 +53,24 @@ func newContactsGauge() *prometheus.GaugeVec {
 	}, []string{"state"})
 	for _, s := range []string{"reachable", "unreachable", "unknown"} {
 		g.WithLabelValues(s)
+	}
+	return g
+}
+
+// Transports are the values of parley_contacts_by_transport's label, the
+// transports a phone registers over.
+var Transports = [...]string{"udp", "tcp", "tls"}
+
+// newTransportsGauge counts bindings by the transport their REGISTER came
+// over. The only label is transport, one of Transports; all are always
+// present.
+func newTransportsGauge() *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: metricTransports,
+		Help: "Registered contact bindings by the transport they registered over: udp, tcp or tls.",
+	}, []string{"transport"})
+	for _, tr := range Transports {
+		g.WithLabelValues(tr)
 	}
 	return g
 }

@@ -37,6 +37,8 @@ func TestMetricNames(t *testing.T) {
 	allowed := map[string]map[string]bool{
 		"method": {"REGISTER": true, "INVITE": true, "other": true},
 		"state":  {"reachable": true, "unreachable": true, "unknown": true},
+		// parley_contacts_by_transport (TLS, part 10).
+		"transport": {"udp": true, "tcp": true, "tls": true},
 	}
 	names := map[string]bool{}
 	for _, mf := range mfs {
@@ -44,12 +46,12 @@ func TestMetricNames(t *testing.T) {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if !allowed[l.GetName()][l.GetValue()] {
-					t.Errorf("%s has label %s=%q; only method and state, with their fixed values, are allowed", mf.GetName(), l.GetName(), l.GetValue())
+					t.Errorf("%s has label %s=%q; only method, state and transport, with their fixed values, are allowed", mf.GetName(), l.GetName(), l.GetValue())
 				}
 			}
 		}
 	}
-	for _, want := range []string{metricRegistrations, metricAuthFailures, metricContacts, metricContactRTT} {
+	for _, want := range []string{metricRegistrations, metricAuthFailures, metricContacts, metricContactRTT, metricTransports} {
 		if !names[want] {
 			t.Errorf("%s not registered", want)
 		}

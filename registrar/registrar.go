@@ -34,6 +34,10 @@ type Registrar struct {
 	// byReach holds contacts' children for reachable, unreachable and
 	// unknown, looked up once: setGauges runs on every REGISTER.
 	byReach [3]prometheus.Gauge
+	// transports is parley_contacts_by_transport (TLS, part 10), and
+	// byTransport its children in the order of Transports.
+	transports  *prometheus.GaugeVec
+	byTransport [len(Transports)]prometheus.Gauge
 
 	// pinger and qualifyEvery are set by WithQualify; nil turns
 	// qualification off.
@@ -92,6 +96,7 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		now:        time.Now,
 		gauge:      newRegistrationsGauge(),
 		contacts:   newContactsGauge(),
+		transports: newTransportsGauge(),
 		rtt:        newContactRTT(),
 		minExpires: DefaultMinExpires,
 		maxExpires: DefaultMaxExpires,
@@ -106,6 +111,9 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 	for i, reach := range []string{"reachable", "unreachable", "unknown"} {
 		r.byReach[i] = r.contacts.WithLabelValues(reach)
 	}
+	for i, tr := range Transports {
+		r.byTransport[i] = r.transports.WithLabelValues(tr)
+	}
 	for _, o := range opts {
 		if err := o(r); err != nil {
 			return nil, err
@@ -115,6 +123,7 @@ func New(d *Digest, store Store, opts ...Option) (*Registrar, error) {
 		collectors := map[string]prometheus.Collector{
 			metricRegistrations: r.gauge,
 			metricContacts:      r.contacts,
+			metricTransports:    r.transports,
 			metricContactRTT:    r.rtt,
 		}
 		if ms, ok := store.(storeMetrics); ok {
@@ -211,6 +220,9 @@ func (r *Registrar) setGauges(t tally) {
 	r.byReach[0].Set(float64(t.reachable))
 	r.byReach[1].Set(float64(t.unreachable))
 	r.byReach[2].Set(float64(t.unknown))
+	for i := range Transports {
+		r.byTransport[i].Set(float64(t.transport[i]))
+	}
 }
 
 // How Run retries a failed write to the Store: after flushRetryMin,

@@ -156,6 +156,9 @@ type baresipConfig struct {
 	// Codec is the codec module the phone loads instead of G.711's, e.g.
 	// "g722": its offer then carries that codec only.
 	Codec string
+
+	// TLS, when set, registers the account over TLS (tls_test.go).
+	TLS *baresipTLS
 }
 
 // baresipEvent is one event baresip's ctrl_tcp module reports, for example
@@ -262,9 +265,13 @@ func startBaresip(t *testing.T, pl *parley, c baresipConfig) *baresip {
 		}
 	}
 	ctrlPort := freeTCPPort(t)
-	writeFile(t, filepath.Join(b.Dir, "config"), baresipConfigText(c, b.SIPPort, ctrlPort, b.RecDir))
+	cfgText, account, source := baresipConfigText(c, b.SIPPort, ctrlPort, b.RecDir), pl.SIPAddr+";transport=udp", fmt.Sprintf("127.0.0.1:%d", b.SIPPort)
+	if c.TLS != nil {
+		cfgText, account, source = cfgText+c.TLS.config(), c.TLS.Addr+";transport=tls", "" // from a port of its own
+	}
+	writeFile(t, filepath.Join(b.Dir, "config"), cfgText)
 	writeFile(t, filepath.Join(b.Dir, "accounts"), fmt.Sprintf(
-		"<sip:%s@%s;transport=udp>;auth_pass=%s;answermode=auto;regint=60\n", c.User, pl.SIPAddr, testUsers[c.User]))
+		"<sip:%s@%s>;auth_pass=%s;answermode=auto;regint=60\n", c.User, account, testUsers[c.User]))
 
 	logf, err := os.Create(b.LogPath)
 	if err != nil {
@@ -297,7 +304,7 @@ func startBaresip(t *testing.T, pl *parley, c baresipConfig) *baresip {
 		}
 	})
 	b.connect(t, ctrlPort)
-	waitRegistered(t, pl, c.User, fmt.Sprintf("127.0.0.1:%d", b.SIPPort), phoneEvent)
+	waitRegistered(t, pl, c.User, source, phoneEvent)
 	return b
 }
 

@@ -125,6 +125,11 @@ type parleyConfig struct {
 	// Services, when set, replaces the services section's flow mapping
 	// (default {echo: "600"}), e.g. to add rooms and playback numbers.
 	Services string
+	// Listen adds sip.listen entries (e.g. tls://127.0.0.1:PORT), and
+	// SIP lines to the sip section, indented by two spaces (e.g.
+	// "  tls: {cert: ..., key: ...}\n"); tls_test.go.
+	Listen []string
+	SIP    string
 }
 
 // parley is one running parley process.
@@ -149,7 +154,11 @@ func yamlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") 
 // renderConfig writes a complete parley config for the given ports.
 func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sip:\n  listen: [udp://127.0.0.1:%d, tcp://127.0.0.1:%d]\n  realm: parley.lab\n  trusted: [", sipPort, sipPort)
+	fmt.Fprintf(&b, "sip:\n  listen: [udp://127.0.0.1:%d, tcp://127.0.0.1:%d", sipPort, sipPort)
+	for _, l := range c.Listen {
+		b.WriteString(", " + yamlQuote(l))
+	}
+	fmt.Fprintf(&b, "]\n%s  realm: parley.lab\n  trusted: [", c.SIP)
 	for i, n := range c.Trusted {
 		if i > 0 {
 			b.WriteString(", ")

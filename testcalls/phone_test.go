@@ -2,6 +2,7 @@ package testcalls
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
 	"github.com/pion/sdp/v3"
+
+	"github.com/parley-sip/parley/dialog/transport/tlstest"
 )
 
 // callTimeout bounds every single SIP exchange a phone waits for.
@@ -69,7 +72,7 @@ type phone struct {
 	t         *testing.T
 	User      string
 	Password  string
-	Transport string // "udp" or "tcp"
+	Transport string // "udp", "tcp" or "tls"
 	// Addr is the host:port the phone listens on (its Contact).
 	Addr string
 	// Proxy is parley's host:port.
@@ -113,6 +116,13 @@ func newPhone(t *testing.T, user, proxy, transport string) *phone {
 // newPhoneAt is newPhone on the loopback address host (127.0.0.1, ::1).
 func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
 	t.Helper()
+	return newPhoneCA(t, user, proxy, transport, host, nil)
+}
+
+// newPhoneCA is newPhoneAt for any transport; a "tls" phone trusts ca
+// (and only it) and listens with a certificate ca issued (tls_test.go).
+func newPhoneCA(t *testing.T, user, proxy, transport, host string, ca *tlstest.CA) *phone {
+	t.Helper()
 	p := &phone{
 		t:         t,
 		User:      user,
@@ -127,7 +137,11 @@ func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
 	if os.Getenv("PARLEY_TEST_SIPDEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(user), sipgo.WithUserAgentHostname(host))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent(user), sipgo.WithUserAgentHostname(host)}
+	if ca != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(ca.ClientConfig()))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +186,14 @@ func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
 		p.Addr = l.Addr().String()
 		go srv.ServeTCP(l)
 		p.closer = func() { l.Close() }
+	case "tls":
+		l, err := tls.Listen("tcp", net.JoinHostPort(host, "0"), ca.ServerConfig(t, 1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Addr = l.Addr().String()
+		go srv.ServeTLS(l)
+		p.closer = func() { l.Close() }
 	default:
 		t.Fatalf("unknown transport %q", transport)
 	}
@@ -183,9 +205,9 @@ func newPhoneAt(t *testing.T, user, proxy, transport, host string) *phone {
 
 	host, port, _ := net.SplitHostPort(p.Addr)
 	p.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: host, Port: atoi(port)}}
-	if transport == "tcp" {
+	if transport == "tcp" || transport == "tls" {
 		p.contact.Address.UriParams = sip.NewParams()
-		p.contact.Address.UriParams.Add("transport", "tcp")
+		p.contact.Address.UriParams.Add("transport", transport)
 	}
 	p.calls = sipgo.NewDialogClientCache(cli, p.contact)
 	p.answers = sipgo.NewDialogServerCache(cli, p.contact)
@@ -414,9 +436,9 @@ func (p *phone) uri(user string) sip.Uri {
 		host = "[" + host + "]" // sipgo dials the Host as it is
 	}
 	u := sip.Uri{Scheme: "sip", User: user, Host: host, Port: atoi(port)}
-	if p.Transport == "tcp" {
+	if p.Transport == "tcp" || p.Transport == "tls" {
 		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", "tcp")
+		u.UriParams.Add("transport", p.Transport)
 	}
 	return u
 }

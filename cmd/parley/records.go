@@ -64,6 +64,7 @@ func (p *parts) buildRecords(cfg *config.Config, log *slog.Logger) ([]dialog.Opt
 		for {
 			select {
 			case <-r.hup:
+				p.reloadTLS(cfg, log) // tls.go
 				if r.w == nil || cfg.CDR.Path == "" {
 					log.Info("SIGHUP: no call record file to reopen (cdr.path is empty)")
 					continue

@@ -38,6 +38,10 @@ func printWelcome(w io.Writer, cfg *config.Config, b2b *dialog.Server, cred cred
 	}
 	fmt.Fprintf(w, "\nparley is running.\n\nTo register a softphone (Linphone, Zoiper, MicroSIP, baresip):\n")
 	fmt.Fprintf(w, "  SIP server / proxy: %s:%s (UDP or TCP)\n  domain / realm:     %s\n", host, port, cfg.SIP.Realm)
+	if tlsAddr := b2b.Addr("tls"); tlsAddr != "" {
+		_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+		fmt.Fprintf(w, "  over TLS:           %s:%s (transport=tls)\n", host, tlsPort)
+	}
 	printUsers(w, cfg, cred)
 	if cfg.Services.Echo != "" {
 		fmt.Fprintf(w, "\nDial %s for the echo service.\n", cfg.Services.Echo)

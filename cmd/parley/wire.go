@@ -27,6 +27,7 @@ import (
 	"github.com/parley-sip/parley/dialog/resolve"
 	"github.com/parley-sip/parley/dialog/service"
 	"github.com/parley-sip/parley/dialog/store"
+	"github.com/parley-sip/parley/dialog/transport"
 	"github.com/parley-sip/parley/dialog/trunk"
 	"github.com/parley-sip/parley/media"
 	"github.com/parley-sip/parley/registrar"
@@ -48,6 +49,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	tlsOpts, err := p.buildTLS(cfg) // tls.go; before records, whose SIGHUP reloads it
+	if err != nil {
+		return err
+	}
+	mediaOpts = append(mediaOpts, tlsOpts...)
 	recordOpts, err := p.buildRecords(cfg, log) // records.go
 	if err != nil {
 		return err
@@ -106,6 +112,8 @@ type parts struct {
 	ready []readyCheck
 	// records are the call records (records.go), nil when off.
 	records *records
+	// certs is the tls:// listeners' certificate (tls.go), nil without one.
+	certs *transport.Certificates
 	// published is what services offer the admin API (publishedOptions).
 	published []any
 	// trunks are the upstream providers (trunks.go).

@@ -12,5 +12,8 @@
 // Listener's socket (tcp.go), which bounds the connections it accepts
 // (TCPLimits: how many in all and per source, idle and first-message
 // timeouts, message size, framed by framer.go) and keeps accepting
-// through errors that pass. TLS and WebSocket listeners belong here too.
+// through errors that pass. TLS is the same guarded listener with
+// WithTLS (tls.go): the handshake runs on a connection's first read, under
+// the same limits, and Certificates swaps the certificate on reload.
+// WebSocket listeners belong here too.
 package transport

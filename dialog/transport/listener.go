@@ -15,11 +15,13 @@ import (
 const UDPReadBuffer = 8 << 20
 
 // Listener is one bound SIP transport: a UDP socket, which parley reads
-// itself (UDPPort), or a TCP listener, which sipgo serves.
+// itself (UDPPort), or a TCP listener, which sipgo serves (as SIP over
+// TCP, or over TLS once the guard does the handshake, tls.go).
 type Listener struct {
-	// Network is "udp" or "tcp".
+	// Network is "udp", "tcp" or "tls".
 	Network string
-	// UDP is the socket of a UDP listener; TCP the listener of a TCP one.
+	// UDP is the socket of a UDP listener; TCP the listener of a TCP or
+	// TLS one.
 	UDP *net.UDPConn
 	TCP *net.TCPListener
 	// Port reads UDP once the listener serves (see NewUDPPort).
@@ -50,10 +52,10 @@ func Bind(l config.Listener) (*Listener, error) {
 		GrowBuffers(conn, UDPReadBuffer)
 		a := conn.LocalAddr().(*net.UDPAddr)
 		return &Listener{Network: "udp", UDP: conn, ip: a.IP, port: a.Port}, nil
-	case "tcp":
+	case "tcp", "tls":
 		addr, err := net.ResolveTCPAddr("tcp", l.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("sip.listen tcp://%s: %w", l.Addr, err)
+			return nil, fmt.Errorf("sip.listen %s://%s: %w", l.Network, l.Addr, err)
 		}
 		network := "tcp6"
 		if addr.IP == nil || addr.IP.To4() != nil {
@@ -61,10 +63,10 @@ func Bind(l config.Listener) (*Listener, error) {
 		}
 		ln, err := net.ListenTCP(network, addr)
 		if err != nil {
-			return nil, fmt.Errorf("sip.listen tcp://%s: %w", l.Addr, err)
+			return nil, fmt.Errorf("sip.listen %s://%s: %w", l.Network, l.Addr, err)
 		}
 		a := ln.Addr().(*net.TCPAddr)
-		return &Listener{Network: "tcp", TCP: ln, ip: a.IP, port: a.Port}, nil
+		return &Listener{Network: l.Network, TCP: ln, ip: a.IP, port: a.Port}, nil
 	}
 	return nil, fmt.Errorf("sip.listen: unsupported transport %q", l.Network)
 }
@@ -79,7 +81,8 @@ func (l *Listener) PortNumber() int { return l.port }
 func (l *Listener) Addr() string { return net.JoinHostPort(l.ip.String(), strconv.Itoa(l.port)) }
 
 // Guard returns the TCP listener wrapped in a GuardedListener with lim:
-// the one to hand sipgo, so every accepted connection is bounded.
+// the one to hand sipgo, so every accepted connection is bounded. A TLS
+// listener is given WithTLS among opts.
 func (l *Listener) Guard(lim TCPLimits, log *slog.Logger, opts ...GuardOption) *GuardedListener {
 	if l.guard == nil {
 		l.guard = NewGuardedListener(l.TCP, lim, log, opts...)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -77,6 +78,10 @@ type GuardedListener struct {
 	lim TCPLimits
 	log *slog.Logger
 	tap Tap // sees each message in and out (nil: none)
+	// tls, when set, makes each accepted connection SIP over TLS: the
+	// handshake runs on the connection's first read (tls.go), and the
+	// limits and the framing apply to what it carries.
+	tls *tls.Config
 
 	mu       sync.Mutex
 	open     int
@@ -227,6 +232,11 @@ func (l *GuardedListener) refuse(src netip.Addr, limit string) {
 // guard wraps an accepted connection.
 func (l *GuardedListener) guard(c *net.TCPConn, src netip.Addr) *guardedConn {
 	g := &guardedConn{TCPConn: c, l: l, src: src, fr: framer{max: l.lim.MaxMessageSize}}
+	g.rw = c
+	if l.tls != nil {
+		g.tls = tls.Server(c, l.tls)
+		g.rw = g.tls
+	}
 	if l.tap != nil {
 		g.local, g.remote = addrPortOf(c.LocalAddr()), addrPortOf(c.RemoteAddr())
 		g.fr.tap = func(msg []byte) { l.tap.Seen(TapTCP, g.remote, g.local, msg) }
@@ -246,6 +256,14 @@ type guardedConn struct {
 	src netip.Addr
 	// local and remote are the connection's ends, for the tap.
 	local, remote netip.AddrPort
+
+	// rw carries the SIP messages: the TCP connection itself, or tls
+	// over it on a TLS listener (shook once its handshake is done).
+	rw    io.ReadWriter
+	tls   *tls.Conn
+	shook bool
+	// readAny is set once the connection has sent a first byte.
+	readAny bool
 
 	fr        framer
 	firstBy   time.Time    // zero: no first-message limit, or it was met
@@ -267,6 +285,11 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		c.Close()
 		return 0, io.EOF
 	}
+	if c.tls != nil && !c.shook {
+		if err := c.handshake(); err != nil {
+			return 0, io.EOF
+		}
+	}
 	var deadline time.Time
 	if d := c.l.lim.IdleTimeout; d > 0 {
 		deadline = time.Now().Add(d)
@@ -275,7 +298,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		deadline = c.firstBy
 	}
 	_ = c.TCPConn.SetReadDeadline(deadline)
-	n, err := c.TCPConn.Read(b)
+	n, err := c.rw.Read(b)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			reason := "sip.tcp.idle_timeout: nothing received"
@@ -289,9 +312,24 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		if errors.Is(err, io.EOF) {
 			// The peer is done sending; it may still wait for an answer.
 			c.awaitAnswer()
+		} else if c.tls != nil && !errors.Is(err, net.ErrClosed) {
+			// A broken TLS record or alert: the connection is done, and
+			// not worth more than a debug line (sipgo logs other read
+			// errors as errors).
+			c.l.log.Debug("SIP TLS connection closed", "source", c.RemoteAddr().String(), "reason", handshakeError(err))
+			c.closeNow()
+			return 0, io.EOF
 		}
 		return n, err
 	}
+	if c.tls == nil && !c.readAny && n > 0 && b[0] == tlsHandshakeRecord {
+		// A TLS client on a plain TCP listener: closed with one debug
+		// line, before sipgo's parser could log its bytes as an error.
+		c.l.log.Debug("SIP TCP connection closed", "source", c.RemoteAddr().String(), "reason", "a TLS handshake on a TCP listener (TLS needs a tls:// listener)")
+		c.closeNow()
+		return 0, io.EOF
+	}
+	c.readAny = true
 	good, complete, ferr := c.fr.feed(b[:n])
 	if complete > 0 {
 		c.lastMsg.Store(time.Now().UnixNano())
@@ -312,7 +350,7 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 
 // Write writes b and notes when, for awaitAnswer.
 func (c *guardedConn) Write(b []byte) (int, error) {
-	n, err := c.TCPConn.Write(b)
+	n, err := c.rw.Write(b)
 	if n > 0 {
 		c.lastWrite.Store(time.Now().UnixNano())
 		// sipgo writes each message with one Write.
