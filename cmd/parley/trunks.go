@@ -12,7 +12,7 @@ import (
 // buildTrunks builds the upstream providers (trunks[]): the B2BUA
 // registers with them and routes through them, the admin API lists them.
 func (p *parts) buildTrunks(cfg *config.Config, log *slog.Logger) ([]dialog.Option, error) {
-	set, err := trunk.New(cfg.Trunks, trunk.WithLogger(log.With("component", "trunk")), trunk.WithRegisterer(p.metrics))
+	set, err := trunk.New(cfg.Trunks, trunk.WithResolver(p.dns), trunk.WithLogger(log.With("component", "trunk")), trunk.WithRegisterer(p.metrics))
 	if err != nil {
 		return nil, err
 	}

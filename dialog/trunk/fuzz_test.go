@@ -33,7 +33,7 @@ func TestProviderResponses(t *testing.T) {
 	if err != nil || chal.Algorithm != "SHA-256" || answer != "Authorization" || chal.Opaque != "o" {
 		t.Errorf("401: %+v %s %v", chal, answer, err)
 	}
-	r := newRegistration(trunkConfig(600, 0), discard, newMetrics())
+	r := newRegistration(trunkConfig(600, 0), discard, newMetrics(), nil)
 	contact := sip.Uri{Scheme: "sip", User: "trunkuser", Host: "192.0.2.10", Port: 5060}
 	got, err := r.granted(readResponse(t, "200.sip"), contact)
 	if err != nil || got != 120*time.Second {
@@ -70,7 +70,7 @@ func FuzzProviderResponse(f *testing.F) {
 		}
 		_, _, _ = challengeOf(res)
 		_ = headerSeconds(res, "Min-Expires")
-		r := newRegistration(trunkConfig(600, 0), discard, newMetrics())
+		r := newRegistration(trunkConfig(600, 0), discard, newMetrics(), nil)
 		if d, err := r.granted(res, contact); err == nil && (d < time.Second || d > maxExpires) {
 			t.Fatalf("granted %v", d)
 		}

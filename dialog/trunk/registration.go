@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/resolve"
 	"github.com/parley-sip/parley/dialog/sipmsg"
 )
 
@@ -36,6 +37,7 @@ const (
 // Call-ID, From tag and rising CSeq for every REGISTER to the registrar).
 type registration struct {
 	cfg    config.Trunk
+	dns    *resolve.Resolver // sip.dns's resolver; nil: the system's
 	domain string
 	log    *slog.Logger
 	m      *metrics
@@ -57,7 +59,7 @@ type registration struct {
 	nc     int
 }
 
-func newRegistration(cfg config.Trunk, log *slog.Logger, m *metrics) *registration {
+func newRegistration(cfg config.Trunk, log *slog.Logger, m *metrics, dns *resolve.Resolver) *registration {
 	host, _, _ := config.SplitRegistrar(cfg.Registrar)
 	domain := cfg.Domain
 	if domain == "" {
@@ -68,6 +70,7 @@ func newRegistration(cfg config.Trunk, log *slog.Logger, m *metrics) *registrati
 	}
 	return &registration{
 		cfg:    cfg,
+		dns:    dns,
 		domain: domain,
 		log:    log.With("trunk", cfg.Name),
 		m:      m,
@@ -168,7 +171,7 @@ func (r *registration) unregister(c dialog.TrunkClient) {
 // refuses for good; it answers its challenges and a 423. It returns the
 // lifetime granted.
 func (r *registration) register(ctx context.Context, c dialog.TrunkClient, remove bool) (time.Duration, error) {
-	dst, err := destination(ctx, r.cfg.Registrar)
+	dst, err := destination(ctx, r.dns, r.cfg.Registrar)
 	if err != nil {
 		return 0, err
 	}

@@ -289,7 +289,7 @@ func TestInbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := s.list[0]
-	r.dest, _ = destination(context.Background(), cfg.Registrar)
+	r.dest, _ = destination(context.Background(), nil, cfg.Registrar)
 	r.contact = sip.Uri{Scheme: "sip", User: "trunkuser", Host: "192.0.2.10", Port: 5060}
 	invite := func(ruri, to, src string) *sip.Request {
 		var u, tu sip.Uri

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-sip/parley/config"
 	"github.com/parley-sip/parley/dialog"
+	"github.com/parley-sip/parley/dialog/resolve"
 )
 
 // lookupTimeout bounds finding a registrar's address for a call.
@@ -22,6 +23,7 @@ const lookupTimeout = 2 * time.Second
 // Set is the configured trunks. It is the B2BUA's dialog.Trunks and the
 // admin API's list of trunks; it is safe for concurrent use.
 type Set struct {
+	dns  *resolve.Resolver
 	log  *slog.Logger
 	reg  prometheus.Registerer
 	m    *metrics
@@ -31,6 +33,12 @@ type Set struct {
 
 // Option configures a Set.
 type Option func(*Set) error
+
+// WithResolver resolves registrars' host names with dns (sip.dns) as
+// RFC 3263 says; without, the system's resolver gives an A or AAAA record.
+func WithResolver(dns *resolve.Resolver) Option {
+	return func(s *Set) error { s.dns = dns; return nil }
+}
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option {
@@ -56,7 +64,7 @@ func New(trunks []config.Trunk, opts ...Option) (*Set, error) {
 		}
 	}
 	for _, t := range trunks {
-		r := newRegistration(t, s.log, s.m)
+		r := newRegistration(t, s.log, s.m, s.dns)
 		s.m.set(t.Name, false)
 		s.list = append(s.list, r)
 		s.by[t.Name] = r
@@ -92,7 +100,7 @@ func (s *Set) Outbound(name string) (string, sip.Uri, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 		defer cancel()
 		var err error
-		if dst, err = destination(ctx, r.cfg.Registrar); err != nil {
+		if dst, err = destination(ctx, r.dns, r.cfg.Registrar); err != nil {
 			return "", sip.Uri{}, err
 		}
 	}
