@@ -154,6 +154,9 @@ func newPhoneCA(t *testing.T, user, proxy, transport, host string, ca *tlstest.C
 
 	var clientOpts []sipgo.ClientOption
 	clientOpts = append(clientOpts, sipgo.WithClientHostname(host), sipgo.WithClientLogger(logger))
+	// The phone serves only once its handlers are in place: a request
+	// that came earlier would race with their registration.
+	var serve func()
 	switch transport {
 	case "udp":
 		conn, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
@@ -164,27 +167,30 @@ func newPhoneCA(t *testing.T, user, proxy, transport, host string, ca *tlstest.C
 		// Send from the listening socket, so that Via, Contact and the
 		// source address agree (as a real phone's would).
 		clientOpts = append(clientOpts, sipgo.WithClientConnectionAddr(p.Addr))
-		go srv.ServeUDP(conn)
-		p.closer = func() { conn.Close() }
-		// Requests name the listener as their local address, so it must be
-		// in sipgo's connection pool before the first one is sent.
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			if c, _ := ua.TransportLayer().GetConnection("udp", p.Addr); c != nil {
-				break
+		serve = func() {
+			go srv.ServeUDP(conn)
+			// Requests name the listener as their local address, so it
+			// must be in sipgo's connection pool before the first one is
+			// sent.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				if c, _ := ua.TransportLayer().GetConnection("udp", p.Addr); c != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("phone %s: sipgo did not start serving %s", user, p.Addr)
+				}
+				time.Sleep(time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("phone %s: sipgo did not start serving %s", user, p.Addr)
-			}
-			time.Sleep(time.Millisecond)
 		}
+		p.closer = func() { conn.Close() }
 	case "tcp":
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		p.Addr = l.Addr().String()
-		go srv.ServeTCP(l)
+		serve = func() { go srv.ServeTCP(l) }
 		p.closer = func() { l.Close() }
 	case "tls":
 		l, err := tls.Listen("tcp", net.JoinHostPort(host, "0"), ca.ServerConfig(t, 1000))
@@ -192,7 +198,7 @@ func newPhoneCA(t *testing.T, user, proxy, transport, host string, ca *tlstest.C
 			t.Fatal(err)
 		}
 		p.Addr = l.Addr().String()
-		go srv.ServeTLS(l)
+		serve = func() { go srv.ServeTLS(l) }
 		p.closer = func() { l.Close() }
 	default:
 		t.Fatalf("unknown transport %q", transport)
@@ -234,6 +240,7 @@ func newPhoneCA(t *testing.T, user, proxy, transport, host string, ca *tlstest.C
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
+	serve()
 	t.Cleanup(p.close)
 	return p
 }
