@@ -94,7 +94,22 @@ type RTP struct {
 	Codecs  []string `yaml:"codecs"`
 	// Timeout ends a call whose media stopped this long; 0 never does.
 	Timeout time.Duration `yaml:"timeout"`
+	// SRTP is the SDES-SRTP policy (RFC 4568), per leg of a relayed call:
+	// off, optional or mandatory (SRTPOff, ...).
+	SRTP string `yaml:"srtp"`
 }
+
+// The values of rtp.srtp.
+const (
+	// SRTPOff refuses RTP/SAVP offers and answers a=crypto on RTP/AVP
+	// with plain RTP (best effort declined, as RFC 4568 §6.2 allows).
+	SRTPOff = "off"
+	// SRTPOptional gives SRTP to a phone that offers it, plain RTP to one
+	// that does not.
+	SRTPOptional = "optional"
+	// SRTPMandatory refuses a leg without SRTP with 488.
+	SRTPMandatory = "mandatory"
+)
 
 // Sessions holds per-call limits and timers.
 type Sessions struct {

@@ -166,6 +166,11 @@ func (c *Config) Validate() error {
 	if c.RTP.Timeout < 0 {
 		return bad("rtp.timeout", "must not be negative (0: never)")
 	}
+	switch c.RTP.SRTP {
+	case SRTPOff, SRTPOptional, SRTPMandatory:
+	default:
+		return bad("rtp.srtp", "%q: want off, optional or mandatory", c.RTP.SRTP)
+	}
 
 	s := c.Sessions
 	if s.MinSE < 90 {

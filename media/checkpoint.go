@@ -77,7 +77,16 @@ type SideState struct {
 	Events     bool     `json:"events,omitempty"`
 	EventPT    uint8    `json:"event_pt,omitempty"`
 	EventClock int      `json:"event_clock,omitempty"`
+	// SRTP is the crypto suite the side spoke SRTP with, "" for plain RTP.
+	// Keys and rollover counters are not saved, so Restore and Move refuse
+	// such a checkpoint (ErrSRTPNotRestored).
+	SRTP string `json:"srtp,omitempty"`
 }
+
+// ErrSRTPNotRestored means a checkpoint is of a call with an SRTP leg:
+// its keys and rollover counters are not checkpointed, so the call cannot
+// resume and is ended instead, with this reason.
+var ErrSRTPNotRestored = errors.New("media: SRTP keys are not checkpointed")
 
 // OriginState is an SDP o= line's username, session id, version and
 // address.
@@ -128,6 +137,9 @@ func (s *Session) State() (SessionState, error) {
 		}
 		if e := s.events[side]; e.pt >= 0 {
 			ss.Events, ss.EventPT, ss.EventClock = true, uint8(e.pt), e.clock
+		}
+		if sec := s.sec[side]; sec.on {
+			ss.SRTP = sec.remote.suite.name
 		}
 		if l.hasSeen {
 			ss.Seen = OriginState{User: l.seen.user, ID: l.seen.id, Version: l.seen.version, Addr: l.seen.addr}
@@ -317,6 +329,9 @@ func readCheckpoint(data []byte) (*checkpoint, error) {
 	}
 	for side := range c.st.Sides {
 		ss := &c.st.Sides[side]
+		if ss.SRTP != "" {
+			return nil, fmt.Errorf("%w: the %v spoke %s", ErrSRTPNotRestored, Side(side), ss.SRTP)
+		}
 		l := &c.legs[side]
 		l.id, l.version = ss.ID, ss.Version
 		if ss.HasSeen {

@@ -184,6 +184,13 @@ func usableAudio(md *sdp.MediaDescription) bool {
 		rtpProtos[strings.ToUpper(strings.Join(md.MediaName.Protos, "/"))]
 }
 
+// usableRelayAudio is usableAudio for the relay, which also takes
+// RTP/SAVP and RTP/SAVPF streams: it speaks SRTP per leg (srtp_session.go).
+func usableRelayAudio(md *sdp.MediaDescription) bool {
+	return md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 &&
+		(rtpProtos[strings.ToUpper(strings.Join(md.MediaName.Protos, "/"))] || secureProto(md.MediaName.Protos))
+}
+
 // refused answers a stream parley does not take: same media and transport,
 // port 0 and one of the offered formats, as RFC 3264 §6 requires.
 func refused(md *sdp.MediaDescription) *sdp.MediaDescription {

@@ -135,6 +135,10 @@ func (m mediaSession) Quality() dialog.MediaQuality {
 		Packets: st.A.Packets + st.B.Packets,
 		Lost:    st.A.Lost + st.B.Lost,
 		Jitter:  max(st.A.Jitter, st.B.Jitter),
+		// SRTP per leg (rtp.srtp).
+		CallerSRTP:   st.A.SRTP,
+		CalleeSRTP:   st.B.SRTP,
+		SRTPFailures: st.A.SRTPFailures + st.B.SRTPFailures,
 	}
 }
 

@@ -1,0 +1,168 @@
+package media
+
+import (
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// This file is the relay's SRTP: per side of a bridge, one context that
+// decrypts what the side sends (with the side's key) and one that encrypts
+// what parley sends it (with parley's key). A side without them is plain
+// RTP, and costs the forwarding path one nil check.
+
+// maxSRTPStreams bounds the SSRCs one side's encrypting context keeps
+// state for: the other side, plain RTP and unauthenticated, could
+// otherwise grow it with every SSRC it makes up. The decrypting context
+// keeps state only for packets that authenticated.
+const maxSRTPStreams = 8
+
+// srtpSide is the SRTP of one side of a bridge. Guarded by the worker's
+// mutex; pion's contexts are not safe for concurrent use.
+type srtpSide struct {
+	rx, tx   *srtp.Context
+	suite    string
+	rxKey    sdesKey // the side's, to see whether a re-INVITE changed it
+	txKey    sdesKey // parley's
+	ssrcs    [maxSRTPStreams]uint32
+	nssrc    int
+	hdr      rtp.Header
+	rtcpHdr  rtcp.Header
+	failures uint64 // packets that did not authenticate or decrypt
+}
+
+// newSRTPSide makes the contexts of one side: rx from the side's key,
+// tx from parley's.
+func newSRTPSide(rx, tx sdesKey) (*srtpSide, error) {
+	rxc, err := contextOf(rx)
+	if err != nil {
+		return nil, err
+	}
+	txc, err := contextOf(tx)
+	if err != nil {
+		return nil, err
+	}
+	return &srtpSide{rx: rxc, tx: txc, suite: rx.suite.name, rxKey: rx, txKey: tx}, nil
+}
+
+func contextOf(k sdesKey) (*srtp.Context, error) {
+	n := k.suite.keyLen
+	return srtp.CreateContext(k.key[:n:n], k.key[n:], k.suite.profile)
+}
+
+// SRTPKeys are the keys of one side of a bridge that speaks SRTP: Remote
+// is the side's, which it encrypts with, and Local parley's, which the
+// bridge encrypts what it sends the side with.
+type SRTPKeys struct {
+	Remote, Local sdesKey
+}
+
+// SetSRTP makes side s speak SRTP with keys, or plain RTP with nil. A side
+// given the same keys again keeps its contexts, and with them the rollover
+// counters and replay windows of its streams.
+func (b *Bridge) SetSRTP(s Side, keys *SRTPKeys) error {
+	var sec *srtpSide
+	if keys != nil {
+		b.w.mu.Lock()
+		cur := b.sides[s].sec
+		b.w.mu.Unlock()
+		if cur != nil && cur.rxKey.equal(keys.Remote) && cur.txKey.equal(keys.Local) {
+			return nil
+		}
+		var err error
+		if sec, err = newSRTPSide(keys.Remote, keys.Local); err != nil {
+			return err
+		}
+	}
+	b.w.mu.Lock()
+	defer b.w.mu.Unlock()
+	b.sides[s].sec = sec
+	return nil
+}
+
+// srtpFailed counts a packet from side in that did not authenticate.
+func (b *Bridge) srtpFailed(in Side) {
+	b.sides[in].sec.failures++
+	b.w.count.srtpFailures++
+	b.drop(in)
+}
+
+// decryptRTP authenticates and decrypts pkt in place. It returns the
+// plain packet, or false for one that failed (forged, replayed, or
+// encrypted with another key).
+func (sec *srtpSide) decryptRTP(pkt []byte) ([]byte, bool) {
+	out, err := sec.rx.DecryptRTP(pkt[:0:cap(pkt)], pkt, &sec.hdr)
+	if err != nil || &out[0] != &pkt[0] {
+		return nil, false
+	}
+	return out, true
+}
+
+// encryptRTP encrypts pkt in place, growing it into its capacity by the
+// auth tag. False means it could not: no room, or an SSRC beyond the
+// bound.
+func (sec *srtpSide) encryptRTP(pkt []byte) ([]byte, bool) {
+	if len(pkt) < 12 || !sec.knownSSRC(rtpSSRC(pkt)) {
+		return nil, false
+	}
+	out, err := sec.tx.EncryptRTP(pkt[:0:cap(pkt)], pkt, &sec.hdr)
+	if err != nil || &out[0] != &pkt[0] {
+		return nil, false
+	}
+	return out, true
+}
+
+// decryptRTCP is decryptRTP for SRTCP (RFC 3711 §3.4).
+func (sec *srtpSide) decryptRTCP(pkt []byte) ([]byte, bool) {
+	out, err := sec.rx.DecryptRTCP(pkt[:0:cap(pkt)], pkt, &sec.rtcpHdr)
+	if err != nil || len(out) == 0 || &out[0] != &pkt[0] {
+		return nil, false
+	}
+	return out, true
+}
+
+// encryptRTCP is encryptRTP for SRTCP.
+func (sec *srtpSide) encryptRTCP(pkt []byte) ([]byte, bool) {
+	if len(pkt) < 8 || !sec.knownSSRC(rtcpSSRC(pkt)) {
+		return nil, false
+	}
+	out, err := sec.tx.EncryptRTCP(pkt[:0:cap(pkt)], pkt, &sec.rtcpHdr)
+	if err != nil || &out[0] != &pkt[0] {
+		return nil, false
+	}
+	return out, true
+}
+
+// knownSSRC admits ssrc to the encrypting context: one it has seen, or a
+// new one while fewer than maxSRTPStreams are.
+func (sec *srtpSide) knownSSRC(ssrc uint32) bool {
+	for _, s := range sec.ssrcs[:sec.nssrc] {
+		if s == ssrc {
+			return true
+		}
+	}
+	if sec.nssrc == maxSRTPStreams {
+		return false
+	}
+	sec.ssrcs[sec.nssrc] = ssrc
+	sec.nssrc++
+	return true
+}
+
+func rtpSSRC(pkt []byte) uint32 {
+	return uint32(pkt[8])<<24 | uint32(pkt[9])<<16 | uint32(pkt[10])<<8 | uint32(pkt[11])
+}
+
+func rtcpSSRC(pkt []byte) uint32 {
+	return uint32(pkt[4])<<24 | uint32(pkt[5])<<16 | uint32(pkt[6])<<8 | uint32(pkt[7])
+}
+
+// SRTP returns the crypto suite side s speaks SRTP with, "" for plain RTP.
+func (b *Bridge) SRTP(s Side) string {
+	b.w.mu.Lock()
+	defer b.w.mu.Unlock()
+	if sec := b.sides[s].sec; sec != nil {
+		return sec.suite
+	}
+	return ""
+}

@@ -1,0 +1,146 @@
+package media
+
+import (
+	"github.com/pion/sdp/v3"
+)
+
+// This file decides SDES-SRTP (RFC 4568) per leg of a relayed call. Each
+// side speaks SRTP or plain RTP on its own, and the bridge decrypts what
+// one side sends and encrypts what it sends the other:
+//
+//   - A side that offers SRTP (RTP/SAVP, or a=crypto on RTP/AVP) gets it,
+//     unless rtp.srtp is off: then RTP/SAVP is refused with 488 and a
+//     best-effort a=crypto is answered with plain RTP, and logged.
+//   - Parley offers the other side SRTP when the offerer uses it, when that
+//     side spoke SRTP already, or when rtp.srtp is mandatory. It offers it
+//     best effort, a=crypto on RTP/AVP, so that a plain phone can still
+//     answer; RTP/SAVP only when mandatory or that side chose RTP/SAVP.
+//   - With rtp.srtp mandatory a side that offers or answers without SRTP
+//     is refused with 488.
+
+// legSRTP is what one leg settled of SRTP in the last exchange.
+type legSRTP struct {
+	on     bool
+	savp   bool
+	remote sdesKey // the side's key
+	local  sdesKey // parley's key to the side
+}
+
+// srtpOffer checks the SRTP of offer ro against the policy and chooses
+// what parley offers the other side. The caller holds s.mu.
+func (s *Session) srtpOffer(ro *relayOffer) error {
+	from, to := ro.from, ro.from.Other()
+	switch {
+	case ro.savp && !ro.crypto.valid():
+		if !ro.anyCrypto {
+			return withDetail(ErrNoCryptoSuite, "RTP/SAVP from the "+from.String()+" without a=crypto")
+		}
+		return withDetail(ErrNoCryptoSuite, "the "+from.String()+" offered none of AES_CM_128_HMAC_SHA1_80/32, AEAD_AES_128/256_GCM, AES_256_CM_HMAC_SHA1_80/32")
+	case s.policy == SRTPMandatory && !ro.crypto.valid():
+		return withDetail(ErrSRTPRequired, "the "+from.String()+" offered plain RTP")
+	}
+	if ro.anyCrypto && s.policy == SRTPOff {
+		// RFC 4568 §6.2 lets the answerer of a=crypto on RTP/AVP decline;
+		// the phone learns it from the answer without a=crypto.
+		s.log.Info("SRTP offered on RTP/AVP and rtp.srtp is off: answering plain RTP", "side", from)
+		ro.crypto = sdesKey{}
+	} else if ro.anyCrypto && !ro.crypto.valid() {
+		s.log.Info("SRTP offered with no crypto suite parley supports: answering plain RTP", "side", from)
+	}
+	if s.policy == SRTPOff || !(s.policy == SRTPMandatory || ro.crypto.valid() || s.sec[to].on) {
+		return nil
+	}
+	ro.offerSAVP = s.policy == SRTPMandatory || s.sec[to].savp
+	if l := s.sec[to]; l.on {
+		ro.offered = []sdesKey{l.local} // the same key again: no rekeying
+		return nil
+	}
+	for i, suite := range cryptoSuites[:offeredSuites] {
+		ro.offered = append(ro.offered, newKey(i+1, suite))
+	}
+	return nil
+}
+
+// srtpAnswer reads the SRTP of answer md to offer ro and settles both
+// legs, without changing the session: legs is what commitSRTP then makes
+// so. It sets ra.crypto, parley's key in its answer to the offerer. The
+// caller holds s.mu.
+func (s *Session) srtpAnswer(ro *relayOffer, ra *relayAnswer, md *sdp.MediaDescription) (legs [2]legSRTP, err error) {
+	from, to := ro.from, ro.from.Other()
+	legs = s.sec
+	keys, _, err := readCryptos(md)
+	if err != nil {
+		return legs, err
+	}
+	ans := legSRTP{}
+	for _, k := range keys {
+		for _, o := range ro.offered {
+			if k.tag == o.tag && k.suite.name == o.suite.name {
+				ans = legSRTP{on: true, savp: ro.offerSAVP || secureProto(md.MediaName.Protos), remote: k, local: o}
+				break
+			}
+		}
+		if ans.on {
+			break
+		}
+	}
+	if !ans.on && len(ro.offered) > 0 && (s.policy == SRTPMandatory || ro.offerSAVP) {
+		return legs, withDetail(ErrSRTPRequired, "the "+to.String()+" answered without SRTP")
+	}
+	legs[to] = ans
+
+	off := legSRTP{}
+	if ro.crypto.valid() {
+		local := s.sec[from].local
+		if !s.sec[from].on || local.suite.name != ro.crypto.suite.name {
+			local = newKey(ro.crypto.tag, ro.crypto.suite)
+		}
+		local.tag = ro.crypto.tag
+		off = legSRTP{on: true, savp: ro.savp, remote: ro.crypto, local: local}
+		ra.crypto = local
+	}
+	legs[from] = off
+	return legs, nil
+}
+
+// commitSRTP makes legs the session's and tells the bridge. The caller
+// holds s.mu.
+func (s *Session) commitSRTP(legs [2]legSRTP) error {
+	for side, l := range legs {
+		var keys *SRTPKeys
+		if l.on {
+			keys = &SRTPKeys{Remote: l.remote, Local: l.local}
+		}
+		if err := s.br.SetSRTP(Side(side), keys); err != nil {
+			return err
+		}
+		if l.on != s.sec[side].on {
+			s.log.Info("media leg encryption", "side", Side(side), "srtp", l.on, "suite", l.remote.suite.name)
+		}
+	}
+	s.sec = legs
+	return nil
+}
+
+// SRTP returns the crypto suite side speaks SRTP with after the last
+// exchange, "" for plain RTP.
+func (s *Session) SRTP(side Side) string {
+	if side != SideA && side != SideB {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sec[side].on {
+		return ""
+	}
+	return s.sec[side].remote.suite.name
+}
+
+// WithSRTP sets the SDES-SRTP policy of every session (rtp.srtp); the
+// default is SRTPOptional.
+func WithSRTP(p SRTPPolicy) SessionsOption {
+	return func(s *Sessions) error {
+		s.policy = p
+		return nil
+	}
+}
