@@ -34,7 +34,9 @@ type srtpSide struct {
 // newSRTPSide makes the contexts of one side: rx from the side's key,
 // tx from parley's.
 func newSRTPSide(rx, tx sdesKey) (*srtpSide, error) {
-	rxc, err := contextOf(rx)
+	// Replay protection is off in pion unless asked for; RFC 3711 §3.3.2
+	// wants a window of at least 64.
+	rxc, err := contextOf(rx, srtp.SRTPReplayProtection(replayWindow), srtp.SRTCPReplayProtection(replayWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -45,9 +47,12 @@ func newSRTPSide(rx, tx sdesKey) (*srtpSide, error) {
 	return &srtpSide{rx: rxc, tx: txc, suite: rx.suite.name, rxKey: rx, txKey: tx}, nil
 }
 
-func contextOf(k sdesKey) (*srtp.Context, error) {
+// replayWindow is the replay window of a decrypting context, in packets.
+const replayWindow = 128
+
+func contextOf(k sdesKey, opts ...srtp.ContextOption) (*srtp.Context, error) {
 	n := k.suite.keyLen
-	return srtp.CreateContext(k.key[:n:n], k.key[n:], k.suite.profile)
+	return srtp.CreateContext(k.key[:n:n], k.key[n:], k.suite.profile, opts...)
 }
 
 // SRTPKeys are the keys of one side of a bridge that speaks SRTP: Remote

@@ -1,0 +1,255 @@
+//go:build linux
+
+package media
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/srtp/v3"
+)
+
+// srtpTestPorts are the relay ports of the SRTP tests.
+const srtpTestPorts = 6500
+
+// phoneContexts are what an SRTP phone holds: a context that encrypts with
+// its own key and one that decrypts with parley's.
+func phoneContexts(t testing.TB, own, parley sdesKey) (enc, dec *srtp.Context) {
+	t.Helper()
+	var err error
+	if enc, err = contextOf(own); err != nil {
+		t.Fatal(err)
+	}
+	if dec, err = contextOf(parley); err != nil {
+		t.Fatal(err)
+	}
+	return enc, dec
+}
+
+// readPacket reads one datagram on c, from from.
+func readPacket(t testing.TB, c *net.UDPConn, from netip.AddrPort) []byte {
+	t.Helper()
+	buf := make([]byte, 2048)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, src, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("%v: waiting for a packet: %v", addrOf(c), err)
+	}
+	if src != from {
+		t.Errorf("%v: packet from %v, want %v", addrOf(c), src, from)
+	}
+	return buf[:n]
+}
+
+// TestRelaySRTPToPlain relays between an SRTP phone (pion/srtp on a real
+// UDP socket) and a plain one: each gets the other's packets, decrypted or
+// encrypted with the right key, RTP and RTCP; forged packets are dropped
+// and counted, and latch nothing.
+func TestRelaySRTPToPlain(t *testing.T) {
+	for _, suite := range []cryptoSuite{cryptoSuites[0], cryptoSuites[1], cryptoSuites[2]} {
+		t.Run(suite.name, func(t *testing.T) {
+			r, _ := startRelay(t, srtpTestPorts, 2)
+			b := openBridge(t, r)
+			a, c := relayPeer(t), relayPeer(t)
+			b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, true)
+			b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, true)
+			phoneKey, parleyKey := newKey(1, suite), newKey(1, suite)
+			if err := b.SetSRTP(SideA, &SRTPKeys{Remote: phoneKey, Local: parleyKey}); err != nil {
+				t.Fatal(err)
+			}
+			enc, dec := phoneContexts(t, phoneKey, parleyKey)
+
+			// A stranger with another key sends first: dropped, and it
+			// does not latch the side.
+			stranger := relayPeer(t)
+			forger, _ := phoneContexts(t, newKey(1, suite), parleyKey)
+			forged, err := forger.EncryptRTP(nil, relayRTP(t, 0xaaaa, 1, 160, make([]byte, 160)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendTo(t, stranger, bridgeAddr(b, SideA, false), forged)
+			waitFor(t, func() bool { return b.Stats().A.SRTPFailures == 1 })
+
+			for i := range 50 {
+				plainA := relayRTP(t, 0xaaaa, uint16(100+i), uint32(160*i), bytes.Repeat([]byte{byte(i)}, 160))
+				sent, err := enc.EncryptRTP(nil, plainA, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sendTo(t, a, bridgeAddr(b, SideA, false), sent)
+				expect(t, c, plainA, bridgeAddr(b, SideB, false))
+
+				plainC := relayRTP(t, 0xcccc, uint16(65530+i), uint32(160*i), bytes.Repeat([]byte{^byte(i)}, 160))
+				sendTo(t, c, bridgeAddr(b, SideB, false), plainC)
+				got := readPacket(t, a, bridgeAddr(b, SideA, false))
+				if bytes.Equal(got, plainC) {
+					t.Fatal("the SRTP phone got plain RTP")
+				}
+				clear, err := dec.DecryptRTP(nil, got, nil)
+				if err != nil {
+					t.Fatalf("packet %d: decrypting what parley sent: %v", i, err)
+				}
+				if !bytes.Equal(clear, plainC) {
+					t.Fatalf("packet %d: decrypted % x, want % x", i, clear, plainC)
+				}
+			}
+
+			// SRTCP both ways, muxed on the RTP port (RFC 5761).
+			rr := receiverReport(0xaaaa, 12, 3, 40)
+			srr, err := enc.EncryptRTCP(nil, rr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendTo(t, a, bridgeAddr(b, SideA, false), srr)
+			expect(t, c, rr, bridgeAddr(b, SideB, false))
+			rrC := receiverReport(0xcccc, 1, 2, 3)
+			sendTo(t, c, bridgeAddr(b, SideB, false), rrC)
+			clear, err := dec.DecryptRTCP(nil, readPacket(t, a, bridgeAddr(b, SideA, false)), nil)
+			if err != nil || !bytes.Equal(clear, rrC) {
+				t.Fatalf("SRTCP to the phone: % x, %v", clear, err)
+			}
+
+			// A replayed packet and a tampered one are dropped and counted.
+			replay, _ := enc.EncryptRTP(nil, relayRTP(t, 0xaaaa, 1000, 0, make([]byte, 160)), nil)
+			sendTo(t, a, bridgeAddr(b, SideA, false), replay)
+			expect(t, c, relayRTP(t, 0xaaaa, 1000, 0, make([]byte, 160)), bridgeAddr(b, SideB, false))
+			sendTo(t, a, bridgeAddr(b, SideA, false), replay)
+			tampered := bytes.Clone(replay)
+			tampered[2]++ // seq 1001
+			tampered[20] ^= 1
+			sendTo(t, a, bridgeAddr(b, SideA, false), tampered)
+			sendTo(t, a, bridgeAddr(b, SideA, false), []byte{0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xaa, 0xaa, 1}) // too short
+			waitFor(t, func() bool { return b.Stats().A.SRTPFailures == 4 })
+			expectNothing(t, c)
+
+			st := b.Stats()
+			if st.A.Source != addrOf(a) || st.A.SRTP != suite.name || st.B.SRTP != "" || st.A.Packets != 51 || st.A.RTCPPackets != 1 {
+				t.Errorf("stats: %+v", st)
+			}
+			if got := r.counts().srtpFailures; got != 4 {
+				t.Errorf("relay counts %d SRTP failures, want 4", got)
+			}
+		})
+	}
+}
+
+// TestRelaySRTPBothSides relays between two SRTP phones with different keys
+// on each leg: parley decrypts with one and encrypts with the other.
+func TestRelaySRTPBothSides(t *testing.T) {
+	r, _ := startRelay(t, srtpTestPorts+10, 2)
+	b := openBridge(t, r)
+	a, c := relayPeer(t), relayPeer(t)
+	b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
+	b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
+	keys := [2]SRTPKeys{
+		{Remote: newKey(1, cryptoSuites[0]), Local: newKey(1, cryptoSuites[0])},
+		{Remote: newKey(2, cryptoSuites[1]), Local: newKey(2, cryptoSuites[1])},
+	}
+	for s := range keys {
+		if err := b.SetSRTP(Side(s), &keys[s]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	encA, _ := phoneContexts(t, keys[SideA].Remote, keys[SideA].Local)
+	_, decC := phoneContexts(t, keys[SideB].Remote, keys[SideB].Local)
+	for i := range 20 {
+		plain := relayRTP(t, 7, uint16(i), uint32(160*i), bytes.Repeat([]byte{byte(i)}, 160))
+		sent, _ := encA.EncryptRTP(nil, plain, nil)
+		sendTo(t, a, bridgeAddr(b, SideA, false), sent)
+		got, err := decC.DecryptRTP(nil, readPacket(t, c, bridgeAddr(b, SideB, false)), nil)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("packet %d: % x, %v", i, got, err)
+		}
+	}
+	// The same keys again keep the contexts (and their rollover state).
+	sec := b.sides[SideA].sec
+	if err := b.SetSRTP(SideA, &keys[SideA]); err != nil || b.sides[SideA].sec != sec {
+		t.Error("SetSRTP with the same keys made new contexts")
+	}
+}
+
+// An encrypting context keeps state for at most maxSRTPStreams SSRCs that
+// the plain side makes up.
+func TestRelaySRTPBoundsStreams(t *testing.T) {
+	sec, err := newSRTPSide(newKey(1, cryptoSuites[0]), newKey(1, cryptoSuites[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 0, 2048)
+	for i := range maxSRTPStreams + 5 {
+		pkt := append(buf[:0], relayRTP(t, uint32(i), 1, 0, make([]byte, 20))...)
+		_, ok := sec.encryptRTP(pkt)
+		if ok != (i < maxSRTPStreams) {
+			t.Errorf("SSRC %d: encrypted %t", i, ok)
+		}
+	}
+}
+
+// BenchmarkRouteSRTP is the per-packet cost of route on a bridge between
+// an SRTP side and a plain one, in each direction, against plain RTP on
+// both: decrypting or encrypting a 172-byte G.711 packet in place.
+func BenchmarkRouteSRTP(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		srtp bool
+		in   Side
+	}{
+		{"rtp-to-rtp", false, SideB},
+		{"rtp-to-srtp", true, SideB},
+		{"srtp-to-rtp", true, SideA},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r, _ := startRelay(b, srtpTestPorts+20, 2)
+			br := openBridge(b, r)
+			br.SetPeer(SideA, netip.MustParseAddrPort("127.0.0.1:7390"), netip.AddrPort{}, false)
+			br.SetPeer(SideB, netip.MustParseAddrPort("127.0.0.1:7392"), netip.AddrPort{}, false)
+			keys := SRTPKeys{Remote: newKey(1, cryptoSuites[0]), Local: newKey(1, cryptoSuites[0])}
+			if tc.srtp {
+				if err := br.SetSRTP(SideA, &keys); err != nil {
+					b.Fatal(err)
+				}
+			}
+			enc, _ := phoneContexts(b, keys.Remote, keys.Local)
+			from := netip.MustParseAddrPort("127.0.0.1:7390")
+			if tc.in == SideB {
+				from = netip.MustParseAddrPort("127.0.0.1:7392")
+			}
+			// Packets the phone sent, encrypted ahead a ring at a time so
+			// that the phone's cost is not measured.
+			const ring = 4096
+			pkts := make([][]byte, ring)
+			buf := make([]byte, 2048)
+			seq := uint16(0)
+			fill := func() {
+				for i := range pkts {
+					p := relayRTP(b, 0xaaaa, seq, uint32(seq)*160, make([]byte, 160))
+					seq++
+					if tc.in == SideA && tc.srtp {
+						p, _ = enc.EncryptRTP(nil, p, nil)
+					}
+					pkts[i] = p
+				}
+			}
+			fill()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%ring == 0 && i > 0 {
+					b.StopTimer()
+					fill()
+					b.StartTimer()
+				}
+				n := copy(buf, pkts[i%ring])
+				br.w.mu.Lock()
+				_, _, dst, _, _ := br.route(tc.in, rtpSock, buf[:n], from, r.now())
+				br.w.mu.Unlock()
+				if dst == nil {
+					b.Fatalf("packet %d dropped", i)
+				}
+			}
+		})
+	}
+}
