@@ -1,0 +1,313 @@
+package testcalls
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
+)
+
+// Relay port blocks of the SRTP tests (rtp.srtp, README "Encrypted media").
+var (
+	rangeSRTPToPlain   = rtpRange{6200, 6219}
+	rangeSRTPMandatory = rtpRange{6220, 6239}
+	rangeSRTPOff       = rtpRange{6240, 6259}
+	rangeSRTPBaresip   = rtpRange{6260, 6299}
+)
+
+// srtpPhoneKey is an SRTP phone's own key: AES_CM_128_HMAC_SHA1_80's 16
+// bytes of master key and 14 of salt.
+func srtpPhoneKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, 30)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// srtpOffer is a PCMU offer on proto (RTP/SAVP, or RTP/AVP for best
+// effort) with the phone's key as a=crypto tag 1.
+func srtpOffer(host string, port int, proto string, key []byte) []byte {
+	id := time.Now().UnixNano() & 0xffffff
+	return []byte(fmt.Sprintf("v=0\r\no=- %d %d IN IP4 %s\r\ns=srtp-phone\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio %d %s 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"+
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s\r\n",
+		id, id, host, host, port, proto, base64.StdEncoding.EncodeToString(key)))
+}
+
+// sdpCryptos returns the audio stream's transport and a=crypto values.
+func sdpCryptos(t *testing.T, what string, body []byte) (proto string, cryptos []string) {
+	t.Helper()
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key == "crypto" {
+				cryptos = append(cryptos, a.Value)
+			}
+		}
+		return strings.Join(m.MediaName.Protos, "/"), cryptos
+	}
+	t.Fatalf("%s: no audio stream:\n%s", what, body)
+	return "", nil
+}
+
+// srtpContext makes a pion/srtp context of an a=crypto value with
+// AES_CM_128_HMAC_SHA1_80, as the phone does with parley's key.
+func srtpContext(t *testing.T, crypto string) *srtp.Context {
+	t.Helper()
+	f := strings.Fields(crypto)
+	if len(f) < 3 || f[1] != "AES_CM_128_HMAC_SHA1_80" || !strings.HasPrefix(f[2], "inline:") {
+		t.Fatalf("a=crypto %q: want tag 1, AES_CM_128_HMAC_SHA1_80 and an inline key", crypto)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(f[2], "inline:"))
+	if err != nil || len(key) != 30 {
+		t.Fatalf("a=crypto %q: key of %d bytes (%v), want 30", crypto, len(key), err)
+	}
+	return srtpContextOf(t, key)
+}
+
+func srtpContextOf(t *testing.T, key []byte) *srtp.Context {
+	t.Helper()
+	c, err := srtp.CreateContext(key[:16], key[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// srtpSocket binds the SRTP phone's RTP socket in the phones' port block.
+func srtpSocket(t *testing.T, port int) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadBuffer(1 << 20)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestSRTPToPlainPhone: a phone that speaks SRTP (pion/srtp, RTP/SAVP with
+// its key in a=crypto) calls a plain-RTP phone. Parley answers the caller
+// with a key of its own, offers the callee SRTP best effort (a=crypto on
+// RTP/AVP) and, when the callee answers plain, decrypts the caller's
+// packets for it and encrypts the callee's for the caller: both get every
+// packet, intact. The caller's key never reaches the callee. A forged
+// packet is dropped and counted.
+func TestSRTPToPlainPhone(t *testing.T) {
+	for _, proto := range []string{"RTP/SAVP", "RTP/AVP"} {
+		t.Run(strings.ReplaceAll(proto, "/", "_"), func(t *testing.T) {
+			r := rangeSRTPToPlain
+			pl := startParley(t, parleyConfig{Extra: r.yaml(nil, "")})
+			alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+			bob := newPhone(t, "1002", pl.SIPAddr, "udp")
+			alice.mustRegister()
+			bob.mustRegister()
+			port := 7300
+			if proto == "RTP/AVP" {
+				port = 7310
+			}
+			aConn := srtpSocket(t, port)
+			aKey := srtpPhoneKey(t)
+			alice.setSDP(func([]byte) []byte { return srtpOffer("127.0.0.1", port, proto, aKey) })
+			bSock := newRTPSocket(t)
+			bob.useRTPSocket(bSock)
+
+			mc := mustMediaCall(t, alice, bob)
+			gotProto, cryptos := sdpCryptos(t, "200 to the caller", mc.Out.Final.Body())
+			if gotProto != proto || len(cryptos) != 1 || !strings.HasPrefix(cryptos[0], "1 AES_CM_128_HMAC_SHA1_80 inline:") {
+				t.Fatalf("answer to the caller: %s with a=crypto %q; want %s and one a=crypto, tag 1, AES_CM_128_HMAC_SHA1_80:\n%s",
+					gotProto, cryptos, proto, mc.Out.Final.Body())
+			}
+			calleeProto, offered := sdpCryptos(t, "INVITE to the callee", mc.In.Req.Body())
+			if calleeProto != "RTP/AVP" || len(offered) == 0 {
+				t.Errorf("offer to the callee: %s with a=crypto %q; want SRTP offered best effort, a=crypto on RTP/AVP", calleeProto, offered)
+			}
+			aKeyText := base64.StdEncoding.EncodeToString(aKey)
+			if bytes.Contains(mc.In.Req.Body(), []byte(aKeyText)) || strings.Contains(cryptos[0], aKeyText) {
+				t.Error("the caller's key was passed on; each leg has keys of its own")
+			}
+			enc, dec := srtpContextOf(t, aKey), srtpContext(t, cryptos[0])
+
+			// The caller sends SRTP; the callee must get it as plain RTP.
+			a := rtpStream{Tag: 0xA5, SSRC: 0x5A5A0001, PayloadType: 0, Count: packetsPerSide, Interval: 5 * time.Millisecond}
+			bDone := make(chan struct{})
+			var bGot []rtpReceived
+			var bErr error
+			go func() { defer close(bDone); bGot, bErr = bSock.receive(a.Count, 2*time.Second) }()
+			for i := range a.Count {
+				pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(1000 + i), Timestamp: uint32(160 * i), SSRC: a.SSRC}, Payload: streamPayload(a.Tag, i)}
+				raw, _ := pkt.Marshal()
+				out, err := enc.EncryptRTP(nil, raw, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := aConn.WriteToUDPAddrPort(out, mc.CallerSees.Addr); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(a.Interval)
+			}
+			<-bDone
+			if bErr != nil {
+				t.Errorf("callee receiving: %v", bErr)
+			}
+			checkStream(t, "SRTP caller → plain callee", bGot, a, mc.CalleeSees.Addr)
+
+			// The callee sends plain RTP; the caller must get SRTP that
+			// parley's key decrypts.
+			b := rtpStream{Tag: 0xB6, SSRC: 0x6B6B0002, PayloadType: 0, Count: packetsPerSide, Interval: 5 * time.Millisecond}
+			sendErr := make(chan error, 1)
+			go func() { sendErr <- bSock.send(mc.CalleeSees.Addr, b) }()
+			buf := make([]byte, 2048)
+			var got []rtpReceived
+			for len(got) < b.Count {
+				_ = aConn.SetReadDeadline(time.Now().Add(2 * time.Second))
+				n, from, err := aConn.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Errorf("caller receiving: got %d of %d packets: %v", len(got), b.Count, err)
+					break
+				}
+				clear, err := dec.DecryptRTP(nil, buf[:n], nil)
+				if err != nil {
+					t.Fatalf("caller: packet %d does not decrypt with parley's key: %v", len(got), err)
+				}
+				var pkt rtp.Packet
+				if err := pkt.Unmarshal(clear); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, rtpReceived{Pkt: pkt, From: from})
+			}
+			if err := <-sendErr; err != nil {
+				t.Error(err)
+			}
+			checkStream(t, "plain callee → SRTP caller", got, b, mc.CallerSees.Addr)
+
+			// A packet under another key is dropped and counted.
+			forged, _ := srtpContextOf(t, srtpPhoneKey(t)).EncryptRTP(nil, mustRTP(t, a.SSRC, 5000), nil)
+			if _, err := aConn.WriteToUDPAddrPort(forged, mc.CallerSees.Addr); err != nil {
+				t.Fatal(err)
+			}
+			pl.waitMetric(t, 3*time.Second, equals(1), "parley_srtp_auth_failures_total")
+			if extra := bSock.drain(200 * time.Millisecond); len(extra) != 0 {
+				t.Errorf("the callee got %d packets after the forged one", len(extra))
+			}
+
+			var calls []struct {
+				Media *struct {
+					CallerSRTP string `json:"caller_srtp"`
+					CalleeSRTP string `json:"callee_srtp"`
+					Failures   uint64 `json:"srtp_auth_failures"`
+				} `json:"media"`
+			}
+			pl.apiJSON(t, "/api/calls", &calls)
+			if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.CallerSRTP != "AES_CM_128_HMAC_SHA1_80" ||
+				calls[0].Media.CalleeSRTP != "" || calls[0].Media.Failures != 1 {
+				t.Errorf("/api/calls media: %+v; want the caller's leg on AES_CM_128_HMAC_SHA1_80, the callee's plain, 1 failure", calls)
+			}
+			mc.Out.hangup(t)
+			bob.mustEvent(evBye)
+			pl.waitMetric(t, 3*time.Second, equals(0), "parley_rtp_ports_in_use")
+		})
+	}
+}
+
+func mustRTP(t *testing.T, ssrc uint32, seq uint16) []byte {
+	t.Helper()
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, SSRC: ssrc}, Payload: make([]byte, 160)}
+	raw, err := pkt.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// srtpRefused has alice call bob with offer and wants 488 with a Warning
+// saying want, before bob rings.
+func srtpRefused(t *testing.T, alice, bob *phone, offer []byte, want string) {
+	t.Helper()
+	alice.setSDP(func([]byte) []byte { return offer })
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	c := alice.call(ctx, bob.User)
+	if c.status() != 488 {
+		t.Fatalf("responses %v, final:\n%v\nwant 488", c.codes(), c.Final)
+	}
+	w := c.Final.GetHeader("Warning")
+	if w == nil || !strings.Contains(w.Value(), want) {
+		t.Errorf("488 Warning %v, want one saying %q:\n%s", w, want, c.Final)
+	}
+	bob.noEvent(evInvite, 300*time.Millisecond)
+}
+
+// TestSRTPMandatory: with rtp.srtp mandatory a plain phone's call is refused
+// with 488 and a Warning naming the key; an SRTP phone's call to a phone
+// that answers plain RTP is refused too, since that leg would be plain.
+func TestSRTPMandatory(t *testing.T) {
+	r := rangeSRTPMandatory
+	pl := startParley(t, parleyConfig{Extra: r.yaml(nil, "") + "  srtp: mandatory\n"})
+	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
+	alice.mustRegister()
+	bob.mustRegister()
+	srtpRefused(t, alice, bob, mediaOffer("127.0.0.1", 7320, "0"), "SRTP is mandatory (rtp.srtp)")
+
+	// The callee is offered RTP/SAVP; one that answers plain ends the call.
+	bSock := newRTPSocket(t)
+	bob.useRTPSocket(bSock)
+	alice.setSDP(func([]byte) []byte { return srtpOffer("127.0.0.1", 7322, "RTP/SAVP", srtpPhoneKey(t)) })
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	c := alice.call(ctx, bob.User)
+	in := bob.mustEvent(evInvite)
+	if proto, cryptos := sdpCryptos(t, "INVITE to the callee", in.Req.Body()); proto != "RTP/SAVP" || len(cryptos) == 0 {
+		t.Errorf("offer to the callee: %s with %q; want RTP/SAVP with a=crypto", proto, cryptos)
+	}
+	if c.status() != 488 {
+		t.Fatalf("responses %v, final:\n%v\nwant 488 once the callee answered plain RTP", c.codes(), c.Final)
+	}
+	if w := c.Final.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "the callee answered without SRTP") {
+		t.Errorf("488 Warning %v, want one saying the callee answered without SRTP", w)
+	}
+	pl.waitMetric(t, 5*time.Second, equals(0), "parley_calls")
+}
+
+// TestSRTPOff: with rtp.srtp off RTP/SAVP is refused with 488 naming the
+// key, and best-effort a=crypto on RTP/AVP is answered with plain RTP: the
+// answer has no a=crypto, which tells the phone (RFC 4568 §6.2).
+func TestSRTPOff(t *testing.T) {
+	r := rangeSRTPOff
+	pl := startParley(t, parleyConfig{Extra: r.yaml(nil, "") + "  srtp: off\n"})
+	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
+	alice.mustRegister()
+	bob.mustRegister()
+	srtpRefused(t, alice, bob, srtpOffer("127.0.0.1", 7330, "RTP/SAVP", srtpPhoneKey(t)), "SRTP is off (rtp.srtp)")
+
+	bob.useRTPSocket(newRTPSocket(t))
+	alice.setSDP(func([]byte) []byte { return srtpOffer("127.0.0.1", 7332, "RTP/AVP", srtpPhoneKey(t)) })
+	mc := mustMediaCall(t, alice, bob)
+	if _, cryptos := sdpCryptos(t, "200 to the caller", mc.Out.Final.Body()); len(cryptos) != 0 {
+		t.Errorf("answer to the caller has a=crypto %q with rtp.srtp off", cryptos)
+	}
+	if _, cryptos := sdpCryptos(t, "INVITE to the callee", mc.In.Req.Body()); len(cryptos) != 0 {
+		t.Errorf("offer to the callee has a=crypto %q with rtp.srtp off", cryptos)
+	}
+	mc.Out.hangup(t)
+	bob.mustEvent(evBye)
+}
