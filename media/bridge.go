@@ -302,11 +302,13 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 		// SRTCP authenticates before it latches: a forged packet moves
 		// nothing.
 		if st.sec != nil {
-			var ok bool
-			if pkt, ok = st.sec.decryptRTCP(pkt); !ok {
-				b.srtpFailed(in)
+			var err error
+			var clear []byte
+			if clear, err = st.sec.decryptRTCP(pkt); err != nil {
+				b.srtpFailed(in, true, pkt, err)
 				return nil, 0, nil, false, nil
 			}
+			pkt = clear
 		}
 		if latch {
 			*src = st.endpoint(from)
@@ -353,11 +355,13 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 	}
 	// SRTP authenticates before it latches (srtp_relay.go).
 	if st.sec != nil {
-		var ok bool
-		if pkt, ok = st.sec.decryptRTP(pkt); !ok {
-			b.srtpFailed(in)
+		var err error
+		var clear []byte
+		if clear, err = st.sec.decryptRTP(pkt); err != nil {
+			b.srtpFailed(in, false, pkt, err)
 			return nil, 0, nil, false, nil
 		}
+		pkt = clear
 	}
 	if latch {
 		*src = st.endpoint(from)

@@ -1,6 +1,9 @@
 package media
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -85,23 +88,36 @@ func (b *Bridge) SetSRTP(s Side, keys *SRTPKeys) error {
 	return nil
 }
 
-// srtpFailed counts a packet from side in that did not authenticate.
-func (b *Bridge) srtpFailed(in Side) {
-	b.sides[in].sec.failures++
+// srtpFailed counts a packet from side in that did not authenticate; the
+// first of each side is logged, at debug level, with why.
+func (b *Bridge) srtpFailed(in Side, rtcp bool, pkt []byte, err error) {
+	sec := b.sides[in].sec
+	sec.failures++
 	b.w.count.srtpFailures++
 	b.drop(in)
+	if sec.failures == 1 {
+		b.r.log.Debug("SRTP packet dropped: it did not authenticate", "side", in, "rtcp", rtcp, "size", len(pkt),
+			"head", fmt.Sprintf("% x", pkt[:min(len(pkt), 16)]), "error", err)
+	}
 }
 
 // decryptRTP authenticates and decrypts pkt in place. It returns the
-// plain packet, or false for one that failed (forged, replayed, or
+// plain packet, or an error for one that failed (forged, replayed, or
 // encrypted with another key).
-func (sec *srtpSide) decryptRTP(pkt []byte) ([]byte, bool) {
+func (sec *srtpSide) decryptRTP(pkt []byte) ([]byte, error) {
 	out, err := sec.rx.DecryptRTP(pkt[:0:cap(pkt)], pkt, &sec.hdr)
-	if err != nil || &out[0] != &pkt[0] {
-		return nil, false
+	if err != nil {
+		return nil, err
 	}
-	return out, true
+	if &out[0] != &pkt[0] {
+		return nil, errNotInPlace
+	}
+	return out, nil
 }
+
+// errNotInPlace means pion/srtp wrote elsewhere than into the packet's
+// buffer, which the relay sends from.
+var errNotInPlace = errors.New("media: SRTP output not in place")
 
 // encryptRTP encrypts pkt in place, growing it into its capacity by the
 // auth tag. False means it could not: no room, or an SSRC beyond the
@@ -118,12 +134,15 @@ func (sec *srtpSide) encryptRTP(pkt []byte) ([]byte, bool) {
 }
 
 // decryptRTCP is decryptRTP for SRTCP (RFC 3711 §3.4).
-func (sec *srtpSide) decryptRTCP(pkt []byte) ([]byte, bool) {
+func (sec *srtpSide) decryptRTCP(pkt []byte) ([]byte, error) {
 	out, err := sec.rx.DecryptRTCP(pkt[:0:cap(pkt)], pkt, &sec.rtcpHdr)
-	if err != nil || len(out) == 0 || &out[0] != &pkt[0] {
-		return nil, false
+	if err != nil {
+		return nil, err
 	}
-	return out, true
+	if len(out) == 0 || &out[0] != &pkt[0] {
+		return nil, errNotInPlace
+	}
+	return out, nil
 }
 
 // encryptRTCP is encryptRTP for SRTCP.

@@ -156,6 +156,9 @@ type baresipConfig struct {
 	// Codec is the codec module the phone loads instead of G.711's, e.g.
 	// "g722": its offer then carries that codec only.
 	Codec string
+	// MediaEnc is the account's mediaenc, "srtp" (a=crypto on RTP/AVP,
+	// best effort) or "srtp-mand" (RTP/SAVP); set, the srtp module loads.
+	MediaEnc string
 }
 
 // baresipEvent is one event baresip's ctrl_tcp module reports, for example
@@ -233,6 +236,9 @@ func baresipConfigText(c baresipConfig, sipPort, ctrlPort int, recDir string) st
 	if recDir != "" {
 		fmt.Fprintf(&b, "module sndfile.so\nsnd_path %s\n", recDir)
 	}
+	if c.MediaEnc != "" {
+		b.WriteString("module srtp.so\n")
+	}
 	b.WriteString("module_tmp uuid.so\nmodule_tmp account.so\n")
 	b.WriteString("module_app menu.so\nmodule_app ctrl_tcp.so\n")
 	fmt.Fprintf(&b, "ctrl_tcp_listen 127.0.0.1:%d\n", ctrlPort)
@@ -263,8 +269,11 @@ func startBaresip(t *testing.T, pl *parley, c baresipConfig) *baresip {
 	}
 	ctrlPort := freeTCPPort(t)
 	writeFile(t, filepath.Join(b.Dir, "config"), baresipConfigText(c, b.SIPPort, ctrlPort, b.RecDir))
-	writeFile(t, filepath.Join(b.Dir, "accounts"), fmt.Sprintf(
-		"<sip:%s@%s;transport=udp>;auth_pass=%s;answermode=auto;regint=60\n", c.User, pl.SIPAddr, testUsers[c.User]))
+	account := fmt.Sprintf("<sip:%s@%s;transport=udp>;auth_pass=%s;answermode=auto;regint=60", c.User, pl.SIPAddr, testUsers[c.User])
+	if c.MediaEnc != "" {
+		account += ";mediaenc=" + c.MediaEnc
+	}
+	writeFile(t, filepath.Join(b.Dir, "accounts"), account+"\n")
 
 	logf, err := os.Create(b.LogPath)
 	if err != nil {
