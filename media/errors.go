@@ -64,4 +64,7 @@ var (
 	// ErrNoCryptoSuite means an RTP/SAVP stream offers no crypto suite
 	// parley supports.
 	ErrNoCryptoSuite error = sipmsg.Warn(488, "Not Acceptable Here", "media: no SRTP crypto suite in common")
+	// ErrSRTPUnsupported means an RTP/SAVP offer reached one of parley's
+	// own services (echo, rooms, playback), which speak plain RTP only.
+	ErrSRTPUnsupported error = sipmsg.Warn(488, "Not Acceptable Here", "media: SRTP is not available here")
 )

@@ -122,6 +122,13 @@ func Answer(offer []byte, prefs []string, addr netip.Addr, port int, sessID uint
 		if len(off.MediaDescriptions) == 0 {
 			return nil, Negotiated{}, withDetail(ErrNoCommonCodec, "offer has no media stream")
 		}
+		for _, md := range off.MediaDescriptions {
+			if md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 && secureProto(md.MediaName.Protos) {
+				// Answer is for parley's own services, which do not speak
+				// SRTP; only the relay does (srtp_session.go).
+				return nil, Negotiated{}, withDetail(ErrSRTPUnsupported, "this number answers plain RTP/AVP only")
+			}
+		}
 		return nil, Negotiated{}, withDetail(ErrNoCommonCodec, "no audio stream offers one of "+strings.Join(prefs, ", "))
 	}
 

@@ -225,3 +225,35 @@ func TestSessionSRTPMandatoryOffersSAVP(t *testing.T) {
 		t.Errorf("offer to the callee:\n%s", out)
 	}
 }
+
+// Parley's own services answer plain RTP only: RTP/SAVP gets a 488 that
+// says so, not "no codec in common".
+func TestAnswerRefusesSAVP(t *testing.T) {
+	_, _, err := Answer([]byte(srtpOfferSAVP), defaultPrefs, relayAddr, 4000, 1)
+	var se *sipmsg.Error
+	if !errors.Is(err, ErrSRTPUnsupported) || !errors.As(err, &se) || se.Code != 488 {
+		t.Fatalf("Answer(RTP/SAVP): %v, want 488 ErrSRTPUnsupported", err)
+	}
+}
+
+func FuzzParseCrypto(f *testing.F) {
+	for _, s := range []string{
+		"1 AES_CM_128_HMAC_SHA1_80 inline:" + key30,
+		"1 AES_CM_128_HMAC_SHA1_32 inline:" + key30 + "|2^20|1:4",
+		"1 AEAD_AES_128_GCM inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",
+		"x y z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		k, ok, err := parseCrypto(v)
+		if ok && (err != nil || len(k.key) != k.suite.keyLen+k.suite.saltLen) {
+			t.Fatalf("%q: ok with err %v, key %d bytes", v, err, len(k.key))
+		}
+		if ok {
+			if _, err := contextOf(k); err != nil {
+				t.Fatalf("%q: key accepted but no context: %v", v, err)
+			}
+		}
+	})
+}
