@@ -218,3 +218,22 @@ func withSecure(protos []string, secure bool) []string {
 	}
 	return out
 }
+
+// redactCrypto returns sdp with the keys of its a=crypto lines replaced by
+// "-", for a checkpoint that must not hold them.
+func redactCrypto(text string) string {
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "a=crypto:") {
+			continue
+		}
+		if j := strings.Index(l, "inline:"); j >= 0 {
+			end := strings.IndexAny(l[j:], "| \r\n")
+			if end < 0 {
+				end = len(l) - j
+			}
+			lines[i] = l[:j] + "inline:-" + l[j+end:]
+		}
+	}
+	return strings.Join(lines, "")
+}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -125,6 +126,10 @@ func TestSessionSRTPToPlain(t *testing.T) {
 			t.Error("checkpoint does not say the caller spoke SRTP")
 		}
 		data, _ := s.Checkpoint()
+		if !strings.Contains(string(data), "inline:-") ||
+			strings.Contains(string(data), base64.StdEncoding.EncodeToString(s.sec[SideA].local.key)) {
+			t.Errorf("checkpoint holds a key:\n%s", data)
+		}
 		ss, _ := NewSessions(func() (bridge, error) { return newFakeBridge(), nil }, relayAddr, defaultPrefs,
 			withOpenAt(func([2]int) (bridge, error) { return newFakeBridge(), nil }))
 		if _, err := ss.Restore(data); !errors.Is(err, ErrSRTPNotRestored) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ var (
 	rangeSRTPMandatory = rtpRange{6220, 6239}
 	rangeSRTPOff       = rtpRange{6240, 6259}
 	rangeSRTPBaresip   = rtpRange{6260, 6299}
+	rangeSRTPRestart   = rtpRange{6300, 6319}
 )
 
 // srtpPhoneKey is an SRTP phone's own key: AES_CM_128_HMAC_SHA1_80's 16
@@ -368,4 +370,39 @@ func TestBaresipSRTP(t *testing.T) {
 			checkTone(t, "1001's recording of 1002 (encrypted by parley)", readPCM(t, caller.recording(t, "dec")).measure(t, recordingStart), sineTone, 3)
 		})
 	}
+}
+
+// TestSRTPCallEndedOnRestore: parley does not checkpoint SRTP keys, so a
+// call with an SRTP leg cannot resume after a crash. After kill -9 and a
+// restart on the same store, the restored call is ended cleanly: BYE to
+// both phones, and the reason in the log. No key is in the store.
+func TestSRTPCallEndedOnRestore(t *testing.T) {
+	store := t.TempDir()
+	p := startParley(t, parleyConfig{StorePath: store,
+		Extra: rangeSRTPRestart.yaml(nil, "") + "sessions: {checkpoint: true}\n"})
+	alice := newPhone(t, "1001", p.SIPAddr, "udp")
+	bob := newPhone(t, "1002", p.SIPAddr, "udp")
+	alice.mustRegister()
+	bob.mustRegister()
+	aKey := srtpPhoneKey(t)
+	alice.setSDP(func([]byte) []byte { return srtpOffer("127.0.0.1", 7380, "RTP/SAVP", aKey) })
+	bob.useRTPSocket(newRTPSocket(t))
+	mc := mustMediaCall(t, alice, bob)
+	_, cryptos := sdpCryptos(t, "200 to the caller", mc.Out.Final.Body())
+	time.Sleep(500 * time.Millisecond) // the checkpoint reaches the store
+
+	p.kill9(t)
+	for _, k := range []string{base64.StdEncoding.EncodeToString(aKey), strings.TrimPrefix(strings.Fields(cryptos[0])[2], "inline:")} {
+		if out, _ := exec.Command("grep", "-rlF", k, store).Output(); len(out) > 0 {
+			t.Errorf("an SRTP key is in the store: %s", out)
+		}
+	}
+	if out, _ := exec.Command("grep", "-rlF", "inline:-", store).Output(); len(out) == 0 {
+		t.Error("no checkpoint with its keys left out (inline:-) in the store")
+	}
+	p.restart(t, 2)
+	alice.mustEvent(evBye)
+	bob.mustEvent(evBye)
+	p.waitLogFile(t, p.LogPath, "SRTP keys are not checkpointed")
+	p.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
 }
