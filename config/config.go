@@ -177,6 +177,10 @@ type User struct {
 	// Asterisk's dtmf_mode: DTMFAuto (the default, also for ""), DTMFRFC4733
 	// or DTMFInfo. parley converts between the two legs' modes.
 	DTMFMode string `yaml:"dtmf_mode"`
+	// SRTP is the user's phone's SDES-SRTP policy, as Asterisk's
+	// media_encryption per endpoint: off, optional or mandatory (SRTPOff,
+	// ...); "" is rtp.srtp's.
+	SRTP string `yaml:"srtp"`
 }
 
 // The values of users[].dtmf_mode.

@@ -272,6 +272,11 @@ func (c *Config) Validate() error {
 		default:
 			return bad(key+".dtmf_mode", "%q: want auto, rfc4733 or info", u.DTMFMode)
 		}
+		switch u.SRTP {
+		case "", SRTPOff, SRTPOptional, SRTPMandatory:
+		default:
+			return bad(key+".srtp", "%q: want off, optional or mandatory (empty: rtp.srtp)", u.SRTP)
+		}
 	}
 	for i, r := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)

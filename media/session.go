@@ -103,9 +103,9 @@ type Session struct {
 	// of telephone-event in the last exchange (dtmf_sdp.go).
 	dtmfMode [2]DTMFMode
 	events   [2]sideEvents
-	// policy is rtp.srtp; sec what each leg settled of SRTP
-	// (srtp_session.go).
-	policy SRTPPolicy
+	// policy is each side's rtp.srtp or users[].srtp; sec what each leg
+	// settled of SRTP (srtp_session.go).
+	policy [2]SRTPPolicy
 	sec    [2]legSRTP
 }
 
@@ -128,7 +128,10 @@ func (s *Session) Offer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readRelayOffer(from, sd, s.prefs, s.policy)
+	s.mu.Lock()
+	policy := s.policy[from]
+	s.mu.Unlock()
+	ro, err := readRelayOffer(from, sd, s.prefs, policy)
 	if err != nil {
 		return nil, err
 	}

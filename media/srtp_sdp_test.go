@@ -80,7 +80,8 @@ const (
 func newPolicySession(t *testing.T, p SRTPPolicy) (*Session, *fakeBridge) {
 	t.Helper()
 	s, fb := newTestSession(t, relayAddr, defaultPrefs)
-	s.policy = p
+	s.SetSRTPPolicy(SideA, p)
+	s.SetSRTPPolicy(SideB, p)
 	return s, fb
 }
 
@@ -261,4 +262,40 @@ func FuzzParseCrypto(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Per side: a plain caller whose callee's user has srtp mandatory is
+// bridged to an SRTP leg: the callee is offered RTP/SAVP.
+func TestSessionSRTPPerSide(t *testing.T) {
+	s, fb := newPolicySession(t, SRTPOptional)
+	s.SetSRTPPolicy(SideB, SRTPMandatory)
+	out, err := s.Offer(SideA, []byte(plainOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "RTP/SAVP 0") || !strings.Contains(string(out), "a=crypto:1 ") {
+		t.Fatalf("offer to the callee:\n%s", out)
+	}
+	o, _ := parseSDP(out)
+	key := o.MediaDescriptions[0].Attributes
+	var line string
+	for _, a := range key {
+		if a.Key == "crypto" {
+			line = a.Value
+			break
+		}
+	}
+	k, _, _ := parseCrypto(line)
+	ans := strings.Replace(strings.Replace(plainAnswer, "RTP/AVP", "RTP/SAVP", 1), "a=rtpmap:0 PCMU/8000\r\n",
+		"a=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"+key30+"\r\n", 1)
+	a, err := s.Answer(SideB, []byte(ans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(a), "crypto") || !strings.Contains(string(a), "RTP/AVP") {
+		t.Errorf("answer to the plain caller:\n%s", a)
+	}
+	if got := strings.Join(fb.take(), "\n"); !strings.Contains(got, "SetSRTP callee AES_CM_128_HMAC_SHA1_80") || k.tag != 1 {
+		t.Errorf("bridge told:\n%s", got)
+	}
 }

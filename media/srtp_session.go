@@ -17,6 +17,10 @@ import (
 //     answer; RTP/SAVP only when mandatory or that side chose RTP/SAVP.
 //   - With rtp.srtp mandatory a side that offers or answers without SRTP
 //     is refused with 488.
+//
+// The policy is per side: rtp.srtp, or the phone's user's users[].srtp
+// (SetSRTPPolicy). It governs what parley accepts from and offers to that
+// side; the other side may differ, since the relay bridges SRTP and RTP.
 
 // legSRTP is what one leg settled of SRTP in the last exchange.
 type legSRTP struct {
@@ -36,10 +40,10 @@ func (s *Session) srtpOffer(ro *relayOffer) error {
 			return withDetail(ErrNoCryptoSuite, "RTP/SAVP from the "+from.String()+" without a=crypto")
 		}
 		return withDetail(ErrNoCryptoSuite, "the "+from.String()+" offered none of AES_CM_128_HMAC_SHA1_80/32, AEAD_AES_128/256_GCM, AES_256_CM_HMAC_SHA1_80/32")
-	case s.policy == SRTPMandatory && !ro.crypto.valid():
+	case s.policy[from] == SRTPMandatory && !ro.crypto.valid():
 		return withDetail(ErrSRTPRequired, "the "+from.String()+" offered plain RTP")
 	}
-	if ro.anyCrypto && s.policy == SRTPOff {
+	if ro.anyCrypto && s.policy[from] == SRTPOff {
 		// RFC 4568 §6.2 lets the answerer of a=crypto on RTP/AVP decline;
 		// the phone learns it from the answer without a=crypto.
 		s.log.Info("SRTP offered on RTP/AVP and rtp.srtp is off: answering plain RTP", "side", from)
@@ -47,10 +51,10 @@ func (s *Session) srtpOffer(ro *relayOffer) error {
 	} else if ro.anyCrypto && !ro.crypto.valid() {
 		s.log.Info("SRTP offered with no crypto suite parley supports: answering plain RTP", "side", from)
 	}
-	if s.policy == SRTPOff || !(s.policy == SRTPMandatory || ro.crypto.valid() || s.sec[to].on) {
+	if p := s.policy[to]; p == SRTPOff || !(p == SRTPMandatory || ro.crypto.valid() || s.sec[to].on) {
 		return nil
 	}
-	ro.offerSAVP = s.policy == SRTPMandatory || s.sec[to].savp
+	ro.offerSAVP = s.policy[to] == SRTPMandatory || s.sec[to].savp
 	if l := s.sec[to]; l.on {
 		ro.offered = []sdesKey{l.local} // the same key again: no rekeying
 		return nil
@@ -84,7 +88,7 @@ func (s *Session) srtpAnswer(ro *relayOffer, ra *relayAnswer, md *sdp.MediaDescr
 			break
 		}
 	}
-	if !ans.on && len(ro.offered) > 0 && (s.policy == SRTPMandatory || ro.offerSAVP) {
+	if !ans.on && len(ro.offered) > 0 && (s.policy[to] == SRTPMandatory || ro.offerSAVP) {
 		return legs, withDetail(ErrSRTPRequired, "the "+to.String()+" answered without SRTP")
 	}
 	legs[to] = ans
@@ -136,8 +140,19 @@ func (s *Session) SRTP(side Side) string {
 	return s.sec[side].remote.suite.name
 }
 
+// SetSRTPPolicy sets the SRTP policy of side's phone (users[].srtp),
+// before the first offer; until then it is the sessions' (WithSRTP).
+func (s *Session) SetSRTPPolicy(side Side, p SRTPPolicy) {
+	if side != SideA && side != SideB {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.policy[side] = p
+}
+
 // WithSRTP sets the SDES-SRTP policy of every session (rtp.srtp); the
-// default is SRTPOptional.
+// default is SRTPOptional. Session.SetSRTPPolicy changes one side's.
 func WithSRTP(p SRTPPolicy) SessionsOption {
 	return func(s *Sessions) error {
 		s.policy = p

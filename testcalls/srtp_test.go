@@ -27,6 +27,7 @@ var (
 	rangeSRTPOff       = rtpRange{6240, 6259}
 	rangeSRTPBaresip   = rtpRange{6260, 6299}
 	rangeSRTPRestart   = rtpRange{6300, 6319}
+	rangeSRTPPerUser   = rtpRange{6320, 6339}
 )
 
 // srtpPhoneKey is an SRTP phone's own key: AES_CM_128_HMAC_SHA1_80's 16
@@ -405,4 +406,46 @@ func TestSRTPCallEndedOnRestore(t *testing.T) {
 	bob.mustEvent(evBye)
 	p.waitLogFile(t, p.LogPath, "SRTP keys are not checkpointed")
 	p.waitMetric(t, 3*time.Second, equals(0), "parley_calls")
+}
+
+// TestSRTPPerUser: users[].srtp overrides rtp.srtp for one user's phone, as
+// Asterisk's media_encryption per endpoint. With rtp.srtp off, 1002 has
+// srtp: mandatory: a plain phone's call to 1002 reaches it offered
+// RTP/SAVP, and 1002's SRTP answer makes that leg SRTP while the caller's
+// stays plain; 1003's calls keep rtp.srtp off and 1003 itself, as a
+// caller offering RTP/SAVP, is refused.
+func TestSRTPPerUser(t *testing.T) {
+	pl := startParley(t, parleyConfig{Extra: rangeSRTPPerUser.yaml(nil, "") + "  srtp: off\n",
+		SRTP: map[string]string{"1002": "mandatory"}})
+	alice := newPhone(t, "1001", pl.SIPAddr, "udp")
+	bob := newPhone(t, "1002", pl.SIPAddr, "udp")
+	carol := newPhone(t, "1003", pl.SIPAddr, "udp")
+	for _, p := range []*phone{alice, bob, carol} {
+		p.mustRegister()
+	}
+	alice.setSDP(func([]byte) []byte { return mediaOffer("127.0.0.1", 7384, "0") })
+	bobKey := srtpPhoneKey(t)
+	bob.setSDP(func(offer []byte) []byte {
+		return srtpOffer("127.0.0.1", 7386, "RTP/SAVP", bobKey) // tag 1, AES_CM_128_HMAC_SHA1_80: parley's first
+	})
+	mc := mustMediaCall(t, alice, bob)
+	if proto, cryptos := sdpCryptos(t, "INVITE to 1002", mc.In.Req.Body()); proto != "RTP/SAVP" || len(cryptos) == 0 {
+		t.Errorf("offer to 1002 (srtp: mandatory): %s with %q, want RTP/SAVP with a=crypto", proto, cryptos)
+	}
+	if proto, cryptos := sdpCryptos(t, "200 to 1001", mc.Out.Final.Body()); proto != "RTP/AVP" || len(cryptos) != 0 {
+		t.Errorf("answer to 1001 (rtp.srtp off): %s with %q, want plain RTP/AVP", proto, cryptos)
+	}
+	var calls []struct {
+		Media *struct {
+			CallerSRTP string `json:"caller_srtp"`
+			CalleeSRTP string `json:"callee_srtp"`
+		} `json:"media"`
+	}
+	pl.apiJSON(t, "/api/calls", &calls)
+	if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.CallerSRTP != "" || calls[0].Media.CalleeSRTP != "AES_CM_128_HMAC_SHA1_80" {
+		t.Errorf("/api/calls media %+v: want 1001's leg plain, 1002's on AES_CM_128_HMAC_SHA1_80", calls)
+	}
+	mc.Out.hangup(t)
+	bob.mustEvent(evBye)
+	srtpRefused(t, carol, alice, srtpOffer("127.0.0.1", 7388, "RTP/SAVP", srtpPhoneKey(t)), "SRTP is off (rtp.srtp)")
 }

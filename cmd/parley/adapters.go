@@ -119,6 +119,14 @@ func (m mediaSession) OnDTMF(f func(fromCaller bool, code uint8, d time.Duration
 	m.s.OnDTMF(func(from media.Side, ev media.Event) { f(from == media.SideA, ev.Code, ev.Duration) })
 }
 
+// SetSRTP sets one leg's users[].srtp; "" keeps rtp.srtp's
+// (media.Session.SetSRTPPolicy).
+func (m mediaSession) SetSRTP(toCaller bool, policy string) {
+	if p, ok := media.ParseSRTPPolicy(policy); ok && policy != "" {
+		m.s.SetSRTPPolicy(side(toCaller), p)
+	}
+}
+
 // SetAddress and Addressed announce, per leg, the local address facing
 // its phone when rtp.address is "" (media.Session.SetAddress).
 func (m mediaSession) SetAddress(toCaller bool, addr netip.Addr) {
