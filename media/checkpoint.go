@@ -309,6 +309,9 @@ func (s *Session) Reoffered(from Side, answer []byte) error {
 	if mux {
 		now.rtcp = now.rtp
 	}
+	if err := s.srtpReoffered(from, md); err != nil {
+		return err
+	}
 	if now != l.peer {
 		s.setPeer(from, p, mux)
 	}

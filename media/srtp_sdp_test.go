@@ -299,3 +299,27 @@ func TestSessionSRTPPerSide(t *testing.T) {
 		t.Errorf("bridge told:\n%s", got)
 	}
 }
+
+// A phone that answers parley's re-offer (a session refresh, Reoffered)
+// with a new key gets it used; the same key keeps the contexts.
+func TestSessionSRTPReoffered(t *testing.T) {
+	s, fb := newPolicySession(t, SRTPOptional)
+	if _, err := s.Offer(SideA, []byte(srtpOfferAVP)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Answer(SideB, []byte(plainAnswer)); err != nil {
+		t.Fatal(err)
+	}
+	fb.take()
+	newKey := "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk" // 30 bytes
+	ans := strings.Replace(strings.Replace(srtpOfferAVP, key30, newKey, 1), "o=alice 1 1", "o=alice 1 2", 1)
+	if err := s.Reoffered(SideA, []byte(ans)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.sec[SideA].remote.attr().Value; !strings.Contains(got, newKey) {
+		t.Errorf("caller's key after the refresh: %s", got)
+	}
+	if got := strings.Join(fb.take(), "\n"); !strings.Contains(got, "SetSRTP caller") {
+		t.Errorf("bridge told:\n%s", got)
+	}
+}

@@ -107,6 +107,30 @@ func (s *Session) srtpAnswer(ro *relayOffer, ra *relayAnswer, md *sdp.MediaDescr
 	return legs, nil
 }
 
+// srtpReoffered takes the SRTP of side from's answer md to parley's own
+// re-offer (Reoffered): an SRTP leg's phone may answer with a new key
+// under parley's tag (RFC 4568 §7.1.4), which the bridge then decrypts
+// with; an answer without a=crypto leaves the leg as it was, since
+// parley re-offered what the call had settled. The caller holds s.mu.
+func (s *Session) srtpReoffered(from Side, md *sdp.MediaDescription) error {
+	l := s.sec[from]
+	if !l.on {
+		return nil
+	}
+	keys, _, err := readCryptos(md)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if k.tag == l.local.tag && k.suite.name == l.local.suite.name {
+			legs := s.sec
+			legs[from].remote = k
+			return s.commitSRTP(legs)
+		}
+	}
+	return nil
+}
+
 // commitSRTP makes legs the session's and tells the bridge. The caller
 // holds s.mu.
 func (s *Session) commitSRTP(legs [2]legSRTP) error {
