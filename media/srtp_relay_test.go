@@ -253,3 +253,51 @@ func BenchmarkRouteSRTP(b *testing.B) {
 		})
 	}
 }
+
+// DTMF interworking with an SRTP leg: keys parley injects into the SRTP
+// phone's stream are encrypted with parley's key, and RFC 4733 events the
+// SRTP phone sends are decrypted before they are taken out and reported.
+func TestRelaySRTPDTMF(t *testing.T) {
+	r, _ := startRelay(t, srtpTestPorts+30, 2)
+	b := openBridge(t, r)
+	a, c := relayPeer(t), relayPeer(t)
+	b.SetPeer(SideA, addrOf(a), netip.AddrPort{}, false)
+	b.SetPeer(SideB, addrOf(c), netip.AddrPort{}, false)
+	keys := SRTPKeys{Remote: newKey(1, cryptoSuites[0]), Local: newKey(1, cryptoSuites[0])}
+	if err := b.SetSRTP(SideA, &keys); err != nil {
+		t.Fatal(err)
+	}
+	enc, dec := phoneContexts(t, keys.Remote, keys.Local)
+	b.SetEvents([2]int{101, -1}, [2]int{8000, 8000})
+	got := make(chan Event, 4)
+	b.OnEvent(func(from Side, ev Event) { got <- ev })
+
+	if err := b.SendEvent(SideA, Event{Code: 5, Duration: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	clear, err := dec.DecryptRTP(nil, readPacket(t, a, bridgeAddr(b, SideA, false)), nil)
+	if err != nil || len(clear) != 16 || clear[1]&0x7f != 101 || clear[12] != 5 {
+		t.Fatalf("injected key as the SRTP phone decrypts it: % x, %v", clear, err)
+	}
+
+	for i := range 3 {
+		ev := relayRTP(t, 9, uint16(10+i), 1000, []byte{7, 10, 0, byte(160 * (i + 1))})
+		ev[1] = 101
+		if i == 0 {
+			ev[1] |= 0x80
+		}
+		if i == 2 {
+			ev[13] |= 0x80 // end
+		}
+		sent, _ := enc.EncryptRTP(nil, ev, nil)
+		sendTo(t, a, bridgeAddr(b, SideA, false), sent)
+	}
+	select {
+	case ev := <-got:
+		if ev.Code != 7 {
+			t.Errorf("reported key %d, want 7", ev.Code)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the SRTP phone's key was not reported")
+	}
+}
