@@ -337,15 +337,25 @@ func TestBaresipSRTP(t *testing.T) {
 	if _, err := os.Stat("/usr/lib/baresip/modules/srtp.so"); err != nil {
 		t.Fatalf("baresip's srtp module: %v", err)
 	}
-	for _, enc := range []string{"srtp", "srtp-mand"} {
-		t.Run(enc, func(t *testing.T) {
+	for _, tc := range []struct{ caller, callee string }{
+		{"srtp", ""},
+		{"srtp-mand", ""},
+		// Both legs SRTP, each with keys of its own.
+		{"srtp-mand", "srtp"},
+	} {
+		enc := tc.caller
+		name := enc
+		if tc.callee != "" {
+			name += "_to_" + tc.callee
+		}
+		t.Run(name, func(t *testing.T) {
 			pl := startParley(t, parleyConfig{Extra: rangeSRTPBaresip.yaml(nil, "")})
 			wav := filepath.Join(t.TempDir(), "tone.wav")
 			writeTone(t, wav, fileTone, toneLength)
 			caller := startBaresip(t, pl, baresipConfig{Name: "caller", User: "1001", Source: "aufile," + wav,
 				RTP: portsSRTPCaller, Record: true, MediaEnc: enc})
 			callee := startBaresip(t, pl, baresipConfig{Name: "callee", User: "1002", Source: "ausine," + strconv.Itoa(sineTone),
-				RTP: portsSRTPCallee, Record: true})
+				RTP: portsSRTPCallee, Record: true, MediaEnc: tc.callee})
 
 			baresipCall(t, pl, caller, callee)
 			pl.waitMetric(t, phoneEvent, atLeast(packetsFor(4)), "parley_rtp_packets_total")
@@ -356,14 +366,18 @@ func TestBaresipSRTP(t *testing.T) {
 				} `json:"media"`
 			}
 			pl.apiJSON(t, "/api/calls", &calls)
-			if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.CallerSRTP == "" || calls[0].Media.CalleeSRTP != "" {
-				t.Errorf("/api/calls media %+v: want the caller's leg on SRTP, the callee's plain", calls)
+			if len(calls) != 1 || calls[0].Media == nil || calls[0].Media.CallerSRTP == "" || (calls[0].Media.CalleeSRTP != "") != (tc.callee != "") {
+				t.Errorf("/api/calls media %+v: want the caller's leg on SRTP, the callee's on SRTP only with mediaenc %q", calls, tc.callee)
 			}
-			// Every packet of the call authenticated but one: when its
-			// stream starts, baresip 1.0 (libre) sends an RTCP APP packet
-			// "PING" in the clear, 16 bytes, which SRTCP (RFC 3711 §3.4)
-			// does not allow; parley drops and counts it.
-			pl.waitMetric(t, time.Second, func(v float64, ok bool) bool { return ok && v <= 1 }, "parley_srtp_auth_failures_total")
+			// Every packet of the call authenticated but one per SRTP
+			// phone: when its stream starts, baresip 1.0 (libre) sends an
+			// RTCP APP packet "PING" in the clear, 16 bytes, which SRTCP
+			// (RFC 3711 §3.4) does not allow; parley drops and counts it.
+			phones := 1.0
+			if tc.callee != "" {
+				phones = 2
+			}
+			pl.waitMetric(t, time.Second, func(v float64, ok bool) bool { return ok && v <= phones }, "parley_srtp_auth_failures_total")
 			callee.command(t, "hangup", "")
 			waitHungUp(t, pl, caller, callee)
 
