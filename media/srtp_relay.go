@@ -65,9 +65,11 @@ type SRTPKeys struct {
 	Remote, Local sdesKey
 }
 
-// SetSRTP makes side s speak SRTP with keys, or plain RTP with nil. A side
-// given the same keys again keeps its contexts, and with them the rollover
-// counters and replay windows of its streams.
+// SetSRTP makes side s speak SRTP with keys, or plain RTP with nil. A key
+// given again keeps its context, and with it the rollover counters and
+// SRTCP indexes of its streams: a fresh context under parley's old key
+// would count from zero again and encrypt with keystream it already used
+// (RFC 3711 §9.1). A new key of the phone's gets a fresh context.
 func (b *Bridge) SetSRTP(s Side, keys *SRTPKeys) error {
 	var sec *srtpSide
 	if keys != nil {
@@ -84,6 +86,12 @@ func (b *Bridge) SetSRTP(s Side, keys *SRTPKeys) error {
 	}
 	b.w.mu.Lock()
 	defer b.w.mu.Unlock()
+	if cur := b.sides[s].sec; sec != nil && cur != nil {
+		if cur.txKey.equal(keys.Local) {
+			sec.tx, sec.ssrcs, sec.nssrc = cur.tx, cur.ssrcs, cur.nssrc
+		}
+		sec.failures = cur.failures
+	}
 	b.sides[s].sec = sec
 	return nil
 }

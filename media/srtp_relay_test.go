@@ -332,3 +332,28 @@ func FuzzSRTPDecrypt(f *testing.F) {
 		_, _ = sec.decryptRTCP(buf[:len(data)])
 	})
 }
+
+// A new key of the phone's (a re-INVITE) keeps parley's encrypting
+// context, so its rollover counters and SRTCP indexes go on: a fresh one
+// under the same key would reuse keystream.
+func TestRelaySRTPRekeyKeepsParleysContext(t *testing.T) {
+	r, _ := startRelay(t, srtpTestPorts+40, 2)
+	b := openBridge(t, r)
+	local := newKey(1, cryptoSuites[0])
+	if err := b.SetSRTP(SideA, &SRTPKeys{Remote: newKey(1, cryptoSuites[0]), Local: local}); err != nil {
+		t.Fatal(err)
+	}
+	tx := b.sides[SideA].sec.tx
+	if err := b.SetSRTP(SideA, &SRTPKeys{Remote: newKey(1, cryptoSuites[0]), Local: local}); err != nil {
+		t.Fatal(err)
+	}
+	if b.sides[SideA].sec.tx != tx {
+		t.Error("a new remote key made a new context under parley's unchanged key")
+	}
+	if err := b.SetSRTP(SideA, &SRTPKeys{Remote: newKey(1, cryptoSuites[0]), Local: newKey(1, cryptoSuites[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if b.sides[SideA].sec.tx == tx {
+		t.Error("a new key of parley's kept the old context")
+	}
+}
