@@ -395,6 +395,13 @@ func (s *Session) PhoneChanged(side Side) {
 		return
 	}
 	s.br.PhoneChanged(side, phoneChangeGrace)
+	// The new phone gets keys of its own: the old one knows parley's, and
+	// a context under them has counted past where a new phone starts.
+	s.mu.Lock()
+	if s.sec[side].on {
+		s.sec[side].local = newKey(s.sec[side].local.tag, s.sec[side].local.suite)
+	}
+	s.mu.Unlock()
 }
 
 // Current returns the SDP parley last sent to side to (nil before any), the

@@ -323,3 +323,24 @@ func TestSessionSRTPReoffered(t *testing.T) {
 		t.Errorf("bridge told:\n%s", got)
 	}
 }
+
+// A transfer's new phone on an SRTP leg is offered a fresh key of
+// parley's, not the one the leaving phone knows.
+func TestSessionSRTPPhoneChangedRekeys(t *testing.T) {
+	s, _ := newPolicySession(t, SRTPOptional)
+	if _, err := s.Offer(SideA, []byte(srtpOfferAVP)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Answer(SideB, []byte(plainAnswer)); err != nil {
+		t.Fatal(err)
+	}
+	old := s.sec[SideA].local
+	s.PhoneChanged(SideA)
+	out, err := s.Offer(SideB, []byte(strings.Replace(plainAnswer, "o=bob 2 2", "o=bob 2 3", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), old.attr().Value) || !strings.Contains(string(out), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") {
+		t.Errorf("offer to the new phone:\n%s", out)
+	}
+}
