@@ -14,24 +14,53 @@ import (
 // what parley sends it (with parley's key). A side without them is plain
 // RTP, and costs the forwarding path one nil check.
 
-// maxSRTPStreams bounds the SSRCs one side's encrypting context keeps
-// state for: the other side, plain RTP and unauthenticated, could
-// otherwise grow it with every SSRC it makes up. The decrypting context
-// keeps state only for packets that authenticated.
+// maxSRTPStreams bounds the SSRCs each of one side's contexts keeps state
+// for: the other side, plain RTP and unauthenticated, could otherwise grow
+// the encrypting context with every SSRC it makes up, and the phone itself
+// the decrypting one (which keeps state only for packets that
+// authenticated, so only a phone with the key can).
 const maxSRTPStreams = 8
+
+// ssrcSet is a small bounded set of SSRCs.
+type ssrcSet struct {
+	v [maxSRTPStreams]uint32
+	n int
+}
+
+func (s *ssrcSet) has(ssrc uint32) bool {
+	for _, x := range s.v[:s.n] {
+		if x == ssrc {
+			return true
+		}
+	}
+	return false
+}
+
+// admit reports whether ssrc is in the set or could be added; add adds it.
+func (s *ssrcSet) admit(ssrc uint32) bool { return s.n < maxSRTPStreams || s.has(ssrc) }
+
+func (s *ssrcSet) add(ssrc uint32) {
+	if !s.has(ssrc) && s.n < maxSRTPStreams {
+		s.v[s.n] = ssrc
+		s.n++
+	}
+}
+
+// errTooManyStreams means a packet of an SSRC beyond maxSRTPStreams.
+var errTooManyStreams = errors.New("media: more SRTP streams than the bound")
 
 // srtpSide is the SRTP of one side of a bridge. Guarded by the worker's
 // mutex; pion's contexts are not safe for concurrent use.
 type srtpSide struct {
-	rx, tx   *srtp.Context
-	suite    string
-	rxKey    sdesKey // the side's, to see whether a re-INVITE changed it
-	txKey    sdesKey // parley's
-	ssrcs    [maxSRTPStreams]uint32
-	nssrc    int
-	hdr      rtp.Header
-	rtcpHdr  rtcp.Header
-	failures uint64 // packets that did not authenticate or decrypt
+	rx, tx *srtp.Context
+	suite  string
+	rxKey  sdesKey // the side's, to see whether a re-INVITE changed it
+	txKey  sdesKey // parley's
+	// tx, rx and rxRTCP are the SSRCs each context keeps state for.
+	txSSRCs, rxSSRCs, rxRTCP ssrcSet
+	hdr                      rtp.Header
+	rtcpHdr                  rtcp.Header
+	failures                 uint64 // packets that did not authenticate or decrypt
 }
 
 // newSRTPSide makes the contexts of one side: rx from the side's key,
@@ -88,7 +117,7 @@ func (b *Bridge) SetSRTP(s Side, keys *SRTPKeys) error {
 	defer b.w.mu.Unlock()
 	if cur := b.sides[s].sec; sec != nil && cur != nil {
 		if cur.txKey.equal(keys.Local) {
-			sec.tx, sec.ssrcs, sec.nssrc = cur.tx, cur.ssrcs, cur.nssrc
+			sec.tx, sec.txSSRCs = cur.tx, cur.txSSRCs
 		}
 		sec.failures = cur.failures
 	}
@@ -113,6 +142,13 @@ func (b *Bridge) srtpFailed(in Side, rtcp bool, pkt []byte, err error) {
 // plain packet, or an error for one that failed (forged, replayed, or
 // encrypted with another key).
 func (sec *srtpSide) decryptRTP(pkt []byte) ([]byte, error) {
+	if len(pkt) < 12 {
+		return nil, errors.New("media: SRTP packet shorter than an RTP header")
+	}
+	ssrc := rtpSSRC(pkt)
+	if !sec.rxSSRCs.admit(ssrc) {
+		return nil, errTooManyStreams
+	}
 	out, err := sec.rx.DecryptRTP(pkt[:0:cap(pkt)], pkt, &sec.hdr)
 	if err != nil {
 		return nil, err
@@ -120,6 +156,7 @@ func (sec *srtpSide) decryptRTP(pkt []byte) ([]byte, error) {
 	if &out[0] != &pkt[0] {
 		return nil, errNotInPlace
 	}
+	sec.rxSSRCs.add(ssrc)
 	return out, nil
 }
 
@@ -131,9 +168,10 @@ var errNotInPlace = errors.New("media: SRTP output not in place")
 // auth tag. False means it could not: no room, or an SSRC beyond the
 // bound.
 func (sec *srtpSide) encryptRTP(pkt []byte) ([]byte, bool) {
-	if len(pkt) < 12 || !sec.knownSSRC(rtpSSRC(pkt)) {
+	if len(pkt) < 12 || !sec.txSSRCs.admit(rtpSSRC(pkt)) {
 		return nil, false
 	}
+	sec.txSSRCs.add(rtpSSRC(pkt))
 	out, err := sec.tx.EncryptRTP(pkt[:0:cap(pkt)], pkt, &sec.hdr)
 	if err != nil || &out[0] != &pkt[0] {
 		return nil, false
@@ -143,6 +181,13 @@ func (sec *srtpSide) encryptRTP(pkt []byte) ([]byte, bool) {
 
 // decryptRTCP is decryptRTP for SRTCP (RFC 3711 §3.4).
 func (sec *srtpSide) decryptRTCP(pkt []byte) ([]byte, error) {
+	if len(pkt) < 8 {
+		return nil, errors.New("media: SRTCP packet shorter than an RTCP header")
+	}
+	ssrc := rtcpSSRC(pkt)
+	if !sec.rxRTCP.admit(ssrc) {
+		return nil, errTooManyStreams
+	}
 	out, err := sec.rx.DecryptRTCP(pkt[:0:cap(pkt)], pkt, &sec.rtcpHdr)
 	if err != nil {
 		return nil, err
@@ -150,35 +195,21 @@ func (sec *srtpSide) decryptRTCP(pkt []byte) ([]byte, error) {
 	if len(out) == 0 || &out[0] != &pkt[0] {
 		return nil, errNotInPlace
 	}
+	sec.rxRTCP.add(ssrc)
 	return out, nil
 }
 
 // encryptRTCP is encryptRTP for SRTCP.
 func (sec *srtpSide) encryptRTCP(pkt []byte) ([]byte, bool) {
-	if len(pkt) < 8 || !sec.knownSSRC(rtcpSSRC(pkt)) {
+	if len(pkt) < 8 || !sec.txSSRCs.admit(rtcpSSRC(pkt)) {
 		return nil, false
 	}
+	sec.txSSRCs.add(rtcpSSRC(pkt))
 	out, err := sec.tx.EncryptRTCP(pkt[:0:cap(pkt)], pkt, &sec.rtcpHdr)
 	if err != nil || &out[0] != &pkt[0] {
 		return nil, false
 	}
 	return out, true
-}
-
-// knownSSRC admits ssrc to the encrypting context: one it has seen, or a
-// new one while fewer than maxSRTPStreams are.
-func (sec *srtpSide) knownSSRC(ssrc uint32) bool {
-	for _, s := range sec.ssrcs[:sec.nssrc] {
-		if s == ssrc {
-			return true
-		}
-	}
-	if sec.nssrc == maxSRTPStreams {
-		return false
-	}
-	sec.ssrcs[sec.nssrc] = ssrc
-	sec.nssrc++
-	return true
 }
 
 func rtpSSRC(pkt []byte) uint32 {

@@ -171,13 +171,16 @@ func TestRelaySRTPBothSides(t *testing.T) {
 	}
 }
 
-// An encrypting context keeps state for at most maxSRTPStreams SSRCs that
-// the plain side makes up.
+// Each context keeps state for at most maxSRTPStreams SSRCs: the
+// encrypting one those the plain side makes up, the decrypting one those
+// of the phone with the key.
 func TestRelaySRTPBoundsStreams(t *testing.T) {
-	sec, err := newSRTPSide(newKey(1, cryptoSuites[0]), newKey(1, cryptoSuites[0]))
+	phone := newKey(1, cryptoSuites[0])
+	sec, err := newSRTPSide(phone, newKey(1, cryptoSuites[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
+	enc, _ := phoneContexts(t, phone, phone)
 	buf := make([]byte, 0, 2048)
 	for i := range maxSRTPStreams + 5 {
 		pkt := append(buf[:0], relayRTP(t, uint32(i), 1, 0, make([]byte, 20))...)
@@ -185,6 +188,16 @@ func TestRelaySRTPBoundsStreams(t *testing.T) {
 		if ok != (i < maxSRTPStreams) {
 			t.Errorf("SSRC %d: encrypted %t", i, ok)
 		}
+		in, _ := enc.EncryptRTP(nil, relayRTP(t, uint32(100+i), 1, 0, make([]byte, 20)), nil)
+		_, err := sec.decryptRTP(append(buf[:0], in...))
+		if (err == nil) != (i < maxSRTPStreams) {
+			t.Errorf("SSRC %d from the phone: %v", 100+i, err)
+		}
+	}
+	// A known stream goes on.
+	in, _ := enc.EncryptRTP(nil, relayRTP(t, 100, 2, 0, make([]byte, 20)), nil)
+	if _, err := sec.decryptRTP(append(buf[:0], in...)); err != nil {
+		t.Errorf("known SSRC: %v", err)
 	}
 }
 
