@@ -103,7 +103,22 @@ type RTP struct {
 	Codecs  []string `yaml:"codecs"`
 	// Timeout ends a call whose media stopped this long; 0 never does.
 	Timeout time.Duration `yaml:"timeout"`
+	// SRTP is the SDES-SRTP policy (RFC 4568), per leg of a relayed call:
+	// off, optional or mandatory (SRTPOff, ...).
+	SRTP string `yaml:"srtp"`
 }
+
+// The values of rtp.srtp.
+const (
+	// SRTPOff refuses RTP/SAVP offers and answers a=crypto on RTP/AVP
+	// with plain RTP (best effort declined, as RFC 4568 §6.2 allows).
+	SRTPOff = "off"
+	// SRTPOptional gives SRTP to a phone that offers it, plain RTP to one
+	// that does not.
+	SRTPOptional = "optional"
+	// SRTPMandatory refuses a leg without SRTP with 488.
+	SRTPMandatory = "mandatory"
+)
 
 // Sessions holds per-call limits and timers.
 type Sessions struct {
@@ -171,6 +186,10 @@ type User struct {
 	// Asterisk's dtmf_mode: DTMFAuto (the default, also for ""), DTMFRFC4733
 	// or DTMFInfo. parley converts between the two legs' modes.
 	DTMFMode string `yaml:"dtmf_mode"`
+	// SRTP is the user's phone's SDES-SRTP policy, as Asterisk's
+	// media_encryption per endpoint: off, optional or mandatory (SRTPOff,
+	// ...); "" is rtp.srtp's.
+	SRTP string `yaml:"srtp"`
 }
 
 // The values of users[].dtmf_mode.

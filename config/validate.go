@@ -176,6 +176,11 @@ func (c *Config) Validate() error {
 	if c.RTP.Timeout < 0 {
 		return bad("rtp.timeout", "must not be negative (0: never)")
 	}
+	switch c.RTP.SRTP {
+	case SRTPOff, SRTPOptional, SRTPMandatory:
+	default:
+		return bad("rtp.srtp", "%q: want off, optional or mandatory", c.RTP.SRTP)
+	}
 
 	s := c.Sessions
 	if s.MinSE < 90 {
@@ -276,6 +281,11 @@ func (c *Config) Validate() error {
 		case "", DTMFAuto, DTMFRFC4733, DTMFInfo:
 		default:
 			return bad(key+".dtmf_mode", "%q: want auto, rfc4733 or info", u.DTMFMode)
+		}
+		switch u.SRTP {
+		case "", SRTPOff, SRTPOptional, SRTPMandatory:
+		default:
+			return bad(key+".srtp", "%q: want off, optional or mandatory (empty: rtp.srtp)", u.SRTP)
 		}
 	}
 	for i, r := range c.Routes {

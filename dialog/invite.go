@@ -175,6 +175,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.faceMedia(ms, true, sipmsg.LowerTransport(req.Transport()), req.Source())
 	s.faceMedia(ms, false, targets[0].transport, targets[0].dest)
 	s.dtmfModes(ms, c.account, req.Recipient.User)
+	s.srtpPolicies(ms, c.account, req.Recipient.User) // users[].srtp (srtp.go)
 	c.do(func() {
 		c.lateOffer = len(req.Body()) == 0
 		c.media = ms

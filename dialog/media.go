@@ -119,6 +119,12 @@ type MediaQuality struct {
 	Lost    uint64 `json:"lost"`
 	// Jitter is the larger of the two directions' interarrival jitter.
 	Jitter time.Duration `json:"jitter_ns"`
+	// CallerSRTP and CalleeSRTP are the crypto suites each leg speaks
+	// SRTP with (rtp.srtp), empty for plain RTP; SRTPFailures counts the
+	// packets of both that did not authenticate, dropped.
+	CallerSRTP   string `json:"caller_srtp,omitempty"`
+	CalleeSRTP   string `json:"callee_srtp,omitempty"`
+	SRTPFailures uint64 `json:"srtp_auth_failures,omitempty"`
 }
 
 // WithMedia makes every call's RTP go through m.

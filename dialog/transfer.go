@@ -598,6 +598,9 @@ func (s *Server) replaceLeg(c *Call, old, n *leg) error {
 			// The new phone's user may send keys another way.
 			dm.SetDTMFMode(n.role == roleCaller, s.dtmfMode(n.remote.User))
 		}
+		if sm, ok := c.media.(srtpMedia); ok {
+			sm.SetSRTP(n.role == roleCaller, s.srtpPolicy(n.remote.User)) // srtp.go
+		}
 	})
 	if err != nil {
 		return err

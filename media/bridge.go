@@ -57,6 +57,8 @@ type sideState struct {
 		packets, bytes, forwarded, dropped, rtcp uint64
 	}
 	last int64 // relay clock of the last accepted RTP packet
+	// sec is the side's SRTP (srtp_relay.go), nil for plain RTP.
+	sec *srtpSide
 
 	// refuse holds, per socket, the source of the phone that had the side
 	// before another took its place (PhoneChanged): until refuseUntil
@@ -224,6 +226,9 @@ func (st *sideState) stats(r *Relay) SideStats {
 		RemoteLost:     st.rr.lost,
 		RemoteJitter:   st.rr.jitter,
 	}
+	if st.sec != nil {
+		s.SRTP, s.SRTPFailures = st.sec.suite, st.sec.failures
+	}
 	if st.count.packets > 0 {
 		s.Last = r.base.Add(time.Duration(st.last))
 	}
@@ -266,29 +271,46 @@ func (b *Bridge) drop(in Side) {
 // route applies the forwarding rules to datagram pkt, which arrived from
 // from on side in's socket sock at relay clock now. It returns the side and
 // socket to send it out of and to whom, or a nil dst (already counted as
-// dropped). rtp says whether pkt is RTP rather than RTCP. The caller holds
-// the worker's mutex. It does not allocate.
-func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now int64) (out *sideState, outSock int, dst *endpoint, rtp bool) {
+// dropped). rtp says whether pkt is RTP rather than RTCP, and send is the
+// datagram to send: pkt itself, or for a side speaking SRTP pkt decrypted
+// and encrypted again in place, within pkt's capacity. The caller holds the
+// worker's mutex. Between plain RTP sides it does not allocate.
+func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now int64) (out *sideState, outSock int, dst *endpoint, rtp bool, send []byte) {
 	st := &b.sides[in]
 	other := &b.sides[in.Other()]
 	if sock == rtcpSock || (st.mux && looksLikeRTCP(pkt)) {
 		if !looksLikeRTCP(pkt) {
 			b.drop(in)
-			return nil, 0, nil, false
+			return nil, 0, nil, false, nil
 		}
 		// RTCP latches on its own socket; on a muxed RTP port it must come
 		// from where RTP does.
 		src := &st.src[sock]
 		relatch := sock == rtcpSock && st.soft[rtcpSock]
+		latch := false
 		switch {
 		case src.valid() && from != src.ap && !relatch:
 			b.drop(in)
-			return nil, 0, nil, false
+			return nil, 0, nil, false, nil
 		case (!src.valid() || relatch) && sock == rtcpSock:
 			if st.refused(rtcpSock, from, now) {
 				b.drop(in)
-				return nil, 0, nil, false
+				return nil, 0, nil, false, nil
 			}
+			latch = true
+		}
+		// SRTCP authenticates before it latches: a forged packet moves
+		// nothing.
+		if st.sec != nil {
+			var err error
+			var clear []byte
+			if clear, err = st.sec.decryptRTCP(pkt); err != nil {
+				b.srtpFailed(in, true, pkt, err)
+				return nil, 0, nil, false, nil
+			}
+			pkt = clear
+		}
+		if latch {
 			*src = st.endpoint(from)
 			st.soft[rtcpSock] = false
 		}
@@ -299,28 +321,49 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 		dst, outSock = other.rtcpDest()
 		if dst == nil {
 			b.drop(in)
-			return nil, 0, nil, false
+			return nil, 0, nil, false, nil
 		}
-		return other, outSock, dst, false
+		if other.sec != nil {
+			var ok bool
+			if pkt, ok = other.sec.encryptRTCP(pkt); !ok {
+				b.drop(in)
+				return nil, 0, nil, false, nil
+			}
+		}
+		return other, outSock, dst, false, pkt
 	}
 
 	if !looksLikeRTP(pkt) {
 		b.drop(in)
-		return nil, 0, nil, false
+		return nil, 0, nil, false, nil
 	}
 	// Symmetric RTP (RFC 4961): the first packet tells where the side
 	// really is, behind NAT or not; after that only that source counts.
 	src := &st.src[rtpSock]
+	latch := false
 	if src.valid() && !st.soft[rtpSock] {
 		if from != src.ap {
 			b.drop(in)
-			return nil, 0, nil, false
+			return nil, 0, nil, false, nil
 		}
 	} else {
 		if st.refused(rtpSock, from, now) {
 			b.drop(in)
-			return nil, 0, nil, false
+			return nil, 0, nil, false, nil
 		}
+		latch = true
+	}
+	// SRTP authenticates before it latches (srtp_relay.go).
+	if st.sec != nil {
+		var err error
+		var clear []byte
+		if clear, err = st.sec.decryptRTP(pkt); err != nil {
+			b.srtpFailed(in, false, pkt, err)
+			return nil, 0, nil, false, nil
+		}
+		pkt = clear
+	}
+	if latch {
 		*src = st.endpoint(from)
 		st.soft[rtpSock] = false
 	}
@@ -332,17 +375,24 @@ func (b *Bridge) route(in Side, sock int, pkt []byte, from netip.AddrPort, now i
 	seq, ts, ssrc := rtpHeader(pkt)
 	st.recv.update(ssrc, seq, ts, now/1000)
 	if b.convert && b.takeEvent(in, pkt, now) {
-		return nil, 0, nil, false // a key, reported for SIP INFO
+		return nil, 0, nil, false, nil // a key, reported for SIP INFO
 	}
 
 	if dst = other.rtpDest(); dst == nil {
 		b.drop(in)
-		return nil, 0, nil, false
+		return nil, 0, nil, false, nil
 	}
 	if b.convert {
 		b.dtmf.forwarded(in.Other(), pkt, now)
 	}
-	return other, rtpSock, dst, true
+	if other.sec != nil {
+		var ok bool
+		if pkt, ok = other.sec.encryptRTP(pkt); !ok {
+			b.drop(in)
+			return nil, 0, nil, false, nil
+		}
+	}
+	return other, rtpSock, dst, true, pkt
 }
 
 // forwarded counts n RTP packets from side in as sent on.

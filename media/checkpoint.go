@@ -77,7 +77,16 @@ type SideState struct {
 	Events     bool     `json:"events,omitempty"`
 	EventPT    uint8    `json:"event_pt,omitempty"`
 	EventClock int      `json:"event_clock,omitempty"`
+	// SRTP is the crypto suite the side spoke SRTP with, "" for plain RTP.
+	// Keys and rollover counters are not saved, so Restore and Move refuse
+	// such a checkpoint (ErrSRTPNotRestored).
+	SRTP string `json:"srtp,omitempty"`
 }
+
+// ErrSRTPNotRestored means a checkpoint is of a call with an SRTP leg:
+// its keys and rollover counters are not checkpointed, so the call cannot
+// resume and is ended instead, with this reason.
+var ErrSRTPNotRestored = errors.New("media: SRTP keys are not checkpointed")
 
 // OriginState is an SDP o= line's username, session id, version and
 // address.
@@ -105,13 +114,20 @@ func (s *Session) State() (SessionState, error) {
 		Hold:  s.hold,
 		Mux:   s.mux,
 	}
+	// A call with an SRTP leg is not restored (ErrSRTPNotRestored), so
+	// its checkpoint keeps no key: the store is no place for them.
+	secure := s.sec[SideA].on || s.sec[SideB].on
 	for side := range st.Sides {
 		l := &s.legs[side]
 		rtp, rtcp := s.br.Latched(Side(side))
+		sent := string(l.sent)
+		if secure {
+			sent = redactCrypto(sent)
+		}
 		ss := SideState{
 			ID:          l.id,
 			Version:     l.version,
-			Sent:        string(l.sent),
+			Sent:        sent,
 			HasSeen:     l.hasSeen,
 			PeerRTP:     addrString(l.peer.rtp),
 			PeerRTCP:    addrString(l.peer.rtcp),
@@ -128,6 +144,9 @@ func (s *Session) State() (SessionState, error) {
 		}
 		if e := s.events[side]; e.pt >= 0 {
 			ss.Events, ss.EventPT, ss.EventClock = true, uint8(e.pt), e.clock
+		}
+		if sec := s.sec[side]; sec.on {
+			ss.SRTP = sec.remote.suite.name
 		}
 		if l.hasSeen {
 			ss.Seen = OriginState{User: l.seen.user, ID: l.seen.id, Version: l.seen.version, Addr: l.seen.addr}
@@ -290,6 +309,9 @@ func (s *Session) Reoffered(from Side, answer []byte) error {
 	if mux {
 		now.rtcp = now.rtp
 	}
+	if err := s.srtpReoffered(from, md); err != nil {
+		return err
+	}
 	if now != l.peer {
 		s.setPeer(from, p, mux)
 	}
@@ -317,6 +339,9 @@ func readCheckpoint(data []byte) (*checkpoint, error) {
 	}
 	for side := range c.st.Sides {
 		ss := &c.st.Sides[side]
+		if ss.SRTP != "" {
+			return nil, fmt.Errorf("%w: the %v spoke %s", ErrSRTPNotRestored, Side(side), ss.SRTP)
+		}
 		l := &c.legs[side]
 		l.id, l.version = ss.ID, ss.Version
 		if ss.HasSeen {

@@ -40,4 +40,13 @@
 //     ([Bridge.OnEvent]), and sends keys given from SIP INFO to it as
 //     events in the stream it forwards there ([Bridge.SendEvent]). The
 //     dialog package turns those keys into INFO and back.
+//   - SRTP: each side speaks SDES-SRTP (RFC 4568) or plain RTP on its own,
+//     as its [SRTPPolicy] (rtp.srtp, [Session.SetSRTPPolicy]) and its SDP
+//     say, with keys of its own ([Bridge.SetSRTP]); the bridge decrypts
+//     what one side sends and encrypts what it sends the other, in place,
+//     with github.com/pion/srtp. A packet that does not authenticate is
+//     dropped and counted before it can latch. Keys never reach a
+//     checkpoint, so a call with an SRTP leg is not restored
+//     ([ErrSRTPNotRestored]). Parley's own services ([Answer]) speak plain
+//     RTP only.
 package media

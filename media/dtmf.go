@@ -362,7 +362,8 @@ func (b *Bridge) inject(to Side) {
 	if end {
 		dur = j.total
 	}
-	var pkt [16]byte
+	var buf [64]byte // room for an SRTP auth tag
+	pkt := buf[:16]
 	pkt[0] = 0x80
 	pkt[1] = byte(es.pt)
 	if j.sent == 0 {
@@ -381,7 +382,13 @@ func (b *Bridge) inject(to Side) {
 	binary.BigEndian.PutUint16(pkt[14:16], dur)
 	st := &b.sides[to]
 	if dst := st.rtpDest(); dst != nil {
-		_ = sendPacket(st.socks[rtpSock], dst, pkt[:])
+		out, ok := pkt, true
+		if st.sec != nil {
+			out, ok = st.sec.encryptRTP(pkt)
+		}
+		if ok {
+			_ = sendPacket(st.socks[rtpSock], dst, out)
+		}
 	}
 	next := eventInterval
 	if end {

@@ -48,3 +48,23 @@ var (
 	// system (it needs Linux's epoll).
 	ErrRelayUnsupported = errors.New("media: RTP relay needs Linux")
 )
+
+// Sentinel errors of SDES-SRTP (RFC 4568), per leg of a relayed call. Each
+// is a 488 whose Warning names the reason.
+var (
+	// ErrSRTPOff means a side offered RTP/SAVP, which needs SRTP, and
+	// rtp.srtp is off.
+	ErrSRTPOff error = sipmsg.Warn(488, "Not Acceptable Here", "SRTP is off (rtp.srtp)")
+	// ErrSRTPRequired means a side offered or answered without SRTP and
+	// rtp.srtp is mandatory.
+	ErrSRTPRequired error = sipmsg.Warn(488, "Not Acceptable Here", "SRTP is mandatory (rtp.srtp)")
+	// ErrBadCrypto means an a=crypto line is malformed or its key has the
+	// wrong length for its suite.
+	ErrBadCrypto error = sipmsg.Warn(488, "Not Acceptable Here", "media: bad a=crypto")
+	// ErrNoCryptoSuite means an RTP/SAVP stream offers no crypto suite
+	// parley supports.
+	ErrNoCryptoSuite error = sipmsg.Warn(488, "Not Acceptable Here", "media: no SRTP crypto suite in common")
+	// ErrSRTPUnsupported means an RTP/SAVP offer reached one of parley's
+	// own services (echo, rooms, playback), which speak plain RTP only.
+	ErrSRTPUnsupported error = sipmsg.Warn(488, "Not Acceptable Here", "media: SRTP is not available here")
+)

@@ -66,6 +66,9 @@ const (
 // anyway while it forwards: counting costs no atomic operation.
 type relayCounts struct {
 	packets, bytes, forwarded, dropped uint64
+	// srtpFailures counts SRTP and SRTCP packets that did not
+	// authenticate (srtp_relay.go), dropped as well.
+	srtpFailures uint64
 }
 
 // workerBase is the part of a worker that does not depend on the platform.
@@ -447,6 +450,7 @@ func (r *Relay) counts() relayCounts {
 		c.bytes += w.count.bytes
 		c.forwarded += w.count.forwarded
 		c.dropped += w.count.dropped
+		c.srtpFailures += w.count.srtpFailures
 		w.mu.Unlock()
 	}
 	return c

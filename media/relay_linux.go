@@ -341,7 +341,7 @@ func (w *worker) drain(idx int32, gen uint32) {
 				b.drop(in) // larger than any audio packet: not ours
 				continue
 			}
-			out, outSock, dst, rtp := b.route(in, sock, w.rbuf[i][:size], from, now)
+			out, outSock, dst, rtp, pkt := b.route(in, sock, w.rbuf[i][:size], from, now)
 			if dst == nil {
 				continue
 			}
@@ -356,8 +356,8 @@ func (w *worker) drain(idx int32, gen uint32) {
 			sm := &w.smsg[queued]
 			sm.hdr.Name = (*byte)(unsafe.Pointer(&dst.sa.raw))
 			sm.hdr.Namelen = dst.sa.len
-			w.siov[queued].Base = &w.rbuf[i][0]
-			w.siov[queued].SetLen(size)
+			w.siov[queued].Base = &pkt[0]
+			w.siov[queued].SetLen(len(pkt))
 			w.srtp[queued] = rtp
 			queued++
 		}

@@ -36,6 +36,8 @@ func registerRelayMetrics(r *Relay, reg prometheus.Registerer) (*relayMetrics, e
 			func(c relayCounts) uint64 { return c.forwarded }),
 		counter("parley_rtp_packets_dropped_total", "Datagrams on relay ports that were not forwarded: not RTP or RTCP, from an unlatched source, no destination, or a failed send.",
 			func(c relayCounts) uint64 { return c.dropped }),
+		counter("parley_srtp_auth_failures_total", "SRTP and SRTCP packets from the sides of relayed calls that did not authenticate or decrypt, dropped.",
+			func(c relayCounts) uint64 { return c.srtpFailures }),
 		m.lost,
 		m.jitter,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -71,8 +71,8 @@ parley_rtp_ports_in_use 4
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mfs) != 7 {
-		t.Errorf("%d metrics registered, want 7", len(mfs))
+	if len(mfs) != 8 {
+		t.Errorf("%d metrics registered, want 8", len(mfs))
 	}
 
 	// A second relay on the same registry fails cleanly.

@@ -36,6 +36,11 @@ func (bs BridgeStats) Side(s Side) SideStats {
 
 // SideStats describes the media parley received from one side of a bridge.
 type SideStats struct {
+	// SRTP is the crypto suite the side speaks SRTP with (RFC 4568), ""
+	// for plain RTP; SRTPFailures counts its packets that did not
+	// authenticate, dropped.
+	SRTP         string
+	SRTPFailures uint64
 	// Packets and Bytes count the RTP packets accepted from the side (from
 	// its latched source), RTP header included.
 	Packets, Bytes uint64

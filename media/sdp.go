@@ -122,6 +122,13 @@ func Answer(offer []byte, prefs []string, addr netip.Addr, port int, sessID uint
 		if len(off.MediaDescriptions) == 0 {
 			return nil, Negotiated{}, withDetail(ErrNoCommonCodec, "offer has no media stream")
 		}
+		for _, md := range off.MediaDescriptions {
+			if md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 && secureProto(md.MediaName.Protos) {
+				// Answer is for parley's own services, which do not speak
+				// SRTP; only the relay does (srtp_session.go).
+				return nil, Negotiated{}, withDetail(ErrSRTPUnsupported, "this number answers plain RTP/AVP only")
+			}
+		}
 		return nil, Negotiated{}, withDetail(ErrNoCommonCodec, "no audio stream offers one of "+strings.Join(prefs, ", "))
 	}
 
@@ -182,6 +189,13 @@ func usableAudio(md *sdp.MediaDescription) bool {
 	return md.MediaName.Media == "audio" &&
 		md.MediaName.Port.Value != 0 &&
 		rtpProtos[strings.ToUpper(strings.Join(md.MediaName.Protos, "/"))]
+}
+
+// usableRelayAudio is usableAudio for the relay, which also takes
+// RTP/SAVP and RTP/SAVPF streams: it speaks SRTP per leg (srtp_session.go).
+func usableRelayAudio(md *sdp.MediaDescription) bool {
+	return md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 &&
+		(rtpProtos[strings.ToUpper(strings.Join(md.MediaName.Protos, "/"))] || secureProto(md.MediaName.Protos))
 }
 
 // refused answers a stream parley does not take: same media and transport,

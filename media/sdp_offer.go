@@ -51,6 +51,16 @@ type relayOffer struct {
 	zero   bool
 	peer   peer
 	timing sdp.Timing
+	// savp says the relayed stream is RTP/SAVP(F); crypto is the
+	// offerer's a=crypto parley takes (none when invalid), and anyCrypto
+	// says the stream had a=crypto at all (srtp_session.go).
+	savp      bool
+	crypto    sdesKey
+	anyCrypto bool
+	// offered are the keys parley offered the other side, none for plain
+	// RTP; offerSAVP says it offered them on RTP/SAVP.
+	offered   []sdesKey
+	offerSAVP bool
 }
 
 // relayAnswer is what parley takes from the answer to a relayOffer.
@@ -63,6 +73,9 @@ type relayAnswer struct {
 	// codec and clock are the first audio codec the answer accepted.
 	codec string
 	clock int
+	// crypto is parley's key in its answer to the offerer, none for plain
+	// RTP (srtp_session.go).
+	crypto sdesKey
 }
 
 // held reports whether the exchange of o and a leaves the media on hold:
@@ -87,8 +100,9 @@ func parseSDP(body []byte) (*sdp.SessionDescription, error) {
 // from: the first plain-RTP audio stream with a codec of prefs. It keeps the
 // formats prefs allow, telephone-event only if prefs name it. An offer with
 // no such stream gives an error wrapping ErrNoCommonCodec.
-func readRelayOffer(from Side, off *sdp.SessionDescription, prefs []string) (*relayOffer, error) {
+func readRelayOffer(from Side, off *sdp.SessionDescription, prefs []string, policy SRTPPolicy) (*relayOffer, error) {
 	ro := &relayOffer{from: from, audio: -1}
+	savpOff := false // an RTP/SAVP stream skipped because rtp.srtp is off
 	if len(off.TimeDescriptions) > 0 {
 		ro.timing = off.TimeDescriptions[0].Timing
 	}
@@ -98,7 +112,11 @@ func readRelayOffer(from Side, off *sdp.SessionDescription, prefs []string) (*re
 			protos:  md.MediaName.Protos,
 			formats: md.MediaName.Formats,
 		})
-		if ro.audio >= 0 || !usableAudio(md) {
+		if ro.audio >= 0 || !usableRelayAudio(md) {
+			continue
+		}
+		if policy == SRTPOff && secureProto(md.MediaName.Protos) {
+			savpOff = true
 			continue
 		}
 		kept := allowedFormats(md, prefs)
@@ -108,6 +126,14 @@ func readRelayOffer(from Side, off *sdp.SessionDescription, prefs []string) (*re
 		p, zero, err := peerOf(off, md)
 		if err != nil {
 			return nil, err
+		}
+		keys, anyCrypto, err := readCryptos(md)
+		if err != nil {
+			return nil, err
+		}
+		ro.savp, ro.anyCrypto = secureProto(md.MediaName.Protos), anyCrypto
+		if len(keys) > 0 {
+			ro.crypto = keys[0]
 		}
 		ro.audio, ro.formats, ro.peer, ro.zero = i, kept, p, zero
 		ro.ptime, _ = md.Attribute("ptime")
@@ -121,6 +147,9 @@ func readRelayOffer(from Side, off *sdp.SessionDescription, prefs []string) (*re
 		}
 	}
 	if ro.audio < 0 {
+		if savpOff {
+			return nil, ErrSRTPOff
+		}
 		if len(off.MediaDescriptions) == 0 {
 			return nil, withDetail(ErrNoCommonCodec, "offer has no media stream")
 		}
@@ -210,8 +239,11 @@ func writeRelayOffer(ro *relayOffer, port int) []*sdp.MediaDescription {
 		if ro.peer.mux {
 			attrs = append(attrs, sdp.NewPropertyAttribute("rtcp-mux"))
 		}
+		for _, k := range ro.offered {
+			attrs = append(attrs, k.attr())
+		}
 		out = append(out, &sdp.MediaDescription{
-			MediaName:  sdp.MediaName{Media: s.media, Port: sdp.RangedPort{Value: port}, Protos: s.protos, Formats: ptList(ro.formats)},
+			MediaName:  sdp.MediaName{Media: s.media, Port: sdp.RangedPort{Value: port}, Protos: withSecure(s.protos, ro.offerSAVP), Formats: ptList(ro.formats)},
 			Attributes: attrs,
 		})
 	}
@@ -233,6 +265,9 @@ func writeRelayAnswer(ro *relayOffer, ra *relayAnswer, port int) []*sdp.MediaDes
 		attrs = append(attrs, sdp.NewPropertyAttribute(ra.dir.String()))
 		if ro.peer.mux && ra.peer.mux {
 			attrs = append(attrs, sdp.NewPropertyAttribute("rtcp-mux"))
+		}
+		if ra.crypto.valid() {
+			attrs = append(attrs, ra.crypto.attr())
 		}
 		out = append(out, &sdp.MediaDescription{
 			MediaName:  sdp.MediaName{Media: s.media, Port: sdp.RangedPort{Value: port}, Protos: s.protos, Formats: ptList(ra.formats)},

@@ -67,23 +67,29 @@ func TestPeerOf(t *testing.T) {
 	}
 }
 
-// TestReadRelayOfferSkips checks that disabled and secure audio streams are
-// passed over for the first plain RTP one with a codec in common.
+// TestReadRelayOfferSkips checks that disabled audio streams are passed
+// over for the first usable one with a codec in common: an RTP/SAVP one
+// too, since the relay speaks SRTP per leg, unless rtp.srtp is off.
 func TestReadRelayOfferSkips(t *testing.T) {
-	for name, want := range map[string]int{
-		"srtp_then_rtp.sdp": 2,
-		"audio_video.sdp":   1,
+	for _, tc := range []struct {
+		name   string
+		policy SRTPPolicy
+		want   int
+	}{
+		{"srtp_then_rtp.sdp", SRTPOptional, 1},
+		{"srtp_then_rtp.sdp", SRTPOff, 2},
+		{"audio_video.sdp", SRTPOptional, 1},
 	} {
-		sd, err := parseSDP(readOffer(t, name))
+		sd, err := parseSDP(readOffer(t, tc.name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ro, err := readRelayOffer(SideA, sd, defaultPrefs)
+		ro, err := readRelayOffer(SideA, sd, defaultPrefs, tc.policy)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if ro.audio != want {
-			t.Errorf("%s: relays stream %d, want %d", name, ro.audio, want)
+		if ro.audio != tc.want {
+			t.Errorf("%s (srtp %v): relays stream %d, want %d", tc.name, tc.policy, ro.audio, tc.want)
 		}
 	}
 }

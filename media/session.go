@@ -25,6 +25,7 @@ type bridge interface {
 	Latched(s Side) (rtp, rtcp netip.AddrPort)
 	SetLatched(s Side, rtp, rtcp netip.AddrPort)
 	PhoneChanged(s Side, d time.Duration)
+	SetSRTP(s Side, keys *SRTPKeys) error
 	Stats() BridgeStats
 	Done() <-chan struct{}
 	OnIdle(f func())
@@ -102,6 +103,10 @@ type Session struct {
 	// of telephone-event in the last exchange (dtmf_sdp.go).
 	dtmfMode [2]DTMFMode
 	events   [2]sideEvents
+	// policy is each side's rtp.srtp or users[].srtp; sec what each leg
+	// settled of SRTP (srtp_session.go).
+	policy [2]SRTPPolicy
+	sec    [2]legSRTP
 }
 
 // Offer takes an offer that arrived from side from (in an INVITE, re-INVITE,
@@ -123,13 +128,19 @@ func (s *Session) Offer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readRelayOffer(from, sd, s.prefs)
+	s.mu.Lock()
+	policy := s.policy[from]
+	s.mu.Unlock()
+	ro, err := readRelayOffer(from, sd, s.prefs, policy)
 	if err != nil {
 		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.srtpOffer(ro); err != nil {
+		return nil, err
+	}
 	s.legs[from].seen, s.legs[from].hasSeen = originOf(sd), true
 	to := from.Other()
 	_, ro.events = splitEvents(ro.formats)
@@ -171,10 +182,18 @@ func (s *Session) Answer(from Side, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	legs, err := s.srtpAnswer(ro, ra, sd.MediaDescriptions[ro.audio])
+	if err != nil {
+		return nil, err
+	}
 	events := s.events
 	ra.formats = s.eventsAnswered(ro, ra)
 	out, err := s.write(ro.from, writeRelayAnswer(ro, ra, s.br.Port(ro.from)), ro.timing)
 	if err != nil {
+		s.events = events
+		return nil, err
+	}
+	if err := s.commitSRTP(legs); err != nil {
 		s.events = events
 		return nil, err
 	}
@@ -376,6 +395,13 @@ func (s *Session) PhoneChanged(side Side) {
 		return
 	}
 	s.br.PhoneChanged(side, phoneChangeGrace)
+	// The new phone gets keys of its own: the old one knows parley's, and
+	// a context under them has counted past where a new phone starts.
+	s.mu.Lock()
+	if s.sec[side].on {
+		s.sec[side].local = newKey(s.sec[side].local.tag, s.sec[side].local.suite)
+	}
+	s.mu.Unlock()
 }
 
 // Current returns the SDP parley last sent to side to (nil before any), the

@@ -67,6 +67,12 @@ func (b *fakeBridge) SetLatched(s Side, rtp, rtcp netip.AddrPort) {
 	defer b.mu.Unlock()
 	b.latched[s] = [2]netip.AddrPort{rtp, rtcp}
 }
+func (b *fakeBridge) SetSRTP(s Side, keys *SRTPKeys) error {
+	if keys != nil { // plain RTP, told on every answer, is not recorded
+		b.record("SetSRTP %v %s", s, keys.Remote.suite.name)
+	}
+	return nil
+}
 func (b *fakeBridge) PhoneChanged(s Side, d time.Duration) {
 	b.record("PhoneChanged %v %v", s, d)
 	b.mu.Lock()

@@ -34,6 +34,8 @@ type Sessions struct {
 	// bridges' maker knows one family only.
 	openFor   func(fams [2]Family) (bridge, error)
 	openAtFor func(ports [2]int, fams [2]Family) (bridge, error)
+	// policy is rtp.srtp (WithSRTP).
+	policy SRTPPolicy
 }
 
 // SessionsOption configures Sessions. Options check their value and may
@@ -209,7 +211,7 @@ func (s *Sessions) newSession(br bridge, err error) (*Session, error) {
 // session makes a Session on br, each side announcing the fixed address
 // for the family of its bridge sockets, if any.
 func (s *Sessions) session(br bridge) *Session {
-	sess := &Session{br: br, prefs: s.prefs, log: s.log, events: [2]sideEvents{noEvents, noEvents}}
+	sess := &Session{br: br, prefs: s.prefs, log: s.log, events: [2]sideEvents{noEvents, noEvents}, policy: [2]SRTPPolicy{s.policy, s.policy}}
 	sess.dtmfMode = [2]DTMFMode{DTMFAuto, DTMFAuto}
 	for side := range sess.fixed {
 		sess.fixed[side] = s.fixedFor(br.Family(Side(side)))

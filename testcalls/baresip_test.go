@@ -159,6 +159,9 @@ type baresipConfig struct {
 
 	// TLS, when set, registers the account over TLS (tls_test.go).
 	TLS *baresipTLS
+	// MediaEnc is the account's mediaenc, "srtp" (a=crypto on RTP/AVP,
+	// best effort) or "srtp-mand" (RTP/SAVP); set, the srtp module loads.
+	MediaEnc string
 }
 
 // baresipEvent is one event baresip's ctrl_tcp module reports, for example
@@ -236,6 +239,9 @@ func baresipConfigText(c baresipConfig, sipPort, ctrlPort int, recDir string) st
 	if recDir != "" {
 		fmt.Fprintf(&b, "module sndfile.so\nsnd_path %s\n", recDir)
 	}
+	if c.MediaEnc != "" {
+		b.WriteString("module srtp.so\n")
+	}
 	b.WriteString("module_tmp uuid.so\nmodule_tmp account.so\n")
 	b.WriteString("module_app menu.so\nmodule_app ctrl_tcp.so\n")
 	fmt.Fprintf(&b, "ctrl_tcp_listen 127.0.0.1:%d\n", ctrlPort)
@@ -270,8 +276,11 @@ func startBaresip(t *testing.T, pl *parley, c baresipConfig) *baresip {
 		cfgText, account, source = cfgText+c.TLS.config(), c.TLS.Addr+";transport=tls", "" // from a port of its own
 	}
 	writeFile(t, filepath.Join(b.Dir, "config"), cfgText)
-	writeFile(t, filepath.Join(b.Dir, "accounts"), fmt.Sprintf(
-		"<sip:%s@%s>;auth_pass=%s;answermode=auto;regint=60\n", c.User, account, testUsers[c.User]))
+	params := ";auth_pass=" + testUsers[c.User] + ";answermode=auto;regint=60"
+	if c.MediaEnc != "" {
+		params += ";mediaenc=" + c.MediaEnc
+	}
+	writeFile(t, filepath.Join(b.Dir, "accounts"), fmt.Sprintf("<sip:%s@%s>%s\n", c.User, account, params))
 
 	logf, err := os.Create(b.LogPath)
 	if err != nil {

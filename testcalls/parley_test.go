@@ -122,6 +122,8 @@ type parleyConfig struct {
 	Registrar string
 	// DTMFModes gives test users a users[].dtmf_mode (user to mode).
 	DTMFModes map[string]string
+	// SRTP gives test users a users[].srtp (user to policy).
+	SRTP map[string]string
 	// Services, when set, replaces the services section's flow mapping
 	// (default {echo: "600"}), e.g. to add rooms and playback numbers.
 	Services string
@@ -176,6 +178,9 @@ func renderConfig(c parleyConfig, sipPort, adminPort int) string {
 		fmt.Fprintf(&b, "  - {username: %s, password: %s", yamlQuote(u), yamlQuote(testUsers[u]))
 		if m := c.DTMFModes[u]; m != "" {
 			fmt.Fprintf(&b, ", dtmf_mode: %s", yamlQuote(m))
+		}
+		if p := c.SRTP[u]; p != "" {
+			fmt.Fprintf(&b, ", srtp: %s", yamlQuote(p))
 		}
 		b.WriteString("}\n")
 	}

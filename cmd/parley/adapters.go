@@ -119,6 +119,14 @@ func (m mediaSession) OnDTMF(f func(fromCaller bool, code uint8, d time.Duration
 	m.s.OnDTMF(func(from media.Side, ev media.Event) { f(from == media.SideA, ev.Code, ev.Duration) })
 }
 
+// SetSRTP sets one leg's users[].srtp; "" keeps rtp.srtp's
+// (media.Session.SetSRTPPolicy).
+func (m mediaSession) SetSRTP(toCaller bool, policy string) {
+	if p, ok := media.ParseSRTPPolicy(policy); ok && policy != "" {
+		m.s.SetSRTPPolicy(side(toCaller), p)
+	}
+}
+
 // SetAddress and Addressed announce, per leg, the local address facing
 // its phone when rtp.address is "" (media.Session.SetAddress).
 func (m mediaSession) SetAddress(toCaller bool, addr netip.Addr) {
@@ -135,6 +143,10 @@ func (m mediaSession) Quality() dialog.MediaQuality {
 		Packets: st.A.Packets + st.B.Packets,
 		Lost:    st.A.Lost + st.B.Lost,
 		Jitter:  max(st.A.Jitter, st.B.Jitter),
+		// SRTP per leg (rtp.srtp).
+		CallerSRTP:   st.A.SRTP,
+		CalleeSRTP:   st.B.SRTP,
+		SRTPFailures: st.A.SRTPFailures + st.B.SRTPFailures,
 	}
 }
 

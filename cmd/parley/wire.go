@@ -377,7 +377,10 @@ func (p *parts) buildMedia(cfg *config.Config, log *slog.Logger) ([]dialog.Optio
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
-	sessions, err := media.NewRelaySessions(p.relay, rtpAddr, cfg.RTP.Codecs, media.WithSessionsLogger(log.With("component", "sdp")))
+	// rtp.srtp: SDES-SRTP per leg (media/srtp_session.go).
+	srtpPolicy, _ := media.ParseSRTPPolicy(cfg.RTP.SRTP)
+	sessions, err := media.NewRelaySessions(p.relay, rtpAddr, cfg.RTP.Codecs, media.WithSessionsLogger(log.With("component", "sdp")),
+		media.WithSRTP(srtpPolicy))
 	if err != nil {
 		return nil, fmt.Errorf("rtp: %w", err)
 	}
