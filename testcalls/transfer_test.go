@@ -1,10 +1,12 @@
 package testcalls
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,7 +185,22 @@ func (x *party) hears(t *testing.T, from *party, n int, d time.Duration) {
 // status lines.
 func (x *party) notifies(t *testing.T, id uint32) []string {
 	t.Helper()
-	var lines []string
+	// The phone handles each request on a goroutine of its own, so they
+	// reach the test in any order: the NOTIFYs are put back in parley's
+	// order, their CSeq's.
+	type notify struct {
+		cseq uint32
+		line string
+	}
+	var got []notify
+	lines := func() []string {
+		slices.SortFunc(got, func(a, b notify) int { return cmp.Compare(a.cseq, b.cseq) })
+		out := make([]string, len(got))
+		for i, n := range got {
+			out[i] = n.line
+		}
+		return out
+	}
 	deadline := time.Now().Add(2 * callTimeout)
 	for {
 		n := x.want(t, evNotify, time.Until(deadline)).Req
@@ -193,9 +210,37 @@ func (x *party) notifies(t *testing.T, id uint32) []string {
 		if ct := n.GetHeader("Content-Type"); ct == nil || !strings.HasPrefix(ct.Value(), "message/sipfrag") {
 			t.Errorf("NOTIFY Content-Type %v, want message/sipfrag", ct)
 		}
-		lines = append(lines, strings.TrimSpace(string(n.Body())))
+		got = append(got, notify{n.CSeq().SeqNo, strings.TrimSpace(string(n.Body()))})
 		if ss := n.GetHeader("Subscription-State"); ss != nil && strings.HasPrefix(ss.Value(), "terminated") {
-			return lines
+			// An earlier one still on its way is waited for a moment.
+			for _, e := range x.p.drainNotifies(200 * time.Millisecond) {
+				got = append(got, notify{e.CSeq().SeqNo, strings.TrimSpace(string(e.Body()))})
+			}
+			return lines()
+		}
+	}
+}
+
+// drainNotifies returns the NOTIFYs the phone gets within d, leaving other
+// events in the queue's order for later.
+func (p *phone) drainNotifies(d time.Duration) []*sip.Request {
+	var out []*sip.Request
+	var others []event
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-p.events:
+			if e.Kind == evNotify {
+				out = append(out, e.Req)
+				continue
+			}
+			others = append(others, e)
+		case <-timer.C:
+			for _, e := range others {
+				p.emit(e)
+			}
+			return out
 		}
 	}
 }
