@@ -217,10 +217,7 @@ func (s *Server) watchMember(c *Call, f *fork, media PageMember, offer []byte) b
 					s.sendCancel(c, f.leg, f.req)
 				}
 			case res.StatusCode < 300:
-				if s.memberJoined(c, f, media, offer, res) {
-					return true
-				}
-				return false
+				return s.memberJoined(c, f, media, offer, res)
 			default:
 				tx.Terminate()
 				_ = media.Close()

@@ -572,7 +572,7 @@ func (s *Server) replaceLeg(c *Call, old, n *leg) error {
 		}
 		wait.Stop()
 	}
-	time.AfterFunc(64*sip.T1, func() { s.calls.removeLeg(old) })
+	s.forgetLater(old)
 	c.do(func() {
 		if c.state >= Terminating {
 			err = errCallEnded
