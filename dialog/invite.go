@@ -209,6 +209,20 @@ func uasLeg(c *Call, r role, req *sip.Request, contact *sip.ContactHeader) *leg 
 	}
 }
 
+// uacLeg is a leg parley places in call c's place r, From user (with
+// display name) at the realm, with a dialog of its own not yet sent
+// anywhere: a callee's, a transfer target's, a page member's.
+func (s *Server) uacLeg(c *Call, r role, user, name string) leg {
+	return leg{
+		call: c, role: r, uac: true,
+		callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
+		localTag:  sipmsg.NewTag(),
+		local:     sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm},
+		localName: name,
+		localCSeq: 1,
+	}
+}
+
 // resolve finds where a call goes: a registered user's contacts, a route,
 // or nowhere (404, or 480 for a local user with no registration).
 // nodeParam is the Request-URI parameter that marks a call one node sends
@@ -330,16 +344,7 @@ func uriDest(u sip.Uri) string {
 // address gets it re-addressed.
 func (s *Server) placeCall(c *Call, req *sip.Request, tx sip.ServerTransaction, user string, targets []target, offer []byte, ms MediaSession) {
 	from := req.From()
-	base := leg{
-		call:      c,
-		role:      roleCallee,
-		uac:       true,
-		callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
-		localTag:  sipmsg.NewTag(),
-		local:     sip.Uri{Scheme: "sip", User: user, Host: s.cfg.SIP.Realm},
-		localName: from.DisplayName,
-		localCSeq: 1,
-	}
+	base := s.uacLeg(c, roleCallee, user, from.DisplayName)
 	// Unbuffered: a branch's response is either taken by this loop or, once
 	// the call is decided, handled by the branch's own watcher; never lost
 	// in between.

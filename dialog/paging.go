@@ -162,15 +162,9 @@ func (s *Server) callMember(c *Call, req *sip.Request, t target, results chan<- 
 		c.log.Info("page: member skipped", "dest", t.dest, "error", err)
 		return false
 	}
-	l := &leg{
-		call: c, role: roleCallee, uac: true,
-		callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
-		localTag:  sipmsg.NewTag(),
-		local:     sip.Uri{Scheme: "sip", User: c.from, Host: s.cfg.SIP.Realm},
-		localName: req.From().DisplayName,
-		localCSeq: 1,
-		target:    t.uri, remote: t.to, dest: t.dest, transport: t.transport,
-	}
+	member := s.uacLeg(c, roleCallee, c.from, req.From().DisplayName)
+	l := &member
+	l.target, l.remote, l.dest, l.transport = t.uri, t.to, t.dest, t.transport
 	out := s.newRequest(l, sip.INVITE, 1)
 	oneHopFewer(out, req)
 	sipmsg.CopyHeaders(out, req, "Subject", "Priority")

@@ -320,14 +320,7 @@ func (s *Server) blindTransfer(c *Call, x *transfer, to sip.Uri, referredBy stri
 		}
 		// The target sees the transferee calling (as Asterisk and
 		// FreeSWITCH show it).
-		base = leg{
-			call: c, role: x.from.role, uac: true,
-			callID:    sipmsg.NewID() + sipmsg.NewID() + "@parley",
-			localTag:  sipmsg.NewTag(),
-			local:     sip.Uri{Scheme: "sip", User: e.remote.User, Host: s.cfg.SIP.Realm},
-			localName: e.remoteName,
-			localCSeq: 1,
-		}
+		base = s.uacLeg(c, x.from.role, e.remote.User, e.remoteName)
 	})
 	events := make(chan forkEvent)
 	var forks []*fork
